@@ -1,0 +1,95 @@
+# Reelstream: the operators' interface. `make` (or `make help`) lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+EDGES ?= 2
+SHARDS ?= 2
+PYTEST_ARGS ?=
+export PATH := $(BIN):$(PATH)
+
+PROTOS := $(wildcard protos/*.proto)
+GENERATED := $(PROTOS:.proto=_pb2.py)
+
+.PHONY: help deps system-deps venv proto run up down status logs test test-slow lint \
+        cassandra-up cassandra-down cassandra-wipe cassandra-status cassandra-cluster-up \
+        redis-up redis-down clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
+
+system-deps: ## Install missing Debian packages (redis-server, ffmpeg, Java 17, Maven)
+	@scripts/install-system-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv with the package and its dev tools
+
+$(GENERATED) &: $(PROTOS) $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. \
+	  --mypy_out=quiet:. --mypy_grpc_out=quiet:. $(PROTOS)
+
+proto: $(GENERATED) ## Regenerate the gRPC code in protos/ from the .proto files
+
+deps: system-deps venv proto ## Everything needed to run and test
+
+run: deps ## Install what is missing, start the whole stack and print the endpoints
+	$(BIN)/reelstream up --edges $(EDGES) --shards $(SHARDS)
+	@echo "'make status' shows health, 'make logs' the logs, 'make down' stops everything."
+
+up: deps ## Start the stack (EDGES=n SHARDS=m), waiting until every service is SERVING
+	$(BIN)/reelstream up --edges $(EDGES) --shards $(SHARDS)
+
+down: ## Stop every process the stack started (services, Redis, Cassandra)
+	@if [ -x $(BIN)/reelstream ]; then $(BIN)/reelstream down; fi
+
+status: ## Services, their health, Cassandra and Redis at a glance
+	@$(BIN)/reelstream status
+
+logs: ## Tail the services' logs (NAME=edge-0 for one)
+	@$(BIN)/reelstream logs $(NAME)
+
+test: deps ## Install what is missing, start the real servers the tests need, run the suite
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: deps ## Also the long chaos/soak tests
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: deps ## ruff and mypy (strict)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+cassandra-up: deps ## Start one Cassandra node on 127.0.0.1:9042 (no-op when running)
+	$(BIN)/python -m reelstream.infra.cassandra_node up
+
+cassandra-cluster-up: deps ## Start a 3-node Cassandra cluster on 127.0.0.1-3
+	$(BIN)/python -m reelstream.infra.cassandra_node up --nodes 3
+
+cassandra-down: ## Stop Cassandra
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m reelstream.infra.cassandra_node down; fi
+
+cassandra-wipe: ## Stop Cassandra and delete its data
+	$(BIN)/python -m reelstream.infra.cassandra_node wipe
+
+cassandra-status: ## Cassandra nodes and their state
+	@$(BIN)/python -m reelstream.infra.cassandra_node status
+
+redis-up: deps ## Start the edges' Redis instances (AOF on)
+	@for i in $$(seq 0 $$(($(EDGES) - 1))); do \
+	  $(BIN)/python -m reelstream.infra.redis_server up --name edge-$$i --port $$((6390 + i)); done
+
+redis-down: ## Stop every Redis instance the project started
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m reelstream.infra.redis_server down; fi
+
+clean: down ## Stop everything and delete local state, caches and generated code
+	rm -rf var results .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -f protos/*_pb2*.py protos/*_pb2*.pyi

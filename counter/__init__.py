@@ -1,0 +1,1 @@
+"""Counter tier: sharded, fenced, exactly-once view and like counters on Cassandra."""

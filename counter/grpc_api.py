@@ -1,0 +1,155 @@
+"""gRPC servicer of the counter tier: the only module that maps domain errors to statuses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from grpc import aio
+
+from counter.config import CounterConfig
+from counter.errors import NotOwner, Overloaded, SequenceGap, WrongShard
+from counter.shard_owner import CounterShard
+from counter.store import now_ms
+from protos import common_pb2, counter_pb2, counter_pb2_grpc
+from reelstream.cassandra_client import StoreUnavailable
+from reelstream.count_feed import TooManySubscribers
+
+# Servicer methods see requests and responses of several types.
+Context = aio.ServicerContext[Any, Any]
+
+MAX_REELS_PER_READ = 1000
+WIDTHS = {
+    common_pb2.BUCKET_WIDTH_MINUTE: "minute",
+    common_pb2.BUCKET_WIDTH_HOUR: "hour",
+    common_pb2.BUCKET_WIDTH_DAY: "day",
+}
+
+T = TypeVar("T")
+
+
+async def _mapped(context: Context, call: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await call()
+    except (WrongShard, SequenceGap) as exc:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    except NotOwner as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+    except (Overloaded, TooManySubscribers) as exc:
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    except StoreUnavailable as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {exc}")
+    raise AssertionError("unreachable")
+
+
+def _check_reel_ids(reel_ids: list[int]) -> str | None:
+    if not reel_ids:
+        return "reel_ids is empty"
+    if len(reel_ids) > MAX_REELS_PER_READ:
+        return f"at most {MAX_REELS_PER_READ} reel_ids per call, got {len(reel_ids)}"
+    return None
+
+
+class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
+    """CounterService backed by one owned shard."""
+
+    def __init__(self, config: CounterConfig, shard: CounterShard) -> None:
+        self._config = config
+        self._shard = shard
+
+    async def ApplyBatch(
+        self, request: counter_pb2.ApplyBatchRequest, context: Context
+    ) -> counter_pb2.ApplyBatchResponse:
+        problem = _check_batch(request)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        return await _mapped(context, lambda: self._shard.apply(request))
+
+    async def ApplyCorrections(
+        self, request: counter_pb2.CorrectionBatch, context: Context
+    ) -> counter_pb2.ApplyBatchResponse:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "corrections arrive with the spam filter (issue 5)"
+        )
+        raise AssertionError("unreachable")
+
+    async def GetCounts(
+        self, request: common_pb2.GetCountsRequest, context: Context
+    ) -> common_pb2.GetCountsResponse:
+        problem = _check_reel_ids(list(request.reel_ids))
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        return common_pb2.GetCountsResponse(
+            counts=self._shard.state.counts(request.reel_ids),
+            applied_seq=self._shard.applied_seq,
+        )
+
+    async def GetTimeSeries(
+        self, request: common_pb2.GetTimeSeriesRequest, context: Context
+    ) -> common_pb2.GetTimeSeriesResponse:
+        width = WIDTHS.get(request.width)
+        if width is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "width must be set")
+            raise AssertionError("unreachable")
+        to_ms = request.to_ms or 2**62
+        rows = self._shard.state.time_series(request.reel_id, width, request.from_ms, to_ms)
+        return common_pb2.GetTimeSeriesResponse(
+            reel_id=request.reel_id,
+            width=request.width,
+            buckets=[common_pb2.TimeBucket(start_ms=s, views=v, likes=lk) for s, v, lk in rows],
+        )
+
+    async def GetLikeState(
+        self, request: common_pb2.GetLikeStateRequest, context: Context
+    ) -> common_pb2.GetLikeStateResponse:
+        problem = _check_reel_ids(list(request.reel_ids))
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        return common_pb2.GetLikeStateResponse(
+            liked=self._shard.state.liked(request.user_id, request.reel_ids)
+        )
+
+    async def WatchCounts(
+        self, request: common_pb2.WatchCountsRequest, context: Context
+    ) -> AsyncIterator[common_pb2.CountUpdate]:
+        try:
+            async with self._shard.feed.subscribe(request.reel_ids) as subscription:
+                while True:
+                    changed = await subscription.next_changes(self._config.watch_interval_s)
+                    yield common_pb2.CountUpdate(
+                        counts=self._shard.state.counts(sorted(changed)),
+                        as_of_ms=now_ms(),
+                    )
+        except TooManySubscribers as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+    async def GetShardInfo(
+        self, request: counter_pb2.GetShardInfoRequest, context: Context
+    ) -> counter_pb2.ShardInfo:
+        lease = self._shard.lease
+        return counter_pb2.ShardInfo(
+            shard=self._config.shard,
+            shard_count=self._config.shard_count,
+            epoch=lease.epoch if lease else 0,
+            owner=self._config.owner_id,
+            keys=len(self._shard.state.reels),
+            batches_applied=self._shard.batches_applied,
+        )
+
+
+def _check_batch(batch: counter_pb2.ApplyBatchRequest) -> str | None:
+    if not batch.batch_id.edge_id or batch.batch_id.seq == 0:
+        return "batch_id needs edge_id and a seq >= 1"
+    if not len(batch.view_reel_ids) == len(batch.view_minutes) == len(batch.view_counts):
+        return "view columns differ in length"
+    if not (
+        len(batch.like_reel_ids)
+        == len(batch.like_user_ids)
+        == len(batch.like_ts_ms)
+        == len(batch.like_values)
+    ):
+        return "like columns differ in length"
+    if len(batch.viewer_reel_ids) != len(batch.viewer_user_ids):
+        return "viewer columns differ in length"
+    return None

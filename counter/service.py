@@ -1,0 +1,85 @@
+"""Wiring of a counter shard process: Cassandra, lease, background loops, gRPC servicer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Sequence
+
+from grpc import aio
+
+from counter.config import CounterConfig
+from counter.grpc_api import CounterServicer
+from counter.shard_owner import CounterShard
+from counter.store import CounterStore
+from protos import counter_pb2, counter_pb2_grpc
+from reelstream.cassandra_client import CassandraClient, CassandraSettings
+from reelstream.schema import apply_schema
+
+logger = logging.getLogger(__name__)
+
+
+class CounterService:
+    """One counter shard process."""
+
+    def __init__(self, config: CounterConfig) -> None:
+        self._config = config
+        self._client = CassandraClient(
+            CassandraSettings(
+                hosts=config.cassandra_hosts,
+                port=config.cassandra_port,
+                keyspace=config.keyspace,
+                replication_factor=config.replication_factor,
+                consistency=config.consistency,
+            )
+        )
+        self._store = CounterStore(self._client, config.shard)
+        self.shard = CounterShard(config, self._store)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def register(self, server: aio.Server) -> Sequence[str]:
+        counter_pb2_grpc.add_CounterServiceServicer_to_server(
+            CounterServicer(self._config, self.shard), server
+        )
+        return [counter_pb2.DESCRIPTOR.services_by_name["CounterService"].full_name]
+
+    async def start(self) -> None:
+        await self._client.connect()
+        await apply_schema(self._client, self._config.replication_factor)
+        await self._store.prepare()
+        await self.shard.acquire()
+        for loop in (
+            self.shard.run_committer(),
+            self.shard.run_lease_renewal(),
+            self.shard.run_snapshots(),
+            self._exit_when_fenced(),
+        ):
+            task = asyncio.create_task(loop)
+            self._tasks.add(task)
+            task.add_done_callback(self._on_task_done)
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task failed", exc_info=task.exception())
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    async def _exit_when_fenced(self) -> None:
+        await self.shard.fenced.wait()
+        logger.error("fenced by a newer owner: shutting down")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def drain(self, timeout_s: float) -> None:
+        await self.shard.drain()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.shard.release()
+        await self._client.close()

@@ -1,0 +1,336 @@
+"""The owner of one counter shard: lease, recovery, group commit of batches, snapshots.
+
+Invariants:
+- A batch is acknowledged only after its payload row is written and its sequence is
+  committed into the lease row by an LWT conditioned on this owner's epoch.
+- The in-memory state is changed only after that commit, so reads never show a batch that
+  a crash could lose, and a fenced owner never shows one that is not durable.
+- Per (edge, shard) sequences are dense: seq <= applied is a duplicate (acknowledged again,
+  nothing changes), seq > applied + 1 is a gap (refused until the edge resends in order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from counter.config import CounterConfig
+from counter.errors import NotOwner, Overloaded, SequenceGap, WrongShard
+from counter.shard_state import ShardState
+from counter.store import CounterStore, Lease, now_ms
+from protos import counter_pb2
+from reelstream.cassandra_client import StoreUnavailable
+from reelstream.count_feed import CountFeed
+
+logger = logging.getLogger(__name__)
+
+BATCHES_APPLIED = Counter("counter_batches_applied_total", "Batches committed")
+BATCHES_DUPLICATE = Counter("counter_batches_duplicate_total", "Duplicate batches acknowledged")
+COMMIT_SECONDS = Histogram("counter_commit_seconds", "Group commit latency")
+PENDING_BATCHES = Gauge("counter_pending_batches", "Batches waiting for commit")
+SNAPSHOT_SECONDS = Histogram("counter_snapshot_seconds", "Snapshot duration")
+REELS = Gauge("counter_reels", "Reels held in memory")
+
+
+@dataclass
+class _Pending:
+    batch: counter_pb2.ApplyBatchRequest
+    payload: bytes
+    done: asyncio.Future[counter_pb2.ApplyBatchResponse]
+
+
+@dataclass(frozen=True)
+class _ReelSnapshot:
+    """A reel's values as of a snapshot's sequences, copied when the snapshot is cut."""
+
+    reel_id: int
+    totals: tuple[int, int, int, int]
+    likes: list[tuple[int, int, bool]]
+    buckets: list[tuple[str, int, int, int]]
+    new_reel: bool
+
+
+@dataclass
+class _SnapshotJob:
+    snapshot_id: int
+    seqs: dict[str, int]
+    reels: list[_ReelSnapshot]
+
+
+class CounterShard:
+    """Serves one shard id once it holds the shard's lease."""
+
+    def __init__(self, config: CounterConfig, store: CounterStore) -> None:
+        self._config = config
+        self._store = store
+        self.state = ShardState()
+        self.lease: Lease | None = None
+        self.applied_seq: dict[str, int] = {}
+        self.batches_applied = 0
+        self._pending: dict[tuple[str, int], _Pending] = {}
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._fenced = asyncio.Event()
+        self._snapshot_id = 0
+        self._job: _SnapshotJob | None = None
+        self._indexed: set[int] = set()
+        self.feed = CountFeed()
+
+    @property
+    def ttl_ms(self) -> int:
+        return int(self._config.lease_ttl_s * 1000)
+
+    @property
+    def fenced(self) -> asyncio.Event:
+        """Set when another owner took the shard; the process should exit."""
+        return self._fenced
+
+    async def acquire(self) -> None:
+        """Waits for the lease (a previous owner's must expire), then recovers state."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.lease_wait_s
+        while True:
+            lease = await self._store.try_take_lease(self._config.owner_id, self.ttl_ms)
+            if lease is not None:
+                break
+            if loop.time() > deadline:
+                raise NotOwner(f"shard {self._config.shard}: lease still held by another owner")
+            logger.info("lease held elsewhere, waiting", extra={"fields": {"shard": lease}})
+            await asyncio.sleep(1.0)
+        self.lease = lease
+        await self._recover()
+        logger.info(
+            "shard owned",
+            extra={
+                "fields": {
+                    "shard": lease.shard,
+                    "epoch": lease.epoch,
+                    "reels": len(self.state.reels),
+                }
+            },
+        )
+
+    async def _recover(self) -> None:
+        row = await self._store.read_lease()
+        self.applied_seq = dict(row.applied_seq)
+        complete = row.snapshots.get(row.snapshot_id, {})
+        reel_ids = await self._store.list_reels()
+        stored = await self._store.read_reels(reel_ids)
+        baselines: dict[int, dict[str, int]] = {}
+        for reel in stored:
+            self.state.reels[reel.reel_id] = reel.state
+            self._indexed.add(reel.reel_id)
+            if reel.snapshot_id in row.snapshots and reel.snapshot_id != row.snapshot_id:
+                # Written by a snapshot its owner never finished: rewrite it in ours.
+                baselines[reel.reel_id] = row.snapshots[reel.snapshot_id]
+                self.state.dirty.add(reel.reel_id)
+        replayed = 0
+        for edge_id, applied in self.applied_seq.items():
+            start = min((seqs.get(edge_id, 0) for seqs in row.snapshots.values()), default=0)
+            for batch_row in await self._store.read_batches(edge_id, start, applied):
+                batch = counter_pb2.ApplyBatchRequest.FromString(batch_row.payload)
+                reels = set(batch.view_reel_ids) | set(batch.like_reel_ids)
+                newer = {
+                    reel_id: batch_row.seq > baselines.get(reel_id, complete).get(edge_id, 0)
+                    for reel_id in reels
+                }
+                self.state.apply_batch(batch, only_reels=newer)
+                replayed += 1
+        self._snapshot_id = max([row.snapshot_id, *row.snapshots.keys()], default=0)
+        REELS.set(len(self.state.reels))
+        logger.info(
+            "recovered",
+            extra={
+                "fields": {
+                    "reels": len(stored),
+                    "batches_replayed": replayed,
+                    "snapshot_id": row.snapshot_id,
+                }
+            },
+        )
+
+    async def apply(self, batch: counter_pb2.ApplyBatchRequest) -> counter_pb2.ApplyBatchResponse:
+        """Applies one edge batch exactly once; returns when it is durable."""
+        lease = self._require_lease()
+        if batch.batch_id.shard != self._config.shard:
+            raise WrongShard(
+                f"batch for shard {batch.batch_id.shard} sent to shard {self._config.shard}"
+            )
+        edge_id, seq = batch.batch_id.edge_id, batch.batch_id.seq
+        applied = self.applied_seq.get(edge_id, 0)
+        if seq <= applied:
+            BATCHES_DUPLICATE.inc()
+            return counter_pb2.ApplyBatchResponse(duplicate=True, epoch=lease.epoch)
+        if seq != applied + 1:
+            raise SequenceGap(f"edge {edge_id}: expected seq {applied + 1}, got {seq}")
+        key = (edge_id, seq)
+        pending = self._pending.get(key)
+        if pending is None:
+            if len(self._pending) >= self._config.max_pending_batches:
+                raise Overloaded(f"{len(self._pending)} batches waiting for commit")
+            done: asyncio.Future[counter_pb2.ApplyBatchResponse] = (
+                asyncio.get_running_loop().create_future()
+            )
+            pending = _Pending(batch, batch.SerializeToString(deterministic=True), done)
+            self._pending[key] = pending
+            PENDING_BATCHES.set(len(self._pending))
+            self._wakeup.set()
+        # A retry of a batch already waiting shares its outcome.
+        return await asyncio.shield(pending.done)
+
+    def _require_lease(self) -> Lease:
+        if self._closing:
+            raise NotOwner(f"shard {self._config.shard} is shutting down")
+        if self.lease is None or self._fenced.is_set():
+            raise NotOwner(f"shard {self._config.shard} is not owned by this process")
+        if self.lease.expires_ms <= now_ms():
+            raise NotOwner(f"shard {self._config.shard}: lease expired, renewing")
+        return self.lease
+
+    async def run_committer(self) -> None:
+        """Commits waiting batches in groups: one payload write each, one LWT per group."""
+        while not (self._closing and not self._pending):
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                group = list(self._pending.values())[: self._config.max_group_batches]
+                await self._commit_group(group)
+
+    async def _commit_group(self, group: list[_Pending]) -> None:
+        lease = self.lease
+        assert lease is not None
+        seqs = {p.batch.batch_id.edge_id: p.batch.batch_id.seq for p in group}
+        error: Exception | None = None
+        with COMMIT_SECONDS.time():
+            try:
+                await asyncio.gather(
+                    *(
+                        self._store.write_batch(
+                            p.batch.batch_id.edge_id, p.batch.batch_id.seq, p.payload
+                        )
+                        for p in group
+                    )
+                )
+                self.lease = await self._store.commit(lease, seqs, self.ttl_ms)
+            except NotOwner as exc:
+                self._fenced.set()
+                error = exc
+            except StoreUnavailable as exc:
+                error = exc
+        for p in group:
+            del self._pending[(p.batch.batch_id.edge_id, p.batch.batch_id.seq)]
+        PENDING_BATCHES.set(len(self._pending))
+        if error is not None:
+            logger.warning("group commit failed", extra={"fields": {"error": error}})
+            for p in group:
+                if not p.done.done():
+                    p.done.set_exception(error)
+            return
+        changed: set[int] = set()
+        for p in group:
+            changed |= self.state.apply_batch(p.batch)
+            self.applied_seq[p.batch.batch_id.edge_id] = p.batch.batch_id.seq
+            if not p.done.done():
+                p.done.set_result(counter_pb2.ApplyBatchResponse(epoch=lease.epoch))
+        self.batches_applied += len(group)
+        BATCHES_APPLIED.inc(len(group))
+        REELS.set(len(self.state.reels))
+        if changed:
+            self.feed.publish(changed)
+
+    async def run_lease_renewal(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self._config.lease_renew_s)
+            if self.lease is None or self._closing:
+                continue
+            try:
+                self.lease = await self._store.renew(self.lease, self.ttl_ms)
+            except NotOwner:
+                logger.error("lease lost: another owner took the shard")
+                self._fenced.set()
+                return
+            except StoreUnavailable as exc:
+                logger.warning("lease renewal failed", extra={"fields": {"error": exc}})
+
+    async def run_snapshots(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self._config.snapshot_interval_s)
+            try:
+                await self.snapshot()
+            except StoreUnavailable as exc:
+                logger.warning("snapshot failed, will retry", extra={"fields": {"error": exc}})
+            except NotOwner:
+                self._fenced.set()
+                return
+
+    def _cut_job(self) -> _SnapshotJob | None:
+        if not self.state.dirty:
+            return None
+        self._snapshot_id += 1
+        reels = []
+        for reel_id in self.state.dirty:
+            reel = self.state.reels[reel_id]
+            likes = [(user, *reel.like_states[user]) for user in reel.dirty_users]
+            buckets = []
+            for width, start in reel.dirty_buckets:
+                views, like_count = reel.buckets[(width, start)]
+                buckets.append((width, start, views, like_count))
+            reel.dirty_users = set()
+            reel.dirty_buckets = set()
+            totals = (reel.views, reel.likes, reel.views_removed, reel.likes_removed)
+            reels.append(
+                _ReelSnapshot(reel_id, totals, likes, buckets, reel_id not in self._indexed)
+            )
+        self.state.dirty = set()
+        return _SnapshotJob(self._snapshot_id, dict(self.applied_seq), reels)
+
+    async def snapshot(self) -> None:
+        """Rolls dirty reels up into `reel_state`; a failed job is retried unchanged."""
+        lease = self.lease
+        if lease is None or self._fenced.is_set() or lease.expires_ms <= now_ms():
+            raise NotOwner(f"shard {self._config.shard}: no valid lease for a snapshot")
+        if self._job is None:
+            self._job = self._cut_job()
+        job = self._job
+        if job is None:
+            return
+        with SNAPSHOT_SECONDS.time():
+            await self._store.begin_snapshot(lease, job.snapshot_id, job.seqs)
+            limit = asyncio.Semaphore(32)
+
+            async def write(reel: _ReelSnapshot) -> None:
+                async with limit:
+                    await self._store.write_reel(
+                        reel.reel_id,
+                        job.snapshot_id,
+                        reel.totals,
+                        reel.likes,
+                        reel.buckets,
+                        reel.new_reel,
+                    )
+
+            await asyncio.gather(*(write(entry) for entry in job.reels))
+            await self._store.finish_snapshot(lease, job.snapshot_id, job.seqs)
+        self._indexed.update(reel.reel_id for reel in job.reels)
+        self._job = None
+        for edge_id, seq in job.seqs.items():
+            await self._store.trim_batches(edge_id, seq)
+
+    async def drain(self) -> None:
+        """Stops accepting batches, commits what waits, writes a final snapshot."""
+        self._closing = True
+        self._wakeup.set()
+        if self.lease is None or self._fenced.is_set():
+            return
+        with contextlib.suppress(StoreUnavailable, NotOwner):
+            while self._job is not None or self.state.dirty:
+                await self.snapshot()
+
+    async def release(self) -> None:
+        if self.lease is not None and not self._fenced.is_set():
+            with contextlib.suppress(StoreUnavailable):
+                await self._store.release(self.lease)

@@ -1,0 +1,155 @@
+"""The in-memory state of one counter shard and the pure rules that change it.
+
+State is a deterministic function of the set of applied batches: views are sums, likes are
+last-writer-wins registers per (reel, user) ordered by (client timestamp, liked), so the
+same batches replayed in any order after a crash give the same totals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from protos import common_pb2, counter_pb2
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+BUCKET_WIDTHS_MS: dict[str, int] = {"minute": MINUTE_MS, "hour": HOUR_MS, "day": DAY_MS}
+# Row kinds inside a reel's partition of `reel_state`.
+KIND_LIKE = 0
+KIND_BY_WIDTH: dict[str, int] = {"minute": 1, "hour": 2, "day": 3}
+
+
+@dataclass
+class ReelState:
+    """Everything a shard knows about one reel."""
+
+    views: int = 0
+    likes: int = 0
+    views_removed: int = 0
+    likes_removed: int = 0
+    # (client ts ms, liked) per user: the register value; a larger tuple wins.
+    like_states: dict[int, tuple[int, bool]] = field(default_factory=dict)
+    # (width name, bucket start ms) -> [views, likes]
+    buckets: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    # Rows changed since the last snapshot.
+    dirty_users: set[int] = field(default_factory=set)
+    dirty_buckets: set[tuple[str, int]] = field(default_factory=set)
+
+    def add_bucket(self, ts_ms: int, views: int, likes: int) -> None:
+        for width, width_ms in BUCKET_WIDTHS_MS.items():
+            key = (width, ts_ms - ts_ms % width_ms)
+            slot = self.buckets.get(key)
+            if slot is None:
+                slot = self.buckets[key] = [0, 0]
+            slot[0] += views
+            slot[1] += likes
+            self.dirty_buckets.add(key)
+
+    def to_counts(self, reel_id: int) -> common_pb2.ReelCounts:
+        return common_pb2.ReelCounts(
+            reel_id=reel_id,
+            views=self.views,
+            likes=self.likes,
+            views_removed=self.views_removed,
+            likes_removed=self.likes_removed,
+        )
+
+
+def apply_like(reel: ReelState, user_id: int, ts_ms: int, liked: bool) -> int:
+    """Merges one like/unlike into the reel; returns the change of its like count."""
+    previous = reel.like_states.get(user_id)
+    candidate = (ts_ms, liked)
+    if previous is not None and previous >= candidate:
+        return 0
+    reel.like_states[user_id] = candidate
+    reel.dirty_users.add(user_id)
+    was_liked = previous is not None and previous[1]
+    delta = int(liked) - int(was_liked)
+    if delta:
+        reel.likes += delta
+        reel.add_bucket(ts_ms, 0, delta)
+    return delta
+
+
+class ShardState:
+    """Totals, like registers and time buckets of every reel a shard owns."""
+
+    def __init__(self) -> None:
+        self.reels: dict[int, ReelState] = {}
+        self.dirty: set[int] = set()
+
+    def reel(self, reel_id: int) -> ReelState:
+        state = self.reels.get(reel_id)
+        if state is None:
+            state = self.reels[reel_id] = ReelState()
+        return state
+
+    def apply_batch(
+        self, batch: counter_pb2.ApplyBatchRequest, only_reels: dict[int, bool] | None = None
+    ) -> set[int]:
+        """Applies a batch; returns the reels whose public counts may have changed.
+
+        Args:
+            batch: the edge's aggregated batch.
+            only_reels: during recovery, a filter saying for each reel whether this batch
+                is newer than the reel's snapshot (reels absent from it are applied).
+        """
+        changed: set[int] = set()
+        for reel_id, minute, count in zip(
+            batch.view_reel_ids, batch.view_minutes, batch.view_counts, strict=True
+        ):
+            if only_reels is not None and not only_reels.get(reel_id, True):
+                continue
+            reel = self.reel(reel_id)
+            reel.views += count
+            reel.add_bucket(minute * MINUTE_MS, count, 0)
+            changed.add(reel_id)
+        for reel_id, user_id, ts_ms, liked in zip(
+            batch.like_reel_ids,
+            batch.like_user_ids,
+            batch.like_ts_ms,
+            batch.like_values,
+            strict=True,
+        ):
+            if only_reels is not None and not only_reels.get(reel_id, True):
+                continue
+            if apply_like(self.reel(reel_id), user_id, ts_ms, liked):
+                changed.add(reel_id)
+            else:
+                self.dirty.add(reel_id)
+        self.dirty |= changed
+        return changed
+
+    def counts(self, reel_ids: Iterable[int]) -> list[common_pb2.ReelCounts]:
+        result = []
+        for reel_id in reel_ids:
+            state = self.reels.get(reel_id)
+            result.append(
+                state.to_counts(reel_id) if state else common_pb2.ReelCounts(reel_id=reel_id)
+            )
+        return result
+
+    def liked(self, user_id: int, reel_ids: Iterable[int]) -> list[bool]:
+        answers = []
+        for reel_id in reel_ids:
+            state = self.reels.get(reel_id)
+            value = state.like_states.get(user_id) if state else None
+            answers.append(bool(value and value[1]))
+        return answers
+
+    def time_series(
+        self, reel_id: int, width: str, from_ms: int, to_ms: int
+    ) -> list[tuple[int, int, int]]:
+        """(start ms, views, likes) of the reel's buckets of `width` in [from_ms, to_ms)."""
+        state = self.reels.get(reel_id)
+        if state is None:
+            return []
+        rows = [
+            (start, values[0], values[1])
+            for (bucket_width, start), values in state.buckets.items()
+            if bucket_width == width and from_ms <= start < to_ms
+        ]
+        rows.sort()
+        return rows

@@ -1,0 +1,270 @@
+"""Cassandra persistence of one counter shard: lease, batch log, snapshots, recovery reads.
+
+Fencing: every change of `shard_leases` is a lightweight transaction conditioned on the
+owner's epoch, and a batch counts as applied only once its sequence is in the lease row's
+`applied_seq` map. A fenced owner may still write batch rows (same bytes as the retry will
+write), but cannot commit them, so nothing it did is visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cassandra import ConsistencyLevel
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
+
+from counter.errors import NotOwner
+from counter.shard_state import KIND_BY_WIDTH, KIND_LIKE, ReelState
+from reelstream.cassandra_client import CassandraClient, Row, StoreUnavailable
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """An owned shard: `epoch` fences every write of this owner."""
+
+    shard: int
+    owner: str
+    epoch: int
+    expires_ms: int
+
+
+@dataclass
+class LeaseRow:
+    """The committed state of a shard as stored in `shard_leases`."""
+
+    owner: str | None = None
+    epoch: int = 0
+    expires_ms: int = 0
+    applied_seq: dict[str, int] = field(default_factory=dict)
+    snapshot_id: int = 0
+    # Sequences covered by each still-referenced snapshot (see schema.py).
+    snapshots: dict[int, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass
+class StoredReel:
+    """A reel's partition as the last snapshot left it."""
+
+    reel_id: int
+    snapshot_id: int
+    state: ReelState
+
+
+class CounterStore:
+    """All CQL of the counter tier, prepared once per process."""
+
+    def __init__(self, client: CassandraClient, shard: int) -> None:
+        self._client = client
+        self._shard = shard
+        self._prepared: dict[str, PreparedStatement] = {}
+
+    async def prepare(self) -> None:
+        ks = self._client.keyspace
+        statements = {
+            "read_lease": f"SELECT owner, epoch, lease_expires_ms, applied_seq, snapshot_id,"
+            f" snapshots FROM {ks}.shard_leases WHERE shard = ?",
+            "create_lease": f"INSERT INTO {ks}.shard_leases (shard, owner, epoch,"
+            f" lease_expires_ms, snapshot_id) VALUES (?, ?, ?, ?, 0) IF NOT EXISTS",
+            "take_lease": f"UPDATE {ks}.shard_leases SET owner = ?, epoch = ?,"
+            f" lease_expires_ms = ? WHERE shard = ? IF epoch = ?",
+            "renew_lease": f"UPDATE {ks}.shard_leases SET lease_expires_ms = ?"
+            f" WHERE shard = ? IF epoch = ?",
+            "release_lease": f"UPDATE {ks}.shard_leases SET lease_expires_ms = 0"
+            f" WHERE shard = ? IF epoch = ?",
+            "commit": f"UPDATE {ks}.shard_leases SET applied_seq = applied_seq + ?,"
+            f" lease_expires_ms = ? WHERE shard = ? IF epoch = ?",
+            "write_batch": f"INSERT INTO {ks}.shard_batches (shard, edge_id, seq, payload)"
+            f" VALUES (?, ?, ?, ?)",
+            "read_batches": f"SELECT seq, payload FROM {ks}.shard_batches"
+            f" WHERE shard = ? AND edge_id = ? AND seq > ? AND seq <= ?",
+            "trim_batches": f"DELETE FROM {ks}.shard_batches"
+            f" WHERE shard = ? AND edge_id = ? AND seq <= ?",
+            "begin_snapshot": f"UPDATE {ks}.shard_leases SET snapshots = snapshots + ?"
+            f" WHERE shard = ? IF epoch = ?",
+            "finish_snapshot": f"UPDATE {ks}.shard_leases SET snapshot_id = ?,"
+            f" snapshots = ? WHERE shard = ? IF epoch = ?",
+            "index_reel": f"INSERT INTO {ks}.shard_reels (shard, reel_id) VALUES (?, ?)",
+            "list_reels": f"SELECT reel_id FROM {ks}.shard_reels WHERE shard = ?",
+            "write_totals": f"INSERT INTO {ks}.reel_state (shard, reel_id, views, likes,"
+            f" views_removed, likes_removed, snapshot_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "write_like": f"INSERT INTO {ks}.reel_state (shard, reel_id, kind, item, liked,"
+            f" ts_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            "write_bucket": f"INSERT INTO {ks}.reel_state (shard, reel_id, kind, item,"
+            f" bucket_views, bucket_likes) VALUES (?, ?, ?, ?, ?, ?)",
+            "read_reel": f"SELECT views, likes, views_removed, likes_removed, snapshot_id,"
+            f" kind, item, liked, ts_ms, bucket_views, bucket_likes"
+            f" FROM {ks}.reel_state WHERE shard = ? AND reel_id = ?",
+        }
+        for name, cql in statements.items():
+            prepared = await self._client.prepare(cql)
+            conditional = " IF " in cql
+            if conditional:
+                prepared.serial_consistency_level = ConsistencyLevel.SERIAL
+            # The driver must not blindly retry a compare-and-set on another host.
+            prepared.is_idempotent = not conditional
+            self._prepared[name] = prepared
+
+    async def _run(self, name: str, *params: object) -> list[Row]:
+        return await self._client.execute(self._prepared[name], params)
+
+    async def read_lease(self) -> LeaseRow:
+        """Reads the lease row with SERIAL consistency (sees any in-progress LWT)."""
+        statement = self._prepared["read_lease"].bind((self._shard,))
+        statement.consistency_level = ConsistencyLevel.SERIAL
+        rows = await self._client.execute(statement)
+        if not rows:
+            return LeaseRow()
+        row = rows[0]
+        return LeaseRow(
+            owner=row.owner,
+            epoch=row.epoch or 0,
+            expires_ms=row.lease_expires_ms or 0,
+            applied_seq=dict(row.applied_seq or {}),
+            snapshot_id=row.snapshot_id or 0,
+            snapshots={k: dict(v) for k, v in (row.snapshots or {}).items()},
+        )
+
+    async def try_take_lease(self, owner: str, ttl_ms: int) -> Lease | None:
+        """Takes the lease if it is free or expired, with the next epoch; None if held."""
+        current = await self.read_lease()
+        expires = now_ms() + ttl_ms
+        if current.owner is None:
+            rows = await self._run("create_lease", self._shard, owner, 1, expires)
+            return Lease(self._shard, owner, 1, expires) if rows[0].applied else None
+        if current.expires_ms > now_ms() and current.owner != owner:
+            return None
+        epoch = current.epoch + 1
+        rows = await self._run("take_lease", owner, epoch, expires, self._shard, current.epoch)
+        return Lease(self._shard, owner, epoch, expires) if rows[0].applied else None
+
+    async def renew(self, lease: Lease, ttl_ms: int) -> Lease:
+        expires = now_ms() + ttl_ms
+        rows = await self._run("renew_lease", expires, self._shard, lease.epoch)
+        if not rows[0].applied:
+            raise NotOwner(f"shard {self._shard}: lease epoch {lease.epoch} was superseded")
+        return Lease(lease.shard, lease.owner, lease.epoch, expires)
+
+    async def release(self, lease: Lease) -> None:
+        await self._run("release_lease", self._shard, lease.epoch)
+
+    async def write_batch(self, edge_id: str, seq: int, payload: bytes) -> None:
+        await self._run("write_batch", self._shard, edge_id, seq, payload)
+
+    async def commit(self, lease: Lease, seqs: Mapping[str, int], ttl_ms: int) -> Lease:
+        """Marks batches committed (and renews the lease) if `lease` still holds.
+
+        An LWT whose outcome is unknown (timeout) is resolved by reading the row back.
+
+        Raises:
+            NotOwner: another owner took the shard.
+            StoreUnavailable: Cassandra did not answer; the batches are not committed.
+        """
+        expires = now_ms() + ttl_ms
+        try:
+            rows = await self._run("commit", dict(seqs), expires, self._shard, lease.epoch)
+        except StoreUnavailable:
+            current = await self.read_lease()
+            if current.epoch != lease.epoch:
+                raise NotOwner(f"shard {self._shard}: fenced by epoch {current.epoch}") from None
+            if all(current.applied_seq.get(edge, 0) >= seq for edge, seq in seqs.items()):
+                return lease
+            raise
+        if not rows[0].applied:
+            raise NotOwner(f"shard {self._shard}: fenced by epoch {rows[0].epoch}")
+        return Lease(lease.shard, lease.owner, lease.epoch, expires)
+
+    async def read_batches(self, edge_id: str, after_seq: int, up_to_seq: int) -> list[Row]:
+        return await self._run("read_batches", self._shard, edge_id, after_seq, up_to_seq)
+
+    async def trim_batches(self, edge_id: str, up_to_seq: int) -> None:
+        await self._run("trim_batches", self._shard, edge_id, up_to_seq)
+
+    async def begin_snapshot(self, lease: Lease, snapshot_id: int, seqs: Mapping[str, int]) -> None:
+        """Registers the sequences a snapshot covers before any of its rows is written."""
+        rows = await self._run(
+            "begin_snapshot", {snapshot_id: dict(seqs)}, self._shard, lease.epoch
+        )
+        if not rows[0].applied:
+            raise NotOwner(f"shard {self._shard}: fenced during snapshot")
+
+    async def finish_snapshot(
+        self, lease: Lease, snapshot_id: int, seqs: Mapping[str, int]
+    ) -> None:
+        """Marks a snapshot complete; older snapshots are no longer referenced by any row."""
+        rows = await self._run(
+            "finish_snapshot", snapshot_id, {snapshot_id: dict(seqs)}, self._shard, lease.epoch
+        )
+        if not rows[0].applied:
+            raise NotOwner(f"shard {self._shard}: fenced during snapshot")
+
+    async def write_reel(
+        self,
+        reel_id: int,
+        snapshot_id: int,
+        totals: tuple[int, int, int, int],
+        likes: list[tuple[int, int, bool]],
+        buckets: list[tuple[str, int, int, int]],
+        new_reel: bool,
+    ) -> None:
+        """Writes one reel's snapshot as one single-partition batch (atomic and isolated)."""
+        if new_reel:
+            # The index goes first: a reel row never exists without its index entry.
+            await self._run("index_reel", self._shard, reel_id)
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.add(self._prepared["write_totals"], (self._shard, reel_id, *totals, snapshot_id))
+        for user_id, ts_ms, liked in likes:
+            batch.add(
+                self._prepared["write_like"],
+                (self._shard, reel_id, KIND_LIKE, user_id, liked, ts_ms),
+            )
+        for width, start_ms, views, like_count in buckets:
+            batch.add(
+                self._prepared["write_bucket"],
+                (self._shard, reel_id, KIND_BY_WIDTH[width], start_ms, views, like_count),
+            )
+        batch.is_idempotent = True
+        await self._client.execute(batch)
+
+    async def list_reels(self) -> list[int]:
+        return [row.reel_id for row in await self._run("list_reels", self._shard)]
+
+    async def read_reel(self, reel_id: int) -> StoredReel | None:
+        rows = await self._run("read_reel", self._shard, reel_id)
+        if not rows:
+            return None
+        first = rows[0]
+        state = ReelState(
+            views=first.views or 0,
+            likes=first.likes or 0,
+            views_removed=first.views_removed or 0,
+            likes_removed=first.likes_removed or 0,
+        )
+        width_by_kind = {kind: width for width, kind in KIND_BY_WIDTH.items()}
+        for row in rows:
+            if row.kind is None:
+                continue
+            if row.kind == KIND_LIKE:
+                state.like_states[row.item] = (row.ts_ms, bool(row.liked))
+            elif row.kind in width_by_kind:
+                state.buckets[(width_by_kind[row.kind], row.item)] = [
+                    row.bucket_views or 0,
+                    row.bucket_likes or 0,
+                ]
+        return StoredReel(reel_id, first.snapshot_id or 0, state)
+
+    async def read_reels(self, reel_ids: list[int], concurrency: int = 64) -> list[StoredReel]:
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(reel_id: int) -> StoredReel | None:
+            async with limit:
+                return await self.read_reel(reel_id)
+
+        loaded = await asyncio.gather(*(one(reel_id) for reel_id in reel_ids))
+        return [reel for reel in loaded if reel is not None]

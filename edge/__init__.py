@@ -1,0 +1,1 @@
+"""Edge tier: HLS serving, event intake, durable journal, batched forwarding to counters."""

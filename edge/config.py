@@ -1,0 +1,57 @@
+"""Configuration of an edge node (env prefix REELSTREAM_EDGE_)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reelstream.settings import ConfigError, load_config
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """Settings of one edge node."""
+
+    name: str = "edge-0"
+    """Stable name of this edge; its journal lives under this name in Redis."""
+    grpc_address: str = "127.0.0.1:50051"
+    """host:port of the gRPC server."""
+    metrics_port: int = 9151
+    """Prometheus /metrics port on 127.0.0.1 (0 disables)."""
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    """The edge's own Redis (AOF on) holding the journal and the outbox."""
+    counter_addresses: tuple[str, ...] = ("127.0.0.1:50061", "127.0.0.1:50062")
+    """Counter shard addresses; entry i serves shard i (the ring size is their number)."""
+    flush_interval_s: float = 0.1
+    """How often accepted events are cut into per-shard batches and sent."""
+    max_journal_events: int = 5_000_000
+    """Events accepted but not yet acknowledged by shards; beyond it RESOURCE_EXHAUSTED."""
+    max_batch_events: int = 100_000
+    """Largest client batch accepted in one call."""
+    view_threshold_ms: int = 3_000
+    """A view counts when watched at least this long (or half of a shorter reel)."""
+    view_dedupe_window_s: float = 30.0
+    """A (viewer, reel) pair counts at most one view per window (0 disables)."""
+    view_dedupe_max_entries: int = 1_000_000
+    """Bound on remembered (viewer, reel) pairs; the oldest are forgotten first."""
+    max_watch_ms: int = 3_600_000
+    """Watch times above this are rejected as absurd."""
+    max_future_skew_ms: int = 300_000
+    """Client timestamps further in the future are rejected."""
+    max_event_age_ms: int = 86_400_000
+    """Client timestamps older than this are rejected."""
+    rpc_timeout_s: float = 5.0
+    """Deadline of calls to counter shards."""
+    log_level: str = "INFO"
+    """Root log level."""
+
+    def validate(self) -> None:
+        if not self.counter_addresses:
+            raise ConfigError("counter_addresses must list at least one shard")
+        if self.flush_interval_s <= 0 or self.flush_interval_s > 1:
+            raise ConfigError("flush_interval_s must be in (0, 1]")
+        if self.max_journal_events < 1 or self.max_batch_events < 1:
+            raise ConfigError("journal and batch limits must be positive")
+
+
+def load(overrides: dict[str, object] | None = None) -> EdgeConfig:
+    return load_config(EdgeConfig, "REELSTREAM_EDGE_", "edge", overrides=overrides)

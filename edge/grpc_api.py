@@ -1,0 +1,112 @@
+"""gRPC servicer of the edge: the only edge module that maps domain errors to statuses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from edge.count_reader import CountReader
+from edge.errors import JournalFull, JournalUnavailable, MalformedBatch, ShardUnavailable
+from edge.event_intake import EventIntake, single_event_batch
+from protos import common_pb2, edge_pb2, edge_pb2_grpc
+
+# Servicer methods see requests and responses of several types.
+Context = aio.ServicerContext[Any, Any]
+
+MAX_REELS_PER_READ = 1000
+
+
+class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
+    def __init__(self, intake: EventIntake, reader: CountReader) -> None:
+        self._intake = intake
+        self._reader = reader
+
+    async def _submit(
+        self, batch: common_pb2.EventBatch, context: Context
+    ) -> edge_pb2.SendEventsResponse:
+        try:
+            return await self._intake.submit(batch)
+        except MalformedBatch as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except JournalFull as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc}; retry with backoff")
+        except JournalUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        raise AssertionError("unreachable")
+
+    async def SendEvents(
+        self, request: common_pb2.EventBatch, context: Context
+    ) -> edge_pb2.SendEventsResponse:
+        return await self._submit(request, context)
+
+    async def SendEvent(
+        self, request: common_pb2.Event, context: Context
+    ) -> edge_pb2.SendEventsResponse:
+        return await self._submit(single_event_batch(request), context)
+
+    async def StreamEvents(
+        self,
+        request_iterator: AsyncIterator[common_pb2.EventBatch],
+        context: Context,
+    ) -> edge_pb2.SendEventsResponse:
+        total = edge_pb2.SendEventsResponse()
+        offset = 0
+        async for batch in request_iterator:
+            response = await self._submit(batch, context)
+            total.accepted += response.accepted
+            for rejection in response.rejections:
+                rejection.index += offset
+                total.rejections.append(rejection)
+            offset += len(batch.reel_ids)
+        return total
+
+    async def _check_reel_ids(self, reel_ids: list[int], context: Context) -> None:
+        if not reel_ids:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reel_ids is empty")
+        if len(reel_ids) > MAX_REELS_PER_READ:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"at most {MAX_REELS_PER_READ} reel_ids per call, got {len(reel_ids)}",
+            )
+
+    async def GetCounts(
+        self, request: common_pb2.GetCountsRequest, context: Context
+    ) -> common_pb2.GetCountsResponse:
+        reel_ids = list(request.reel_ids)
+        await self._check_reel_ids(reel_ids, context)
+        try:
+            counts = await self._reader.counts(reel_ids)
+        except ShardUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return common_pb2.GetCountsResponse(counts=counts)
+
+    async def GetLikeState(
+        self, request: common_pb2.GetLikeStateRequest, context: Context
+    ) -> common_pb2.GetLikeStateResponse:
+        reel_ids = list(request.reel_ids)
+        await self._check_reel_ids(reel_ids, context)
+        try:
+            liked = await self._reader.liked(request.user_id, reel_ids)
+        except ShardUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return common_pb2.GetLikeStateResponse(liked=liked)
+
+    async def WatchCounts(
+        self, request: common_pb2.WatchCountsRequest, context: Context
+    ) -> AsyncIterator[common_pb2.CountUpdate]:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "WatchCounts at the edge is not built yet; subscribe to the counter shards",
+        )
+        yield common_pb2.CountUpdate()  # pragma: no cover - makes this an async generator
+
+    async def PurgeReel(
+        self, request: edge_pb2.PurgeReelRequest, context: Context
+    ) -> edge_pb2.PurgeReelResponse:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "the segment cache arrives with the video path"
+        )
+        raise AssertionError("unreachable")

@@ -1,0 +1,255 @@
+"""The edge's durable journal and outbox in its local Redis (AOF on).
+
+- `append` group-commits client calls: one RPUSH carries every call that arrived while the
+  previous one was in flight, and a call returns only after Redis confirmed its entry.
+- `cut` turns every journaled entry into per-shard batches with their idempotency ids and,
+  in one MULTI/EXEC, stores them in the outbox and trims them from the journal.
+- `acknowledge` removes a batch from the outbox once its shard committed it.
+An in-memory mirror of the journal and the outbox serves reads (read-your-writes) and the
+cut; after any Redis error whose outcome is unknown, the mirror is reloaded from Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+
+from prometheus_client import Counter as MetricCounter
+from prometheus_client import Gauge, Histogram
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from edge.batch_builder import build_shard_batches, count_views
+from edge.errors import JournalFull, JournalUnavailable
+from protos import common_pb2, counter_pb2
+from reelstream.ring import ConsistentHashRing
+
+logger = logging.getLogger(__name__)
+
+JOURNAL_DEPTH = Gauge("edge_journal_depth_events", "Events accepted but not yet acknowledged")
+GROUP_COMMIT_CALLS = Histogram(
+    "edge_group_commit_calls",
+    "Client calls per Redis round trip",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+JOURNAL_ERRORS = MetricCounter("edge_journal_errors_total", "Redis errors on the journal path")
+
+
+@dataclass
+class OutboxBatch:
+    """A batch with its id, durable in the outbox until its shard acknowledges it."""
+
+    shard: int
+    seq: int
+    payload: bytes
+    view_deltas: Counter[int]
+    events: int
+
+
+@dataclass
+class _Waiter:
+    payload: bytes
+    entry: common_pb2.EventBatch
+    done: asyncio.Future[None]
+
+
+def _batch_from_payload(shard: int, seq: int, payload: bytes) -> OutboxBatch:
+    request = counter_pb2.ApplyBatchRequest.FromString(payload)
+    deltas: Counter[int] = Counter()
+    for reel_id, count in zip(request.view_reel_ids, request.view_counts, strict=True):
+        deltas[reel_id] += count
+    events = sum(deltas.values()) + len(request.like_reel_ids)
+    return OutboxBatch(shard, seq, payload, deltas, events)
+
+
+class EdgeJournal:
+    """Journal + outbox of one edge node."""
+
+    def __init__(self, redis: Redis, name: str, ring: ConsistentHashRing, max_events: int) -> None:
+        self._redis = redis
+        self._name = name
+        self._ring = ring
+        self._max_events = max_events
+        self._key = f"edge:{name}"
+        self.edge_id = ""
+        self._mirror: list[common_pb2.EventBatch] = []
+        self.journal_views: Counter[int] = Counter()
+        self.outbox: dict[int, dict[int, OutboxBatch]] = {s: {} for s in ring.shard_ids}
+        self._next_seq: dict[int, int] = {}
+        self._waiting: list[_Waiter] = []
+        self._wakeup = asyncio.Event()
+        self._resync_needed = False
+        self._lock = asyncio.Lock()
+        self.outbox_changed = asyncio.Event()
+        self._closing = False
+        self._journal_events = 0
+        self._outbox_events = 0
+        self._waiting_events = 0
+
+    @property
+    def depth_events(self) -> int:
+        """Events accepted or being accepted and not yet acknowledged by their shard."""
+        return self._journal_events + self._outbox_events + self._waiting_events
+
+    async def open(self) -> None:
+        """Loads (or creates) this edge's incarnation, journal and outbox from Redis."""
+        incarnation = secrets.token_hex(4)
+        await self._redis.set(f"{self._key}:incarnation", incarnation, nx=True)
+        stored = await self._redis.get(f"{self._key}:incarnation")
+        self.edge_id = f"{self._name}.{stored.decode()}"
+        await self._reload()
+        logger.info(
+            "journal opened",
+            extra={"fields": {"edge_id": self.edge_id, "depth_events": self.depth_events}},
+        )
+
+    async def _reload(self) -> None:
+        raw_entries = await self._redis.lrange(f"{self._key}:journal", 0, -1)  # type: ignore[misc]  # redis-py types sync|async as a union
+        self._mirror = [common_pb2.EventBatch.FromString(raw) for raw in raw_entries]
+        self.journal_views = Counter()
+        for entry in self._mirror:
+            self.journal_views.update(count_views(entry))
+        seqs = await self._redis.hgetall(f"{self._key}:next_seq")  # type: ignore[misc]  # redis-py types sync|async as a union
+        self._next_seq = {int(k): int(v) for k, v in seqs.items()}
+        for shard in self._ring.shard_ids:
+            raw = await self._redis.hgetall(f"{self._key}:outbox:{shard}")  # type: ignore[misc]  # redis-py types sync|async as a union
+            self.outbox[shard] = {
+                int(seq): _batch_from_payload(shard, int(seq), payload)
+                for seq, payload in sorted(raw.items(), key=lambda kv: int(kv[0]))
+            }
+        self._journal_events = sum(len(entry.reel_ids) for entry in self._mirror)
+        self._outbox_events = sum(
+            batch.events for batches in self.outbox.values() for batch in batches.values()
+        )
+        self._resync_needed = False
+        JOURNAL_DEPTH.set(self.depth_events)
+        self.outbox_changed.set()
+
+    async def append(self, entry: common_pb2.EventBatch) -> None:
+        """Returns once `entry` is durable in Redis.
+
+        Raises:
+            JournalFull: the journal holds `max_events` unacknowledged events.
+            JournalUnavailable: Redis did not confirm the write.
+        """
+        if self._closing:
+            raise JournalUnavailable("edge is shutting down")
+        if self.depth_events + len(entry.reel_ids) > self._max_events:
+            raise JournalFull(f"journal holds {self.depth_events} unacknowledged events")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiter(entry.SerializeToString(), entry, done))
+        self._waiting_events += len(entry.reel_ids)
+        self._wakeup.set()
+        await asyncio.shield(done)
+
+    async def run_group_commit(self) -> None:
+        """Writes waiting entries, one RPUSH per round trip, until closed and empty."""
+        while not (self._closing and not self._waiting):
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                await self._commit(group)
+                self._waiting_events -= sum(len(w.entry.reel_ids) for w in group)
+
+    async def _commit(self, group: list[_Waiter]) -> None:
+        try:
+            async with self._lock:
+                if self._resync_needed:
+                    await self._reload()
+                await self._redis.rpush(f"{self._key}:journal", *(w.payload for w in group))  # type: ignore[misc]  # redis-py types sync|async as a union
+                for waiter in group:
+                    self._mirror.append(waiter.entry)
+                    self.journal_views.update(count_views(waiter.entry))
+                    self._journal_events += len(waiter.entry.reel_ids)
+        except (RedisError, OSError) as exc:
+            JOURNAL_ERRORS.inc()
+            self._resync_needed = True
+            logger.warning("journal write failed", extra={"fields": {"error": exc}})
+            for waiter in group:
+                if not waiter.done.done():
+                    waiter.done.set_exception(JournalUnavailable(f"journal write failed: {exc}"))
+            return
+        GROUP_COMMIT_CALLS.observe(len(group))
+        JOURNAL_DEPTH.set(self.depth_events)
+        for waiter in group:
+            if not waiter.done.done():
+                waiter.done.set_result(None)
+
+    async def cut(self) -> int:
+        """Moves every journaled entry into per-shard outbox batches; returns batches made."""
+        async with self._lock:
+            if self._resync_needed:
+                await self._reload()
+            entries = list(self._mirror)
+            if not entries:
+                return 0
+            batches = build_shard_batches(entries, self._ring)
+            made: list[OutboxBatch] = []
+            next_seq = dict(self._next_seq)
+            pipe = self._redis.pipeline(transaction=True)
+            for shard, shard_batch in sorted(batches.items()):
+                seq = next_seq.get(shard, 1)
+                next_seq[shard] = seq + 1
+                shard_batch.request.batch_id.edge_id = self.edge_id
+                shard_batch.request.batch_id.shard = shard
+                shard_batch.request.batch_id.seq = seq
+                payload = shard_batch.request.SerializeToString(deterministic=True)
+                pipe.hset(f"{self._key}:outbox:{shard}", str(seq), payload)  # type: ignore[arg-type]
+                made.append(
+                    OutboxBatch(shard, seq, payload, shard_batch.view_deltas, shard_batch.events)
+                )
+            pipe.hset(f"{self._key}:next_seq", mapping={str(k): v for k, v in next_seq.items()})
+            pipe.ltrim(f"{self._key}:journal", len(entries), -1)
+            try:
+                await pipe.execute()
+            except (RedisError, OSError) as exc:
+                JOURNAL_ERRORS.inc()
+                self._resync_needed = True
+                logger.warning("journal cut failed", extra={"fields": {"error": exc}})
+                return 0
+            del self._mirror[: len(entries)]
+            for entry in entries:
+                self.journal_views.subtract(count_views(entry))
+            self.journal_views = +self.journal_views
+            self._next_seq = next_seq
+            moved = sum(len(entry.reel_ids) for entry in entries)
+            self._journal_events -= moved
+            for batch in made:
+                self.outbox.setdefault(batch.shard, {})[batch.seq] = batch
+                self._outbox_events += batch.events
+        self.outbox_changed.set()
+        return len(made)
+
+    def oldest(self, shard: int) -> OutboxBatch | None:
+        batches = self.outbox.get(shard)
+        if not batches:
+            return None
+        return batches[min(batches)]
+
+    async def acknowledge(self, batch: OutboxBatch) -> None:
+        """Forgets a batch its shard committed. A failed delete only causes a resend,
+        which the shard recognises as a duplicate."""
+        if self.outbox.get(batch.shard, {}).pop(batch.seq, None) is not None:
+            self._outbox_events -= batch.events
+        JOURNAL_DEPTH.set(self.depth_events)
+        try:
+            await self._redis.hdel(f"{self._key}:outbox:{batch.shard}", str(batch.seq))  # type: ignore[misc]  # redis-py types sync|async as a union
+        except (RedisError, OSError) as exc:
+            JOURNAL_ERRORS.inc()
+            logger.warning("outbox delete failed", extra={"fields": {"error": exc}})
+
+    def unacknowledged_views(self, shard: int, reel_id: int, applied_seq: int) -> int:
+        """This edge's views of `reel_id` that the shard's answer does not include yet."""
+        pending = self.journal_views.get(reel_id, 0)
+        for seq, batch in self.outbox.get(shard, {}).items():
+            if seq > applied_seq:
+                pending += batch.view_deltas.get(reel_id, 0)
+        return pending
+
+    def close(self) -> None:
+        self._closing = True
+        self._wakeup.set()

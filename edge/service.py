@@ -1,0 +1,121 @@
+"""Wiring of an edge node: Redis journal, shard channels, flusher, intake, gRPC servicer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Sequence
+
+from grpc import aio
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from edge.config import EdgeConfig
+from edge.count_reader import CountReader
+from edge.event_intake import EventIntake
+from edge.flusher import ShardFlusher
+from edge.grpc_api import EdgeServicer
+from edge.journal import EdgeJournal
+from edge.shard_clients import ShardClients
+from protos import edge_pb2, edge_pb2_grpc
+from reelstream.ring import ConsistentHashRing
+
+logger = logging.getLogger(__name__)
+
+
+class EdgeService:
+    """One edge node."""
+
+    def __init__(self, config: EdgeConfig) -> None:
+        self._config = config
+        self._ring = ConsistentHashRing.of_size(len(config.counter_addresses))
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._redis: Redis | None = None
+        self._clients: ShardClients | None = None
+        self.journal: EdgeJournal | None = None
+        self._flusher: ShardFlusher | None = None
+        self._servicer: EdgeServicer | None = None
+
+    def register(self, server: aio.Server) -> Sequence[str]:
+        if self._servicer is None:
+            raise RuntimeError("register() is called after start()")
+        edge_pb2_grpc.add_EdgeServiceServicer_to_server(self._servicer, server)
+        return [edge_pb2.DESCRIPTOR.services_by_name["EdgeService"].full_name]
+
+    async def _connect_redis(self) -> Redis:
+        redis: Redis = Redis.from_url(
+            self._config.redis_url,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+        delay_s = 0.5
+        for attempt in range(1, 61):
+            try:
+                await redis.ping()
+                return redis
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                logger.warning(
+                    "redis unreachable, retrying",
+                    extra={
+                        "fields": {"url": self._config.redis_url, "attempt": attempt, "error": exc}
+                    },
+                )
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)
+        raise RuntimeError(f"cannot reach the edge journal's Redis at {self._config.redis_url}")
+
+    async def start(self) -> None:
+        self._redis = await self._connect_redis()
+        self._clients = ShardClients(self._config.counter_addresses)
+        self.journal = EdgeJournal(
+            self._redis, self._config.name, self._ring, self._config.max_journal_events
+        )
+        await self.journal.open()
+        self._flusher = ShardFlusher(
+            self.journal, self._clients, self._config.flush_interval_s, self._config.rpc_timeout_s
+        )
+        reader = CountReader(self.journal, self._clients, self._ring, self._config.rpc_timeout_s)
+        self._servicer = EdgeServicer(EventIntake(self._config, self.journal), reader)
+        loops = [self.journal.run_group_commit(), self._flusher.run_cutter()]
+        loops += [self._flusher.run_sender(shard) for shard in self._ring.shard_ids]
+        for loop in loops:
+            task = asyncio.create_task(loop)
+            self._tasks.add(task)
+            task.add_done_callback(self._on_task_done)
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task failed", exc_info=task.exception())
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Journals what is in flight, then gives the senders `timeout_s` to deliver it;
+        anything left stays in the outbox and is sent after the next start."""
+        if self.journal is None or self._flusher is None:
+            return
+        self.journal.close()
+        await self._flusher.final_flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*list(self._tasks), return_exceptions=True), timeout_s
+            )
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._clients is not None:
+            await self._clients.close()
+        if self._redis is not None:
+            await self._redis.aclose()

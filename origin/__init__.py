@@ -1,0 +1,1 @@
+"""Origin tier: uploads, transcoding, reel metadata, media for edges, spam and moderation."""

@@ -1,0 +1,1 @@
+"""Reelstream shared runtime."""

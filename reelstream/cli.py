@@ -1,0 +1,78 @@
+"""`reelstream`: the operator CLI behind the Makefile targets.
+
+reelstream up [--edges N] [--shards M]   start the local stack, wait for SERVING
+reelstream down                          stop everything `up` started
+reelstream status                        services, health, Cassandra and Redis
+reelstream logs [-n LINES] [NAME]        tail the services' logs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from reelstream import stack
+
+
+def _up(args: argparse.Namespace) -> int:
+    specs = stack.up(edges=args.edges, shards=args.shards, timeout_s=args.timeout)
+    print("\nReelstream is up:")
+    for spec in specs:
+        print(
+            f"  {spec.name:<10} grpc {spec.address:<18} metrics http://127.0.0.1:"
+            f"{spec.metrics_port}/metrics"
+        )
+    print("  cassandra  cql 127.0.0.1:9042")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    stack.down(grace_s=args.grace)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    print("\n".join(stack.status_lines()))
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    for path in stack.log_files():
+        if args.name and args.name not in path.stem:
+            continue
+        print(f"==> {path} <==")
+        from reelstream.infra.local_process import tail
+
+        print("\n".join(tail(path, args.lines)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="reelstream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the local stack")
+    up.add_argument("--edges", type=int, default=2)
+    up.add_argument("--shards", type=int, default=2)
+    up.add_argument("--timeout", type=float, default=300.0)
+    up.set_defaults(handler=_up)
+    down = commands.add_parser("down", help="stop the local stack")
+    down.add_argument("--grace", type=float, default=15.0)
+    down.set_defaults(handler=_down)
+    commands.add_parser("status", help="show services and health").set_defaults(handler=_status)
+    logs = commands.add_parser("logs", help="tail service logs")
+    logs.add_argument("-n", "--lines", type=int, default=30)
+    logs.add_argument("name", nargs="?", default="")
+    logs.set_defaults(handler=_logs)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except RuntimeError as exc:
+        print(f"reelstream: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

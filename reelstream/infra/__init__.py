@@ -1,0 +1,1 @@
+"""Local infrastructure launchers: real Cassandra and Redis processes for development and tests."""

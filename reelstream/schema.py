@@ -1,0 +1,88 @@
+"""The CQL schema of keyspace `reelstream`, applied idempotently at service start-up.
+
+Counter totals are plain bigint columns written as absolute values by the single fenced
+owner of a shard (never Cassandra counter columns, which cannot be retried safely).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from reelstream.cassandra_client import CassandraClient
+
+logger = logging.getLogger(__name__)
+
+TABLES: tuple[str, ...] = (
+    # One row per counter shard: who owns it (lease + fencing epoch), per edge the highest
+    # batch sequence whose payload is committed, the last complete snapshot and the batch
+    # sequences every still-referenced snapshot covers (the complete one plus any that an
+    # owner began and did not finish). Updated only by LWT conditioned on `epoch`.
+    """CREATE TABLE IF NOT EXISTS {ks}.shard_leases (
+        shard int PRIMARY KEY,
+        owner text,
+        epoch bigint,
+        lease_expires_ms bigint,
+        applied_seq map<text, bigint>,
+        snapshot_id bigint,
+        snapshots map<bigint, frozen<map<text, bigint>>>
+    )""",
+    # The applied batches themselves (idempotent: keyed by their id, same bytes on retry).
+    """CREATE TABLE IF NOT EXISTS {ks}.shard_batches (
+        shard int,
+        edge_id text,
+        seq bigint,
+        payload blob,
+        PRIMARY KEY ((shard, edge_id), seq)
+    )""",
+    # Roll-up of applied batches: one partition per reel holding its absolute totals (static
+    # columns, with the snapshot that wrote them) and its like registers and time buckets
+    # (clustering rows: kind 0 = like of user `item`, 1/2/3 = minute/hour/day bucket starting
+    # at `item` ms). One partition per reel makes each snapshot write of a reel atomic.
+    """CREATE TABLE IF NOT EXISTS {ks}.reel_state (
+        shard int,
+        reel_id bigint,
+        views bigint static,
+        likes bigint static,
+        views_removed bigint static,
+        likes_removed bigint static,
+        snapshot_id bigint static,
+        kind int,
+        item bigint,
+        liked boolean,
+        ts_ms bigint,
+        bucket_views bigint,
+        bucket_likes bigint,
+        PRIMARY KEY ((shard, reel_id), kind, item)
+    )""",
+    # Which reels a shard has snapshotted, so a new owner can load them all.
+    """CREATE TABLE IF NOT EXISTS {ks}.shard_reels (
+        shard int,
+        reel_id bigint,
+        PRIMARY KEY (shard, reel_id)
+    )""",
+    # Reel metadata owned by the origin.
+    """CREATE TABLE IF NOT EXISTS {ks}.reels (
+        reel_id bigint PRIMARY KEY,
+        creator_id bigint,
+        caption text,
+        hashtags list<text>,
+        state text,
+        progress_percent int,
+        duration_ms int,
+        content_hash text,
+        created_ms bigint
+    )""",
+)
+
+
+async def apply_schema(client: CassandraClient, replication_factor: int) -> None:
+    """Creates the keyspace and tables if missing; safe to run from every process."""
+    keyspace = client.keyspace
+    await client.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+        f"{{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}",
+        timeout_s=60,
+    )
+    for table in TABLES:
+        await client.execute(table.format(ks=keyspace), timeout_s=60)
+    logger.info("schema applied", extra={"fields": {"keyspace": keyspace}})

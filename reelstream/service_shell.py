@@ -1,0 +1,160 @@
+"""The bootstrap every tier shares: uvloop, a grpc.aio server with health checking and
+reflection, Prometheus metrics over HTTP, signal handling and an ordered graceful shutdown.
+
+Shutdown order (first SIGTERM/SIGINT): health NOT_SERVING -> stop accepting RPCs and let
+in-flight ones finish within the grace period -> the component drains its buffers (with a
+timeout) -> clients close in reverse order of opening. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import uvloop
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+logger = logging.getLogger(__name__)
+
+# Message size limits protect every server from memory blow-ups by one caller.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class Component(Protocol):
+    """What a tier plugs into the shell."""
+
+    async def start(self) -> None:
+        """Connects to stores and starts background tasks (inside the running loop)."""
+        ...
+
+    def register(self, server: aio.Server) -> Sequence[str]:
+        """Adds servicers to `server` (after `start`); returns their full service names."""
+        ...
+
+    async def drain(self, timeout_s: float) -> None:
+        """Flushes buffers after the server stopped accepting work."""
+        ...
+
+    async def close(self) -> None:
+        """Releases clients and leases."""
+        ...
+
+
+@dataclass(frozen=True)
+class ShellConfig:
+    """Where and how the shell serves."""
+
+    service_name: str
+    grpc_address: str
+    metrics_port: int
+    shutdown_grace_s: float = 5.0
+    drain_timeout_s: float = 10.0
+    max_concurrent_rpcs: int = 2000
+
+
+def server_options() -> list[tuple[str, Any]]:
+    """Channel options of every Reelstream server."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 0),
+        ("grpc.keepalive_time_ms", 20_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+
+def channel_options() -> list[tuple[str, Any]]:
+    """Channel options of every Reelstream client channel."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 20_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
+    ]
+
+
+async def serve(config: ShellConfig, component: Component) -> None:
+    """Runs `component` behind a gRPC server until SIGTERM/SIGINT, then shuts down in order."""
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop_requested.is_set():
+            logger.warning("second signal: exiting now", extra={"fields": {"signal": signum}})
+            os._exit(1)
+        logger.info("shutdown requested", extra={"fields": {"signal": signum}})
+        stop_requested.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    # Stores first: a server that answers before its journal or lease exists would fail
+    # every call; until then the process is simply not listening (health not SERVING).
+    await component.start()
+    server = aio.server(
+        options=server_options(), maximum_concurrent_rpcs=config.max_concurrent_rpcs
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    service_names = list(component.register(server))
+    reflection.enable_server_reflection(
+        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(config.grpc_address)
+    if port == 0:
+        raise RuntimeError(f"cannot bind gRPC address {config.grpc_address}")
+    if config.metrics_port:
+        start_http_server(config.metrics_port, addr="127.0.0.1")
+
+    await server.start()
+    for name in ["", *service_names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    logger.info(
+        "serving",
+        extra={
+            "fields": {
+                "grpc": config.grpc_address,
+                "metrics_port": config.metrics_port,
+                "services": ",".join(service_names),
+            }
+        },
+    )
+    try:
+        await stop_requested.wait()
+    finally:
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(config.shutdown_grace_s)
+        try:
+            await asyncio.wait_for(
+                component.drain(config.drain_timeout_s), config.drain_timeout_s + 1
+            )
+        except TimeoutError:
+            logger.error("drain timed out; unflushed work stays in durable storage")
+        await component.close()
+        logger.info("stopped")
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Runs `main` on a uvloop event loop (no global policy change) and exits 0 on success."""
+    with (
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        contextlib.suppress(KeyboardInterrupt),
+    ):
+        runner.run(main())
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()

@@ -1,0 +1,209 @@
+"""The local stack on loopback: Cassandra, one Redis per edge, origin, counter shards, edges.
+
+Processes are detached (they outlive the CLI), tracked by pid files under
+`$REELSTREAM_VAR_DIR/run`, log to `$REELSTREAM_VAR_DIR/log/<name>.log`, and are considered
+up only when their gRPC health check answers SERVING.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from reelstream.infra import cassandra_node, local_process, redis_server
+from reelstream.infra.cassandra_runtime import default_base_dir
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def var_dir() -> Path:
+    return default_base_dir().parent
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One Reelstream process of the local stack."""
+
+    name: str
+    module: str
+    grpc_port: int
+    metrics_port: int
+    env: dict[str, str]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return var_dir() / "run" / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return var_dir() / "log" / f"{self.name}.log"
+
+    @property
+    def marker(self) -> str:
+        return f"--label={self.name}"
+
+
+def edge_redis_port(index: int) -> int:
+    return 6390 + index
+
+
+def plan(edges: int, shards: int) -> list[ServiceSpec]:
+    """The processes of a stack with `edges` edges and `shards` counter shards."""
+    counters = [f"127.0.0.1:{50061 + i}" for i in range(shards)]
+    specs = [
+        ServiceSpec(
+            "origin",
+            "origin",
+            50071,
+            9171,
+            {
+                "REELSTREAM_ORIGIN_GRPC_ADDRESS": "127.0.0.1:50071",
+                "REELSTREAM_ORIGIN_METRICS_PORT": "9171",
+                "REELSTREAM_ORIGIN_MEDIA_DIR": str(var_dir() / "media"),
+            },
+        )
+    ]
+    for i in range(shards):
+        specs.append(
+            ServiceSpec(
+                f"counter-{i}",
+                "counter",
+                50061 + i,
+                9161 + i,
+                {
+                    "REELSTREAM_COUNTER_SHARD": str(i),
+                    "REELSTREAM_COUNTER_SHARD_COUNT": str(shards),
+                    "REELSTREAM_COUNTER_GRPC_ADDRESS": counters[i],
+                    "REELSTREAM_COUNTER_METRICS_PORT": str(9161 + i),
+                    "REELSTREAM_COUNTER_OWNER_ID": f"counter-{i}",
+                },
+            )
+        )
+    for j in range(edges):
+        specs.append(
+            ServiceSpec(
+                f"edge-{j}",
+                "edge",
+                50051 + j,
+                9151 + j,
+                {
+                    "REELSTREAM_EDGE_NAME": f"edge-{j}",
+                    "REELSTREAM_EDGE_GRPC_ADDRESS": f"127.0.0.1:{50051 + j}",
+                    "REELSTREAM_EDGE_METRICS_PORT": str(9151 + j),
+                    "REELSTREAM_EDGE_REDIS_URL": f"redis://127.0.0.1:{edge_redis_port(j)}/0",
+                    "REELSTREAM_EDGE_COUNTER_ADDRESSES": ",".join(counters),
+                },
+            )
+        )
+    return specs
+
+
+def health(address: str, timeout_s: float = 1.0) -> str:
+    """The overall gRPC health status of a server, or why it could not be read."""
+    try:
+        with grpc.insecure_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+            return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+    except grpc.RpcError as exc:
+        return f"DOWN ({exc.code().name})"
+
+
+def start_service(spec: ServiceSpec) -> int:
+    """Starts `spec` unless it already runs; returns its pid."""
+    pid = local_process.read_live_pid(spec.pid_file, spec.marker)
+    if pid is not None:
+        return pid
+    spec.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        "env",
+        *(f"{k}={v}" for k, v in spec.env.items()),
+        sys.executable,
+        "-m",
+        spec.module,
+        spec.marker,
+    ]
+    return local_process.spawn_detached(command, spec.pid_file, spec.log_file, REPO_ROOT)
+
+
+def wait_serving(specs: list[ServiceSpec], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    waiting = list(specs)
+    while waiting:
+        waiting = [s for s in waiting if health(s.address) != "SERVING"]
+        for spec in waiting:
+            if local_process.read_live_pid(spec.pid_file, spec.marker) is None:
+                log = "\n".join(local_process.tail(spec.log_file, 20))
+                raise RuntimeError(f"{spec.name} exited during start-up; its log ends:\n{log}")
+        if waiting and time.monotonic() > deadline:
+            names = ", ".join(s.name for s in waiting)
+            raise RuntimeError(f"not SERVING after {timeout_s:.0f} s: {names} (see var/log)")
+        if waiting:
+            time.sleep(0.3)
+
+
+def up(edges: int = 2, shards: int = 2, timeout_s: float = 300.0) -> list[ServiceSpec]:
+    """Brings the whole stack up (idempotent) and waits until every service is SERVING."""
+    cassandra_node.up(1, timeout_s=timeout_s)
+    for j in range(edges):
+        redis_server.up(name=f"edge-{j}", port=edge_redis_port(j))
+    specs = plan(edges, shards)
+    for spec in specs:
+        start_service(spec)
+        print(f"started {spec.name:<10} grpc {spec.address}", flush=True)
+    wait_serving(specs, timeout_s)
+    return specs
+
+
+def running_specs() -> list[ServiceSpec]:
+    """Specs of the services that have a pid file (whatever their size settings were)."""
+    run_dir = var_dir() / "run"
+    names = sorted(p.stem for p in run_dir.glob("*.pid")) if run_dir.exists() else []
+    edges = sum(1 for n in names if n.startswith("edge-"))
+    shards = sum(1 for n in names if n.startswith("counter-"))
+    return [s for s in plan(edges, shards) if s.name in names]
+
+
+def _stop(specs: list[ServiceSpec], grace_s: float) -> None:
+    targets = []
+    for spec in specs:
+        pid = local_process.read_live_pid(spec.pid_file, spec.marker)
+        if pid is not None:
+            targets.append((pid, spec.marker))
+    local_process.terminate(targets, grace_s)
+    for spec in specs:
+        spec.pid_file.unlink(missing_ok=True)
+        print(f"stopped {spec.name}", flush=True)
+
+
+def down(grace_s: float = 15.0) -> None:
+    """Stops edges first (they flush to the shards), then shards and origin, Redis, Cassandra."""
+    specs = running_specs()
+    _stop([s for s in specs if s.module == "edge"], grace_s)
+    _stop([s for s in specs if s.module != "edge"], grace_s)
+    redis_server.down_all()
+    cassandra_node.down()
+
+
+def status_lines() -> list[str]:
+    lines = [f"{'service':<12}{'address':<18}{'pid':<9}health"]
+    for spec in running_specs():
+        pid = local_process.read_live_pid(spec.pid_file, spec.marker)
+        state = health(spec.address) if pid else "NOT RUNNING"
+        lines.append(f"{spec.name:<12}{spec.address:<18}{pid or '-'!s:<9}{state}")
+    lines.extend(cassandra_node.status())
+    lines.extend(redis_server.status_all())
+    return lines
+
+
+def log_files() -> list[Path]:
+    return sorted((var_dir() / "log").glob("*.log"))

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Reelstream needs when a command is missing (idempotent):
+# redis-server, ffmpeg/ffprobe, a Java 17 runtime and Maven (to fetch and run Cassandra).
+set -euo pipefail
+
+declare -A package_for=(
+  [redis-server]=redis-server
+  [ffmpeg]=ffmpeg
+  [ffprobe]=ffmpeg
+  [java]=openjdk-17-jre-headless
+  [mvn]=maven
+)
+missing=()
+for command in "${!package_for[@]}"; do
+  if ! command -v "$command" >/dev/null 2>&1; then
+    missing+=("${package_for[$command]}")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+echo "installing missing system packages: $packages"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "not root: run 'sudo apt-get update && sudo apt-get install -y $packages'" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $packages

@@ -1,0 +1,134 @@
+"""Real servers for integration tests: one Cassandra node and Redis instances, started once
+per test run by the project's own launchers, plus helpers that run Reelstream services as
+real processes on free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from reelstream.infra import cassandra_node, redis_server
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_REDIS_PORT = 6399
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def cassandra() -> str:
+    """A running single Cassandra node (left running for later runs and other tests)."""
+    cassandra_node.up(1, timeout_s=300)
+    return "127.0.0.1"
+
+
+@pytest.fixture(scope="session")
+def redis_port() -> int:
+    redis_server.up(name="test", port=TEST_REDIS_PORT)
+    return TEST_REDIS_PORT
+
+
+@pytest.fixture
+def keyspace(cassandra: str) -> str:
+    """A fresh keyspace per test, so tests never see each other's counts."""
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    address: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_serving(service: ServiceProcess, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(service.address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if service.process.poll() is not None:
+                raise AssertionError(f"{service.name} exited:\n{service.log_tail()}")
+            try:
+                response = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if response.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{service.name} not SERVING:\n{service.log_tail()}")
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Starts `python -m <module>` with env overrides; stops it (SIGTERM) after the test."""
+    started: list[ServiceProcess] = []
+
+    def start(module: str, name: str, env: dict[str, str], address: str) -> ServiceProcess:
+        log_path = tmp_path / f"{name}.log"
+        full_env = {**os.environ, **env}
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", module, f"--label={name}"],
+                cwd=REPO_ROOT,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        service = ServiceProcess(name, address, process, log_path, env)
+        started.append(service)
+        wait_serving(service)
+        return service
+
+    yield start
+    for service in reversed(started):
+        if service.process.poll() is None:
+            service.process.terminate()
+            try:
+                service.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait()
+
+
+def counter_env(keyspace: str, shard: int, shard_count: int, address: str) -> dict[str, str]:
+    return {
+        "REELSTREAM_COUNTER_SHARD": str(shard),
+        "REELSTREAM_COUNTER_SHARD_COUNT": str(shard_count),
+        "REELSTREAM_COUNTER_GRPC_ADDRESS": address,
+        "REELSTREAM_COUNTER_METRICS_PORT": "0",
+        "REELSTREAM_COUNTER_KEYSPACE": keyspace,
+        "REELSTREAM_COUNTER_SNAPSHOT_INTERVAL_S": "0.5",
+    }
+
+
+def edge_env(
+    keyspace: str, name: str, address: str, redis_port: int, counters: list[str]
+) -> dict[str, str]:
+    return {
+        "REELSTREAM_EDGE_NAME": f"{name}-{keyspace}",
+        "REELSTREAM_EDGE_GRPC_ADDRESS": address,
+        "REELSTREAM_EDGE_METRICS_PORT": "0",
+        "REELSTREAM_EDGE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "REELSTREAM_EDGE_COUNTER_ADDRESSES": ",".join(counters),
+    }

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from counter.config import CounterConfig
+from edge.config import EdgeConfig
+from reelstream.settings import ConfigError, load_config
+
+
+def test_environment_overrides_toml_which_overrides_defaults(tmp_path: Path) -> None:
+    toml = tmp_path / "reelstream.toml"
+    toml.write_text('[edge]\nname = "edge-toml"\nflush_interval_s = 0.05\n')
+    config = load_config(
+        EdgeConfig,
+        "REELSTREAM_EDGE_",
+        "edge",
+        environ={
+            "REELSTREAM_CONFIG": str(toml),
+            "REELSTREAM_EDGE_NAME": "edge-env",
+            "REELSTREAM_EDGE_COUNTER_ADDRESSES": "a:1, b:2",
+        },
+    )
+    assert config.name == "edge-env"
+    assert config.flush_interval_s == 0.05
+    assert config.counter_addresses == ("a:1", "b:2")
+
+
+def test_a_malformed_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="REELSTREAM_COUNTER_SHARD"):
+        load_config(
+            CounterConfig,
+            "REELSTREAM_COUNTER_",
+            "counter",
+            environ={"REELSTREAM_COUNTER_SHARD": "two"},
+        )
+
+
+def test_a_shard_outside_the_ring_is_refused() -> None:
+    with pytest.raises(ConfigError, match="not in"):
+        load_config(
+            CounterConfig,
+            "REELSTREAM_COUNTER_",
+            "counter",
+            environ={"REELSTREAM_COUNTER_SHARD": "3", "REELSTREAM_COUNTER_SHARD_COUNT": "2"},
+        )
+
+
+def test_unknown_toml_keys_are_refused(tmp_path: Path) -> None:
+    toml = tmp_path / "reelstream.toml"
+    toml.write_text("[counter]\nshardz = 1\n")
+    with pytest.raises(ConfigError, match="unknown keys"):
+        load_config(
+            CounterConfig,
+            "REELSTREAM_COUNTER_",
+            "counter",
+            environ={"REELSTREAM_CONFIG": str(toml)},
+        )
