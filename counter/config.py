@@ -31,8 +31,9 @@ class CounterConfig:
     """Cassandra native transport port."""
     keyspace: str = "reelstream"
     """Keyspace holding every table."""
-    replication_factor: int = 1
-    """Replication factor used when creating the keyspace."""
+    replication: str = "SimpleStrategy:1"
+    """Keyspace replication when it is created: `SimpleStrategy:<rf>` or
+    `NetworkTopologyStrategy:<dc>=<rf>,...` (an external cluster)."""
     consistency: str = "LOCAL_QUORUM"
     """Consistency level of reads and writes (LWTs use SERIAL)."""
     owner_id: str = field(default_factory=_default_owner)

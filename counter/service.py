@@ -27,15 +27,7 @@ class CounterService:
 
     def __init__(self, config: CounterConfig) -> None:
         self._config = config
-        self._client = CassandraClient(
-            CassandraSettings(
-                hosts=config.cassandra_hosts,
-                port=config.cassandra_port,
-                keyspace=config.keyspace,
-                replication_factor=config.replication_factor,
-                consistency=config.consistency,
-            )
-        )
+        self._client = CassandraClient(CassandraSettings.of(config))
         self._store = CounterStore(self._client, config.shard)
         self.shard = CounterShard(config, self._store)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -48,7 +40,7 @@ class CounterService:
 
     async def start(self) -> None:
         await self._client.connect()
-        await apply_schema(self._client, self._config.replication_factor)
+        await apply_schema(self._client)
         await self._store.prepare()
         await self.shard.acquire()
         for loop in (

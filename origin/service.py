@@ -17,20 +17,12 @@ from reelstream.schema import apply_schema
 class OriginService:
     def __init__(self, config: OriginConfig) -> None:
         self._config = config
-        self._client = CassandraClient(
-            CassandraSettings(
-                hosts=config.cassandra_hosts,
-                port=config.cassandra_port,
-                keyspace=config.keyspace,
-                replication_factor=config.replication_factor,
-                consistency=config.consistency,
-            )
-        )
+        self._client = CassandraClient(CassandraSettings.of(config))
         self._catalog = ReelCatalog(self._client)
 
     async def start(self) -> None:
         await self._client.connect()
-        await apply_schema(self._client, self._config.replication_factor)
+        await apply_schema(self._client)
         await self._catalog.prepare()
 
     def register(self, server: aio.Server) -> Sequence[str]:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
@@ -26,6 +26,21 @@ class StoreUnavailable(RuntimeError):
     """Cassandra could not be reached or did not answer in time."""
 
 
+class TierCassandraConfig(Protocol):
+    """The Cassandra fields every tier's config carries."""
+
+    @property
+    def cassandra_hosts(self) -> tuple[str, ...]: ...
+    @property
+    def cassandra_port(self) -> int: ...
+    @property
+    def keyspace(self) -> str: ...
+    @property
+    def replication(self) -> str: ...
+    @property
+    def consistency(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class CassandraSettings:
     """How to reach Cassandra and how safely to write."""
@@ -33,9 +48,42 @@ class CassandraSettings:
     hosts: tuple[str, ...]
     port: int
     keyspace: str
-    replication_factor: int
+    # "SimpleStrategy:<rf>" or "NetworkTopologyStrategy:<dc>=<rf>[,<dc>=<rf>...]"
+    replication: str = "SimpleStrategy:1"
     consistency: str = "LOCAL_QUORUM"
     request_timeout_s: float = 10.0
+
+    @classmethod
+    def of(cls, config: TierCassandraConfig) -> CassandraSettings:
+        return cls(
+            hosts=config.cassandra_hosts,
+            port=config.cassandra_port,
+            keyspace=config.keyspace,
+            replication=config.replication,
+            consistency=config.consistency,
+        )
+
+    def replication_cql(self) -> str:
+        """The keyspace's replication map as CQL, e.g. {'class': 'SimpleStrategy', ...}.
+
+        Raises:
+            ValueError: the replication setting is malformed.
+        """
+        strategy, _, spec = self.replication.partition(":")
+        if strategy == "SimpleStrategy" and spec.isdigit() and int(spec) > 0:
+            return f"{{'class': 'SimpleStrategy', 'replication_factor': {int(spec)}}}"
+        if strategy == "NetworkTopologyStrategy" and spec:
+            parts = []
+            for item in spec.split(","):
+                dc, _, factor = item.partition("=")
+                if not dc.strip().replace("_", "").isalnum() or not factor.strip().isdigit():
+                    raise ValueError(f"bad datacenter entry {item!r} in {self.replication!r}")
+                parts.append(f"'{dc.strip()}': {int(factor)}")
+            return "{'class': 'NetworkTopologyStrategy', " + ", ".join(parts) + "}"
+        raise ValueError(
+            f"replication {self.replication!r}: use SimpleStrategy:<rf> or"
+            " NetworkTopologyStrategy:<dc>=<rf>,..."
+        )
 
 
 Row = Any
@@ -58,6 +106,10 @@ class CassandraClient:
     @property
     def keyspace(self) -> str:
         return self._settings.keyspace
+
+    @property
+    def settings(self) -> CassandraSettings:
+        return self._settings
 
     async def connect(self, max_wait_s: float = 300.0) -> None:
         """Connects, retrying with backoff until `max_wait_s` has passed.

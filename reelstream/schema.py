@@ -75,12 +75,12 @@ TABLES: tuple[str, ...] = (
 )
 
 
-async def apply_schema(client: CassandraClient, replication_factor: int) -> None:
+async def apply_schema(client: CassandraClient) -> None:
     """Creates the keyspace and tables if missing; safe to run from every process."""
     keyspace = client.keyspace
     await client.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-        f"{{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}",
+        f"{client.settings.replication_cql()}",
         timeout_s=60,
     )
     for table in TABLES:

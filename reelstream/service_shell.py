@@ -105,7 +105,19 @@ async def serve(config: ShellConfig, component: Component) -> None:
 
     # Stores first: a server that answers before its journal or lease exists would fail
     # every call; until then the process is simply not listening (health not SERVING).
-    await component.start()
+    # A signal during start-up (e.g. while Cassandra is still unreachable) stops it cleanly.
+    starting = asyncio.create_task(component.start())
+    stop_waiter = asyncio.create_task(stop_requested.wait())
+    await asyncio.wait({starting, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await component.close()
+        logger.info("stopped during start-up")
+        return
+    stop_waiter.cancel()
+    starting.result()  # a failed start-up raises here
     server = aio.server(
         options=server_options(), maximum_concurrent_rpcs=config.max_concurrent_rpcs
     )
@@ -150,11 +162,17 @@ async def serve(config: ShellConfig, component: Component) -> None:
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Runs `main` on a uvloop event loop (no global policy change) and exits 0 on success."""
-    with (
-        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
-        contextlib.suppress(KeyboardInterrupt),
-    ):
-        runner.run(main())
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
+    """Runs `main` on a uvloop event loop (no global policy change).
+
+    Exits 0 after a graceful shutdown, 1 with the reason logged when start-up or the
+    service fails.
+    """
+    try:
+        with (
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+            contextlib.suppress(KeyboardInterrupt),
+        ):
+            runner.run(main())
+    except Exception as exc:
+        logger.critical("fatal: %s", exc, exc_info=True)
+        sys.exit(1)

@@ -79,36 +79,61 @@ def wait_serving(service: ServiceProcess, timeout_s: float = 120.0) -> None:
             time.sleep(0.2)
 
 
+def start_process(
+    module: str, name: str, env: dict[str, str], address: str, log_dir: Path
+) -> ServiceProcess:
+    """Starts `python -m <module>` with env overrides, logging to `log_dir/<name>.log`."""
+    log_path = log_dir / f"{name}.log"
+    full_env = {**os.environ, **env}
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, f"--label={name}"],
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return ServiceProcess(name, address, process, log_path, env)
+
+
+def stop_process(service: ServiceProcess) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
+    if service.process.poll() is None:
+        service.process.terminate()
+        try:
+            service.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait()
+
+
 @pytest.fixture
-def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
-    """Starts `python -m <module>` with env overrides; stops it (SIGTERM) after the test."""
+def start_unready(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Starts a service process without waiting for it; stops it after the test."""
     started: list[ServiceProcess] = []
 
     def start(module: str, name: str, env: dict[str, str], address: str) -> ServiceProcess:
-        log_path = tmp_path / f"{name}.log"
-        full_env = {**os.environ, **env}
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", module, f"--label={name}"],
-                cwd=REPO_ROOT,
-                env=full_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        service = ServiceProcess(name, address, process, log_path, env)
+        service = start_process(module, name, env, address, tmp_path)
         started.append(service)
-        wait_serving(service)
         return service
 
     yield start
     for service in reversed(started):
-        if service.process.poll() is None:
-            service.process.terminate()
-            try:
-                service.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                service.process.kill()
-                service.process.wait()
+        stop_process(service)
+
+
+@pytest.fixture
+def start_service(
+    start_unready: Callable[..., ServiceProcess],
+) -> Callable[..., ServiceProcess]:
+    """Starts a service process and waits until it is SERVING; stops it after the test."""
+
+    def start(module: str, name: str, env: dict[str, str], address: str) -> ServiceProcess:
+        service: ServiceProcess = start_unready(module, name, env, address)
+        wait_serving(service)
+        return service
+
+    return start
 
 
 def counter_env(keyspace: str, shard: int, shard_count: int, address: str) -> dict[str, str]:

@@ -55,3 +55,14 @@ def test_unknown_toml_keys_are_refused(tmp_path: Path) -> None:
             "counter",
             environ={"REELSTREAM_CONFIG": str(toml)},
         )
+
+
+def test_replication_renders_simple_and_network_topology_maps() -> None:
+    from reelstream.cassandra_client import CassandraSettings
+
+    simple = CassandraSettings(("h",), 9042, "ks", replication="SimpleStrategy:3")
+    assert simple.replication_cql() == "{'class': 'SimpleStrategy', 'replication_factor': 3}"
+    nts = CassandraSettings(("h",), 9042, "ks", replication="NetworkTopologyStrategy:dc1=3,dc2=2")
+    assert nts.replication_cql() == ("{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 2}")
+    with pytest.raises(ValueError, match="SimpleStrategy"):
+        CassandraSettings(("h",), 9042, "ks", replication="Simple:x").replication_cql()
