@@ -1,0 +1,162 @@
+"""A counter shard applies each batch once, refuses gaps, and a superseded owner cannot write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import pytest
+
+from counter.config import CounterConfig
+from counter.errors import NotOwner
+from counter.shard_owner import CounterShard
+from counter.store import CounterStore
+from protos import common_pb2, counter_pb2, counter_pb2_grpc
+from reelstream.cassandra_client import CassandraClient, CassandraSettings
+from reelstream.schema import apply_schema
+from tests.integration.conftest import ServiceProcess, counter_env, free_port
+
+
+def views_batch(
+    edge_id: str, seq: int, reel_views: dict[int, int]
+) -> counter_pb2.ApplyBatchRequest:
+    return counter_pb2.ApplyBatchRequest(
+        batch_id=counter_pb2.BatchId(edge_id=edge_id, shard=0, seq=seq),
+        view_reel_ids=list(reel_views),
+        view_minutes=[29_000_000] * len(reel_views),
+        view_counts=list(reel_views.values()),
+    )
+
+
+def test_duplicate_batch_is_applied_once_and_gaps_are_refused(
+    keyspace: str, start_service: Callable[..., ServiceProcess]
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    start_service("counter", "counter-0", counter_env(keyspace, 0, 1, address), address)
+    with grpc.insecure_channel(address) as channel:
+        counter = counter_pb2_grpc.CounterServiceStub(channel)
+        first = counter.ApplyBatch(views_batch("edge-a.1", 1, {7: 5}), timeout=10)
+        again = counter.ApplyBatch(views_batch("edge-a.1", 1, {7: 5}), timeout=10)
+        assert (first.duplicate, again.duplicate) == (False, True)
+        with pytest.raises(grpc.RpcError) as gap:
+            counter.ApplyBatch(views_batch("edge-a.1", 3, {7: 1}), timeout=10)
+        assert gap.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "expected seq 2" in (gap.value.details() or "")
+        with pytest.raises(grpc.RpcError) as wrong_shard:
+            batch = views_batch("edge-a.1", 2, {7: 1})
+            batch.batch_id.shard = 1
+            counter.ApplyBatch(batch, timeout=10)
+        assert wrong_shard.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        counts = counter.GetCounts(common_pb2.GetCountsRequest(reel_ids=[7]), timeout=10)
+        assert counts.counts[0].views == 5
+        assert counts.applied_seq["edge-a.1"] == 1
+
+
+@pytest.fixture
+async def client(keyspace: str) -> AsyncIterator[CassandraClient]:
+    cassandra = CassandraClient(CassandraSettings(("127.0.0.1",), 9042, keyspace))
+    await cassandra.connect(max_wait_s=60)
+    await apply_schema(cassandra)
+    yield cassandra
+    await cassandra.close()
+
+
+async def new_owner(client: CassandraClient, name: str) -> CounterShard:
+    config = CounterConfig(
+        shard=0,
+        shard_count=1,
+        owner_id=name,
+        lease_ttl_s=1.5,
+        lease_renew_s=0.5,
+        lease_wait_s=30,
+    )
+    store = CounterStore(client, shard=0)
+    await store.prepare()
+    shard = CounterShard(config, store)
+    await shard.acquire()
+    return shard
+
+
+async def test_a_superseded_owner_cannot_commit_and_the_new_owner_sees_only_committed(
+    client: CassandraClient,
+) -> None:
+    old = await new_owner(client, "old")
+    committer = asyncio.create_task(old.run_committer())
+    await old.apply(views_batch("edge-a.1", 1, {1: 10}))
+
+    # The old owner stops renewing (a long GC pause, say); its lease expires and a new
+    # owner takes the shard with a higher epoch.
+    new = await new_owner(client, "new")
+    assert new.lease is not None and old.lease is not None
+    assert new.lease.epoch == old.lease.epoch + 1
+    assert new.state.counts([1])[0].views == 10
+
+    # The old owner still believes it owns the shard (its clock says the lease is valid
+    # once we pretend so); its commit must fail on the epoch, not on its own clock.
+    old.lease = type(old.lease)(old.lease.shard, old.lease.owner, old.lease.epoch, 2**62)
+    with pytest.raises(NotOwner):
+        await old.apply(views_batch("edge-a.1", 2, {1: 99}))
+    assert old.fenced.is_set()
+
+    new_committer = asyncio.create_task(new.run_committer())
+    response = await new.apply(views_batch("edge-a.1", 2, {1: 1}))
+    assert response.epoch == new.lease.epoch
+    assert new.state.counts([1])[0].views == 11
+    for task in (committer, new_committer):
+        task.cancel()
+    await asyncio.gather(committer, new_committer, return_exceptions=True)
+
+
+async def test_recovery_replays_committed_batches_after_the_last_snapshot(
+    client: CassandraClient,
+) -> None:
+    first = await new_owner(client, "first")
+    committer = asyncio.create_task(first.run_committer())
+    await first.apply(views_batch("edge-a.1", 1, {1: 10, 2: 20}))
+    await first.snapshot()
+    await first.apply(views_batch("edge-a.1", 2, {1: 1, 3: 3}))
+    likes = views_batch("edge-b.1", 1, {})
+    likes.like_reel_ids.extend([2, 2])
+    likes.like_user_ids.extend([100, 101])
+    likes.like_ts_ms.extend([5, 5])
+    likes.like_values.extend([True, True])
+    await first.apply(likes)
+    committer.cancel()
+    await asyncio.gather(committer, return_exceptions=True)
+    # Crash: no final snapshot, no lease release. The next owner waits out the lease.
+    second = await new_owner(client, "second")
+    counts = {c.reel_id: (c.views, c.likes) for c in second.state.counts([1, 2, 3])}
+    assert counts == {1: (11, 0), 2: (20, 2), 3: (3, 0)}
+    assert second.applied_seq == {"edge-a.1": 2, "edge-b.1": 1}
+    assert second.state.liked(101, [2]) == [True]
+
+
+async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
+    client: CassandraClient,
+) -> None:
+    first = await new_owner(client, "first")
+    committer = asyncio.create_task(first.run_committer())
+    await first.apply(views_batch("edge-a.1", 1, {1: 10, 2: 20}))
+    await first.snapshot()  # snapshot 1 complete: reels 1, 2
+    await first.apply(views_batch("edge-a.1", 2, {1: 1, 2: 2, 3: 3}))
+    # Snapshot 2 begins and writes only reel 1 before the owner dies.
+    job = first._cut_job()
+    assert job is not None and first.lease is not None
+    await first._store.begin_snapshot(first.lease, job.snapshot_id, job.seqs)
+    reel_1 = next(r for r in job.reels if r.reel_id == 1)
+    await first._store.write_reel(
+        1, job.snapshot_id, reel_1.totals, reel_1.likes, reel_1.buckets, reel_1.new_reel
+    )
+    await first.apply(views_batch("edge-a.1", 3, {1: 100, 3: 300}))
+    committer.cancel()
+    await asyncio.gather(committer, return_exceptions=True)
+
+    expected = {1: 111, 2: 22, 3: 303}
+    second = await new_owner(client, "second")
+    assert {c.reel_id: c.views for c in second.state.counts([1, 2, 3])} == expected
+    await second.snapshot()  # rewrites the reels of the unfinished snapshot
+    third = await new_owner(client, "third")
+    assert {c.reel_id: c.views for c in third.state.counts([1, 2, 3])} == expected
+    row = await third._store.read_lease()
+    assert list(row.snapshots) == [row.snapshot_id]
