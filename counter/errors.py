@@ -9,6 +9,14 @@ class NotOwner(CounterError):
     """This process does not (or no longer) own the shard: it was fenced or never leased."""
 
 
+class LeaseExpired(CounterError):
+    """The lease ran out because it could not be renewed (Cassandra unreachable).
+
+    Transient: writes stop until a renewal succeeds; if another owner took the shard in the
+    meantime, the renewal fails with NotOwner instead.
+    """
+
+
 class WrongShard(CounterError):
     """A batch was sent to a shard that does not own its shard id."""
 

@@ -9,7 +9,7 @@ import grpc
 from grpc import aio
 
 from counter.config import CounterConfig
-from counter.errors import NotOwner, Overloaded, SequenceGap, WrongShard
+from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
 from counter.shard_owner import CounterShard
 from counter.store import now_ms
 from protos import common_pb2, counter_pb2, counter_pb2_grpc
@@ -34,7 +34,7 @@ async def _mapped(context: Context, call: Callable[[], Awaitable[T]]) -> T:
         return await call()
     except (WrongShard, SequenceGap) as exc:
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-    except NotOwner as exc:
+    except (NotOwner, LeaseExpired) as exc:
         await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
     except (Overloaded, TooManySubscribers) as exc:
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge, Histogram
 
 from counter.config import CounterConfig
-from counter.errors import NotOwner, Overloaded, SequenceGap, WrongShard
+from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
 from counter.shard_state import ShardState
 from counter.store import CounterStore, Lease, now_ms
 from protos import counter_pb2
@@ -188,7 +188,7 @@ class CounterShard:
         if self.lease is None or self._fenced.is_set():
             raise NotOwner(f"shard {self._config.shard} is not owned by this process")
         if self.lease.expires_ms <= now_ms():
-            raise NotOwner(f"shard {self._config.shard}: lease expired, renewing")
+            raise LeaseExpired(f"shard {self._config.shard}: lease expired, renewing")
         return self.lease
 
     async def run_committer(self) -> None:
@@ -261,7 +261,7 @@ class CounterShard:
             await asyncio.sleep(self._config.snapshot_interval_s)
             try:
                 await self.snapshot()
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, LeaseExpired) as exc:
                 logger.warning("snapshot failed, will retry", extra={"fields": {"error": exc}})
             except NotOwner:
                 self._fenced.set()
@@ -291,8 +291,10 @@ class CounterShard:
     async def snapshot(self) -> None:
         """Rolls dirty reels up into `reel_state`; a failed job is retried unchanged."""
         lease = self.lease
-        if lease is None or self._fenced.is_set() or lease.expires_ms <= now_ms():
-            raise NotOwner(f"shard {self._config.shard}: no valid lease for a snapshot")
+        if lease is None or self._fenced.is_set():
+            raise NotOwner(f"shard {self._config.shard}: no lease for a snapshot")
+        if lease.expires_ms <= now_ms():
+            raise LeaseExpired(f"shard {self._config.shard}: lease expired, snapshot waits")
         if self._job is None:
             self._job = self._cut_job()
         job = self._job
@@ -326,7 +328,7 @@ class CounterShard:
         self._wakeup.set()
         if self.lease is None or self._fenced.is_set():
             return
-        with contextlib.suppress(StoreUnavailable, NotOwner):
+        with contextlib.suppress(StoreUnavailable, NotOwner, LeaseExpired):
             while self._job is not None or self.state.dirty:
                 await self.snapshot()
 

@@ -180,10 +180,18 @@ class EdgeJournal:
                 waiter.done.set_result(None)
 
     async def cut(self) -> int:
-        """Moves every journaled entry into per-shard outbox batches; returns batches made."""
+        """Moves every journaled entry into per-shard outbox batches; returns batches made.
+
+        A Redis failure leaves journal and outbox as they were (MULTI/EXEC) and returns 0.
+        """
         async with self._lock:
             if self._resync_needed:
-                await self._reload()
+                try:
+                    await self._reload()
+                except (RedisError, OSError) as exc:
+                    JOURNAL_ERRORS.inc()
+                    logger.warning("journal reload failed", extra={"fields": {"error": exc}})
+                    return 0
             entries = list(self._mirror)
             if not entries:
                 return 0

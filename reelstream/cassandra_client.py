@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import ExponentialReconnectionPolicy, RoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, SimpleStatement
 
 logger = logging.getLogger(__name__)
@@ -157,6 +157,9 @@ class CassandraClient:
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             connect_timeout=5,
             control_connection_timeout=5,
+            # The default backs off to 10 minutes: after a node restart the service would
+            # stay "NoHostAvailable" long after the node is back.
+            reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.2, max_delay=2.0),
             protocol_version=5,
         )
         try:

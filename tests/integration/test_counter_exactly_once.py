@@ -43,9 +43,9 @@ def test_duplicate_batch_is_applied_once_and_gaps_are_refused(
             counter.ApplyBatch(views_batch("edge-a.1", 3, {7: 1}), timeout=10)
         assert gap.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "expected seq 2" in (gap.value.details() or "")
+        batch = views_batch("edge-a.1", 2, {7: 1})
+        batch.batch_id.shard = 1
         with pytest.raises(grpc.RpcError) as wrong_shard:
-            batch = views_batch("edge-a.1", 2, {7: 1})
-            batch.batch_id.shard = 1
             counter.ApplyBatch(batch, timeout=10)
         assert wrong_shard.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         counts = counter.GetCounts(common_pb2.GetCountsRequest(reel_ids=[7]), timeout=10)
@@ -88,7 +88,8 @@ async def test_a_superseded_owner_cannot_commit_and_the_new_owner_sees_only_comm
     # The old owner stops renewing (a long GC pause, say); its lease expires and a new
     # owner takes the shard with a higher epoch.
     new = await new_owner(client, "new")
-    assert new.lease is not None and old.lease is not None
+    assert new.lease is not None
+    assert old.lease is not None
     assert new.lease.epoch == old.lease.epoch + 1
     assert new.state.counts([1])[0].views == 10
 
@@ -142,7 +143,8 @@ async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
     await first.apply(views_batch("edge-a.1", 2, {1: 1, 2: 2, 3: 3}))
     # Snapshot 2 begins and writes only reel 1 before the owner dies.
     job = first._cut_job()
-    assert job is not None and first.lease is not None
+    assert job is not None
+    assert first.lease is not None
     await first._store.begin_snapshot(first.lease, job.snapshot_id, job.seqs)
     reel_1 = next(r for r in job.reels if r.reel_id == 1)
     await first._store.write_reel(
