@@ -16,7 +16,7 @@ GENERATED := $(PROTOS:.proto=_pb2.py)
 
 .PHONY: help deps system-deps venv proto run up down status logs test test-slow lint \
         cassandra-up cassandra-down cassandra-wipe cassandra-status cassandra-cluster-up \
-        redis-up redis-down clean
+        redis-up redis-down clean chaos
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -62,6 +62,9 @@ test: deps ## Install what is missing, start the real servers the tests need, ru
 
 test-slow: deps ## Also the long chaos/soak tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+chaos: deps ## Fault suite: repeated kill -9 of edges, shards, Redis, Cassandra under load
+	$(BIN)/python -m pytest -m slow tests/integration/test_faults.py $(PYTEST_ARGS)
 
 lint: deps ## ruff and mypy (strict)
 	$(BIN)/ruff check .

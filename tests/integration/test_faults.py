@@ -9,6 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cassandra.cluster import Cluster
+from cassandra.concurrent import execute_concurrent_with_args
 
 from protos import common_pb2, counter_pb2_grpc
 from reelstream.infra import cassandra_node, redis_server
@@ -123,6 +125,33 @@ def run_load_with_faults(
     )
     for service in [*edges, *counter_procs]:
         wait_serving(service, timeout_s=5)
+    # What is durable must match too: the totals rolled up into Cassandra.
+    expected = {reel: counts[reel] for reel in every_reel}
+    deadline = time.monotonic() + 60
+    while (stored := stored_views(keyspace, len(counters), every_reel)) != expected:
+        wrong = {r: (v, stored.get(r)) for r, v in expected.items() if stored.get(r) != v}
+        assert time.monotonic() < deadline, f"Cassandra totals differ: {list(wrong.items())[:10]}"
+        time.sleep(1)
+
+
+def stored_views(keyspace: str, shard_count: int, reel_ids: list[int]) -> dict[int, int]:
+    ring = ConsistentHashRing.of_size(shard_count)
+    cluster = Cluster(["127.0.0.1"], protocol_version=5)
+    try:
+        session = cluster.connect(keyspace)
+        query = session.prepare(
+            "SELECT views FROM reel_state WHERE shard = ? AND reel_id = ? LIMIT 1"
+        )
+        results = execute_concurrent_with_args(
+            session, query, [(ring.shard_for(r), r) for r in reel_ids], concurrency=64
+        )
+        stored = {}
+        for reel_id, (ok, rows) in zip(reel_ids, results, strict=True):
+            row = rows.one() if ok else None
+            stored[reel_id] = row.views if row is not None and row.views is not None else 0
+        return stored
+    finally:
+        cluster.shutdown()
 
 
 def test_counts_stay_exact_through_kill_9_of_every_process(
