@@ -69,10 +69,10 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
     async def ApplyCorrections(
         self, request: counter_pb2.CorrectionBatch, context: Context
     ) -> counter_pb2.ApplyBatchResponse:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "corrections arrive with the spam filter (issue 5)"
-        )
-        raise AssertionError("unreachable")
+        problem = _check_correction(request)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        return await _mapped(context, lambda: self._shard.apply_correction(request))
 
     async def GetCounts(
         self, request: common_pb2.GetCountsRequest, context: Context
@@ -152,4 +152,19 @@ def _check_batch(batch: counter_pb2.ApplyBatchRequest) -> str | None:
         return "like columns differ in length"
     if len(batch.viewer_reel_ids) != len(batch.viewer_user_ids):
         return "viewer columns differ in length"
+    return None
+
+
+MAX_CORRECTION_REELS = 100_000
+
+
+def _check_correction(batch: counter_pb2.CorrectionBatch) -> str | None:
+    if not batch.batch_id or len(batch.batch_id) > 200:
+        return "batch_id is required (at most 200 characters)"
+    if not len(batch.reel_ids) == len(batch.view_deltas) == len(batch.like_deltas):
+        return "reel_ids, view_deltas and like_deltas differ in length"
+    if not batch.reel_ids:
+        return "a correction needs at least one reel"
+    if len(batch.reel_ids) > MAX_CORRECTION_REELS:
+        return f"at most {MAX_CORRECTION_REELS} reels per correction batch"
     return None

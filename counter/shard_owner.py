@@ -25,8 +25,11 @@ from counter.store import CounterStore, Lease, now_ms
 from protos import counter_pb2
 from reelstream.cassandra_client import StoreUnavailable
 from reelstream.count_feed import CountFeed
+from reelstream.ring import ConsistentHashRing
 
 logger = logging.getLogger(__name__)
+
+CORRECTION_STREAM_PREFIX = "correction:"
 
 BATCHES_APPLIED = Counter("counter_batches_applied_total", "Batches committed")
 BATCHES_DUPLICATE = Counter("counter_batches_duplicate_total", "Duplicate batches acknowledged")
@@ -52,6 +55,7 @@ class _ReelSnapshot:
     likes: list[tuple[int, int, bool]]
     buckets: list[tuple[str, int, int, int]]
     new_reel: bool
+    viewers: bytes | None
 
 
 @dataclass
@@ -68,6 +72,7 @@ class CounterShard:
         self._config = config
         self._store = store
         self.state = ShardState()
+        self._ring = ConsistentHashRing.of_size(config.shard_count)
         self.lease: Lease | None = None
         self.applied_seq: dict[str, int] = {}
         self.batches_applied = 0
@@ -133,7 +138,12 @@ class CounterShard:
             start = min((seqs.get(edge_id, 0) for seqs in row.snapshots.values()), default=0)
             for batch_row in await self._store.read_batches(edge_id, start, applied):
                 batch = counter_pb2.ApplyBatchRequest.FromString(batch_row.payload)
-                reels = set(batch.view_reel_ids) | set(batch.like_reel_ids)
+                reels = (
+                    set(batch.view_reel_ids)
+                    | set(batch.like_reel_ids)
+                    | set(batch.viewer_reel_ids)
+                    | set(batch.correction_reel_ids)
+                )
                 newer = {
                     reel_id: batch_row.seq > baselines.get(reel_id, complete).get(edge_id, 0)
                     for reel_id in reels
@@ -152,6 +162,34 @@ class CounterShard:
                 }
             },
         )
+
+    async def apply_correction(
+        self, correction: counter_pb2.CorrectionBatch
+    ) -> counter_pb2.ApplyBatchResponse:
+        """Applies externally computed deltas once per batch id.
+
+        Each correction id is its own one-batch stream (`correction:<id>`, seq 1), so the
+        same LWT that commits it records that it was applied: no separate dedupe table that
+        could disagree with the counts after a crash.
+        """
+        foreign = [r for r in correction.reel_ids if self._ring.shard_for(r) != self._config.shard]
+        if foreign:
+            raise WrongShard(
+                f"{len(foreign)} reels (e.g. {foreign[:3]}) belong to other shards;"
+                " split the batch with reelstream.correction_router"
+            )
+        batch = counter_pb2.ApplyBatchRequest(
+            batch_id=counter_pb2.BatchId(
+                edge_id=f"{CORRECTION_STREAM_PREFIX}{correction.batch_id}",
+                shard=self._config.shard,
+                seq=1,
+            ),
+            correction_reel_ids=correction.reel_ids,
+            correction_view_deltas=correction.view_deltas,
+            correction_like_deltas=correction.like_deltas,
+            correction_moves_to_removed=correction.moves_to_removed,
+        )
+        return await self.apply(batch)
 
     async def apply(self, batch: counter_pb2.ApplyBatchRequest) -> counter_pb2.ApplyBatchResponse:
         """Applies one edge batch exactly once; returns when it is durable."""
@@ -281,9 +319,13 @@ class CounterShard:
                 buckets.append((width, start, views, like_count))
             reel.dirty_users = set()
             reel.dirty_buckets = set()
+            viewers = reel.flush_viewers().to_bytes() if reel.viewers_dirty else None
+            reel.viewers_dirty = False
             totals = (reel.views, reel.likes, reel.views_removed, reel.likes_removed)
             reels.append(
-                _ReelSnapshot(reel_id, totals, likes, buckets, reel_id not in self._indexed)
+                _ReelSnapshot(
+                    reel_id, totals, likes, buckets, reel_id not in self._indexed, viewers
+                )
             )
         self.state.dirty = set()
         return _SnapshotJob(self._snapshot_id, dict(self.applied_seq), reels)
@@ -313,6 +355,7 @@ class CounterShard:
                         reel.likes,
                         reel.buckets,
                         reel.new_reel,
+                        viewers=reel.viewers,
                     )
 
             await asyncio.gather(*(write(entry) for entry in job.reels))

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from counter.unique_viewers import UniqueViewers
 from protos import common_pb2, counter_pb2
 
 MINUTE_MS = 60_000
@@ -19,6 +22,7 @@ BUCKET_WIDTHS_MS: dict[str, int] = {"minute": MINUTE_MS, "hour": HOUR_MS, "day":
 # Row kinds inside a reel's partition of `reel_state`.
 KIND_LIKE = 0
 KIND_BY_WIDTH: dict[str, int] = {"minute": 1, "hour": 2, "day": 3}
+VIEWER_BUFFER_LIMIT = 256
 
 
 @dataclass
@@ -36,6 +40,22 @@ class ReelState:
     # Rows changed since the last snapshot.
     dirty_users: set[int] = field(default_factory=set)
     dirty_buckets: set[tuple[str, int]] = field(default_factory=set)
+    # Distinct viewers; new ids wait in a buffer and are merged in bulk (cheaper per event).
+    viewers: UniqueViewers = field(default_factory=UniqueViewers)
+    viewer_buffer: list[int] = field(default_factory=list)
+    viewers_dirty: bool = False
+
+    def add_viewers(self, user_ids: list[int]) -> None:
+        self.viewer_buffer.extend(user_ids)
+        self.viewers_dirty = True
+        if len(self.viewer_buffer) >= VIEWER_BUFFER_LIMIT:
+            self.flush_viewers()
+
+    def flush_viewers(self) -> UniqueViewers:
+        if self.viewer_buffer:
+            self.viewers.add(np.fromiter(self.viewer_buffer, dtype=np.uint64))
+            self.viewer_buffer = []
+        return self.viewers
 
     def add_bucket(self, ts_ms: int, views: int, likes: int) -> None:
         for width, width_ms in BUCKET_WIDTHS_MS.items():
@@ -54,6 +74,7 @@ class ReelState:
             likes=self.likes,
             views_removed=self.views_removed,
             likes_removed=self.likes_removed,
+            unique_viewers=self.flush_viewers().count(),
         )
 
 
@@ -119,8 +140,52 @@ class ShardState:
                 changed.add(reel_id)
             else:
                 self.dirty.add(reel_id)
+        self._apply_viewers(batch, only_reels, changed)
+        self._apply_corrections(batch, only_reels, changed)
         self.dirty |= changed
         return changed
+
+    def _apply_viewers(
+        self,
+        batch: counter_pb2.ApplyBatchRequest,
+        only_reels: dict[int, bool] | None,
+        changed: set[int],
+    ) -> None:
+        # The edge sends viewer pairs sorted by reel: hand each reel its run of users.
+        reel_ids, user_ids = batch.viewer_reel_ids, batch.viewer_user_ids
+        start, total = 0, len(reel_ids)
+        while start < total:
+            reel_id = reel_ids[start]
+            end = start + 1
+            while end < total and reel_ids[end] == reel_id:
+                end += 1
+            if only_reels is None or only_reels.get(reel_id, True):
+                self.reel(reel_id).add_viewers(user_ids[start:end])
+                changed.add(reel_id)
+            start = end
+
+    def _apply_corrections(
+        self,
+        batch: counter_pb2.ApplyBatchRequest,
+        only_reels: dict[int, bool] | None,
+        changed: set[int],
+    ) -> None:
+        mirror = batch.correction_moves_to_removed
+        for reel_id, view_delta, like_delta in zip(
+            batch.correction_reel_ids,
+            batch.correction_view_deltas,
+            batch.correction_like_deltas,
+            strict=True,
+        ):
+            if only_reels is not None and not only_reels.get(reel_id, True):
+                continue
+            reel = self.reel(reel_id)
+            reel.views += view_delta
+            reel.likes += like_delta
+            if mirror:
+                reel.views_removed -= view_delta
+                reel.likes_removed -= like_delta
+            changed.add(reel_id)
 
     def counts(self, reel_ids: Iterable[int]) -> list[common_pb2.ReelCounts]:
         result = []

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cassandra import ConsistencyLevel
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
 from counter.errors import NotOwner
 from counter.shard_state import KIND_BY_WIDTH, KIND_LIKE, ReelState
+from counter.unique_viewers import UniqueViewers
 from reelstream.cassandra_client import CassandraClient, Row, StoreUnavailable
 
 
@@ -93,12 +94,13 @@ class CounterStore:
             "index_reel": f"INSERT INTO {ks}.shard_reels (shard, reel_id) VALUES (?, ?)",
             "list_reels": f"SELECT reel_id FROM {ks}.shard_reels WHERE shard = ?",
             "write_totals": f"INSERT INTO {ks}.reel_state (shard, reel_id, views, likes,"
-            f" views_removed, likes_removed, snapshot_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f" views_removed, likes_removed, snapshot_id, viewers)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             "write_like": f"INSERT INTO {ks}.reel_state (shard, reel_id, kind, item, liked,"
             f" ts_ms) VALUES (?, ?, ?, ?, ?, ?)",
             "write_bucket": f"INSERT INTO {ks}.reel_state (shard, reel_id, kind, item,"
             f" bucket_views, bucket_likes) VALUES (?, ?, ?, ?, ?, ?)",
-            "read_reel": f"SELECT views, likes, views_removed, likes_removed, snapshot_id,"
+            "read_reel": f"SELECT views, likes, views_removed, likes_removed, snapshot_id, viewers,"
             f" kind, item, liked, ts_ms, bucket_views, bucket_likes"
             f" FROM {ks}.reel_state WHERE shard = ? AND reel_id = ?",
         }
@@ -212,13 +214,27 @@ class CounterStore:
         likes: list[tuple[int, int, bool]],
         buckets: list[tuple[str, int, int, int]],
         new_reel: bool,
+        *,
+        viewers: bytes | None,
     ) -> None:
-        """Writes one reel's snapshot as one single-partition batch (atomic and isolated)."""
+        """Writes one reel's snapshot as one single-partition batch (atomic and isolated).
+
+        `viewers` None leaves the stored sketch as it is (UNSET, not a null tombstone).
+        """
         if new_reel:
             # The index goes first: a reel row never exists without its index entry.
             await self._run("index_reel", self._shard, reel_id)
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        batch.add(self._prepared["write_totals"], (self._shard, reel_id, *totals, snapshot_id))
+        batch.add(
+            self._prepared["write_totals"],
+            (
+                self._shard,
+                reel_id,
+                *totals,
+                snapshot_id,
+                UNSET_VALUE if viewers is None else viewers,
+            ),
+        )
         for user_id, ts_ms, liked in likes:
             batch.add(
                 self._prepared["write_like"],
@@ -245,6 +261,7 @@ class CounterStore:
             likes=first.likes or 0,
             views_removed=first.views_removed or 0,
             likes_removed=first.likes_removed or 0,
+            viewers=UniqueViewers.from_bytes(first.viewers or b""),
         )
         width_by_kind = {kind: width for width, kind in KIND_BY_WIDTH.items()}
         for row in rows:

@@ -45,6 +45,7 @@ TABLES: tuple[str, ...] = (
         likes bigint static,
         views_removed bigint static,
         likes_removed bigint static,
+        viewers blob static,
         snapshot_id bigint static,
         kind int,
         item bigint,
@@ -75,6 +76,11 @@ TABLES: tuple[str, ...] = (
 )
 
 
+# Columns added after a table was first released: `CREATE TABLE IF NOT EXISTS` leaves an
+# existing table alone, so start-up adds whichever of these are missing.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("reel_state", "viewers", "blob static"),)
+
+
 async def apply_schema(client: CassandraClient) -> None:
     """Creates the keyspace and tables if missing; safe to run from every process."""
     keyspace = client.keyspace
@@ -85,4 +91,15 @@ async def apply_schema(client: CassandraClient) -> None:
     )
     for table in TABLES:
         await client.execute(table.format(ks=keyspace), timeout_s=60)
+    for table_name, column, cql_type in ADDED_COLUMNS:
+        rows = await client.execute(
+            "SELECT column_name FROM system_schema.columns"
+            " WHERE keyspace_name = %s AND table_name = %s",
+            (keyspace, table_name),
+        )
+        if column not in {row.column_name for row in rows}:
+            await client.execute(
+                f"ALTER TABLE {keyspace}.{table_name} ADD {column} {cql_type}", timeout_s=60
+            )
+            logger.info("column added", extra={"fields": {"table": table_name, "column": column}})
     logger.info("schema applied", extra={"fields": {"keyspace": keyspace}})

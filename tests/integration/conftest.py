@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cassandra.cluster import Cluster
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from reelstream.infra import cassandra_node, redis_server
@@ -44,9 +45,17 @@ def redis_port() -> int:
 
 
 @pytest.fixture
-def keyspace(cassandra: str) -> str:
-    """A fresh keyspace per test, so tests never see each other's counts."""
-    return f"test_{uuid.uuid4().hex[:12]}"
+def keyspace(cassandra: str) -> Iterator[str]:
+    """A fresh keyspace per test, so tests never see each other's counts; dropped after."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield name
+    cluster = Cluster([cassandra], protocol_version=5)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
+    except Exception as exc:  # a test that restarted Cassandra may leave it unreachable
+        print(f"could not drop keyspace {name}: {exc}")
+    finally:
+        cluster.shutdown()
 
 
 @dataclass

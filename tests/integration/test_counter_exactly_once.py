@@ -148,7 +148,13 @@ async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
     await first._store.begin_snapshot(first.lease, job.snapshot_id, job.seqs)
     reel_1 = next(r for r in job.reels if r.reel_id == 1)
     await first._store.write_reel(
-        1, job.snapshot_id, reel_1.totals, reel_1.likes, reel_1.buckets, reel_1.new_reel
+        1,
+        job.snapshot_id,
+        reel_1.totals,
+        reel_1.likes,
+        reel_1.buckets,
+        reel_1.new_reel,
+        viewers=reel_1.viewers,
     )
     await first.apply(views_batch("edge-a.1", 3, {1: 100, 3: 300}))
     committer.cancel()
