@@ -82,7 +82,8 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         return common_pb2.GetCountsResponse(
             counts=self._shard.state.counts(request.reel_ids),
-            applied_seq=self._shard.applied_seq,
+            edge_applied_seq=self._shard.applied_seq.get(request.edge_id, 0),
+            version=self._shard.version,
         )
 
     async def GetTimeSeries(
@@ -113,13 +114,24 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
     async def WatchCounts(
         self, request: common_pb2.WatchCountsRequest, context: Context
     ) -> AsyncIterator[common_pb2.CountUpdate]:
+        shard = self._shard
         try:
-            async with self._shard.feed.subscribe(request.reel_ids) as subscription:
+            async with shard.feed.subscribe(request.reel_ids) as subscription:
+                # An empty first message tells the subscriber that every later change of a
+                # watched reel will reach it.
+                yield common_pb2.CountUpdate(
+                    as_of_ms=now_ms(),
+                    edge_applied_seq=shard.applied_seq.get(request.edge_id, 0),
+                    version=shard.version,
+                )
                 while True:
                     changed = await subscription.next_changes(self._config.watch_interval_s)
+                    # Counts, sequence and version are read together, with no await between.
                     yield common_pb2.CountUpdate(
-                        counts=self._shard.state.counts(sorted(changed)),
+                        counts=shard.state.counts(sorted(changed)),
                         as_of_ms=now_ms(),
+                        edge_applied_seq=shard.applied_seq.get(request.edge_id, 0),
+                        version=shard.version,
                     )
         except TooManySubscribers as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))

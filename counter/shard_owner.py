@@ -76,6 +76,7 @@ class CounterShard:
         self.lease: Lease | None = None
         self.applied_seq: dict[str, int] = {}
         self.batches_applied = 0
+        self._commits = 0
         self._pending: dict[tuple[str, int], _Pending] = {}
         self._wakeup = asyncio.Event()
         self._closing = False
@@ -84,6 +85,12 @@ class CounterShard:
         self._job: _SnapshotJob | None = None
         self._indexed: set[int] = set()
         self.feed = CountFeed()
+
+    @property
+    def version(self) -> int:
+        """Orders this owner's states: later epochs first, then commits within an epoch."""
+        epoch = self.lease.epoch if self.lease else 0
+        return (epoch << 40) | self._commits
 
     @property
     def ttl_ms(self) -> int:
@@ -275,6 +282,7 @@ class CounterShard:
             if not p.done.done():
                 p.done.set_result(counter_pb2.ApplyBatchResponse(epoch=lease.epoch))
         self.batches_applied += len(group)
+        self._commits += 1
         BATCHES_APPLIED.inc(len(group))
         REELS.set(len(self.state.reels))
         if changed:

@@ -39,6 +39,10 @@ class EdgeConfig:
     """Client timestamps further in the future are rejected."""
     max_event_age_ms: int = 86_400_000
     """Client timestamps older than this are rejected."""
+    count_cache_entries: int = 2_000_000
+    """Reels whose live counts the edge keeps (least recently used evicted first)."""
+    watch_interval_s: float = 0.1
+    """How often changed counts are pushed to WatchCounts subscribers."""
     rpc_timeout_s: float = 5.0
     """Deadline of calls to counter shards."""
     log_level: str = "INFO"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from grpc import aio
 
-from edge.count_reader import CountReader
+from edge.count_cache import CountCache
 from edge.errors import JournalFull, JournalUnavailable, MalformedBatch, ShardUnavailable
 from edge.event_intake import EventIntake, single_event_batch
 from protos import common_pb2, edge_pb2, edge_pb2_grpc
+from reelstream.count_feed import TooManySubscribers
 
 # Servicer methods see requests and responses of several types.
 Context = aio.ServicerContext[Any, Any]
@@ -20,9 +22,10 @@ MAX_REELS_PER_READ = 1000
 
 
 class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
-    def __init__(self, intake: EventIntake, reader: CountReader) -> None:
+    def __init__(self, intake: EventIntake, cache: CountCache, watch_interval_s: float) -> None:
         self._intake = intake
-        self._reader = reader
+        self._cache = cache
+        self._watch_interval_s = watch_interval_s
 
     async def _submit(
         self, batch: common_pb2.EventBatch, context: Context
@@ -78,7 +81,7 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
         reel_ids = list(request.reel_ids)
         await self._check_reel_ids(reel_ids, context)
         try:
-            counts = await self._reader.counts(reel_ids)
+            counts = await self._cache.counts(reel_ids)
         except ShardUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         return common_pb2.GetCountsResponse(counts=counts)
@@ -89,7 +92,7 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
         reel_ids = list(request.reel_ids)
         await self._check_reel_ids(reel_ids, context)
         try:
-            liked = await self._reader.liked(request.user_id, reel_ids)
+            liked = await self._cache.liked(request.user_id, reel_ids)
         except ShardUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         return common_pb2.GetLikeStateResponse(liked=liked)
@@ -97,11 +100,23 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
     async def WatchCounts(
         self, request: common_pb2.WatchCountsRequest, context: Context
     ) -> AsyncIterator[common_pb2.CountUpdate]:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "WatchCounts at the edge is not built yet; subscribe to the counter shards",
-        )
-        yield common_pb2.CountUpdate()  # pragma: no cover - makes this an async generator
+        reel_ids = list(dict.fromkeys(request.reel_ids))
+        await self._check_reel_ids(reel_ids, context)
+        try:
+            async with self._cache.feed.subscribe(reel_ids) as subscription:
+                # First the current counts of every watched reel, then only changes.
+                yield common_pb2.CountUpdate(
+                    counts=await self._cache.counts(reel_ids), as_of_ms=_now_ms()
+                )
+                while True:
+                    changed = await subscription.next_changes(self._watch_interval_s)
+                    yield common_pb2.CountUpdate(
+                        counts=await self._cache.counts(sorted(changed)), as_of_ms=_now_ms()
+                    )
+        except ShardUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except TooManySubscribers as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
 
     async def PurgeReel(
         self, request: edge_pb2.PurgeReelRequest, context: Context
@@ -110,3 +125,7 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
             grpc.StatusCode.UNIMPLEMENTED, "the segment cache arrives with the video path"
         )
         raise AssertionError("unreachable")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

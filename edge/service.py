@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from edge.config import EdgeConfig
-from edge.count_reader import CountReader
+from edge.count_cache import CountCache
 from edge.event_intake import EventIntake
 from edge.flusher import ShardFlusher
 from edge.grpc_api import EdgeServicer
@@ -36,6 +36,7 @@ class EdgeService:
         self._config = config
         self._ring = ConsistentHashRing.of_size(len(config.counter_addresses))
         self._tasks: set[asyncio.Task[None]] = set()
+        self._subscriptions: set[asyncio.Task[None]] = set()
         self._redis: Redis | None = None
         self._clients: ShardClients | None = None
         self.journal: EdgeJournal | None = None
@@ -82,10 +83,22 @@ class EdgeService:
         self._flusher = ShardFlusher(
             self.journal, self._clients, self._config.flush_interval_s, self._config.rpc_timeout_s
         )
-        reader = CountReader(self.journal, self._clients, self._ring, self._config.rpc_timeout_s)
-        self._servicer = EdgeServicer(EventIntake(self._config, self.journal), reader)
+        cache = CountCache(
+            self.journal,
+            self._clients,
+            self._ring,
+            self._config.count_cache_entries,
+            self._config.rpc_timeout_s,
+        )
+        self._servicer = EdgeServicer(
+            EventIntake(self._config, self.journal), cache, self._config.watch_interval_s
+        )
         loops = [self.journal.run_group_commit(), self._flusher.run_cutter()]
         loops += [self._flusher.run_sender(shard) for shard in self._ring.shard_ids]
+        # Push subscriptions run until close(); drain() must not wait for them.
+        for shard in self._ring.shard_ids:
+            subscription = asyncio.create_task(cache.run_subscription(shard))
+            self._subscriptions.add(subscription)
         for loop in loops:
             task = asyncio.create_task(loop)
             self._tasks.add(task)
@@ -110,9 +123,9 @@ class EdgeService:
             )
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._subscriptions]:
             task.cancel()
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._subscriptions]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._clients is not None:

@@ -48,9 +48,11 @@ def test_duplicate_batch_is_applied_once_and_gaps_are_refused(
         with pytest.raises(grpc.RpcError) as wrong_shard:
             counter.ApplyBatch(batch, timeout=10)
         assert wrong_shard.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        counts = counter.GetCounts(common_pb2.GetCountsRequest(reel_ids=[7]), timeout=10)
+        counts = counter.GetCounts(
+            common_pb2.GetCountsRequest(reel_ids=[7], edge_id="edge-a.1"), timeout=10
+        )
         assert counts.counts[0].views == 5
-        assert counts.applied_seq["edge-a.1"] == 1
+        assert counts.edge_applied_seq == 1
 
 
 @pytest.fixture

@@ -1,0 +1,203 @@
+"""Counts as this edge serves them: live values pushed by the counter shards, plus this
+edge's own events that a value does not include yet (read-your-writes).
+
+Each shard pushes changed counts over a WatchCounts stream. Every cached value carries the
+shard's version (to drop out-of-order values) and the highest sequence of this edge's
+batches it includes, so adding the unacknowledged events never counts one twice. A value
+is only cached while the shard's stream is live: when a stream breaks, that shard's values
+are dropped, since changes may have been missed, and reads go to the shard until the stream
+is back. The cache is bounded (least recently used values are evicted first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
+
+from grpc import aio
+from prometheus_client import Counter, Gauge
+
+from edge.errors import ShardUnavailable
+from edge.journal import EdgeJournal
+from edge.shard_clients import ShardClients
+from protos import common_pb2
+from reelstream.count_feed import CountFeed
+from reelstream.ring import ConsistentHashRing
+
+logger = logging.getLogger(__name__)
+
+CACHE_HITS = Counter("edge_count_cache_hits_total", "Count reads answered from the cache")
+CACHE_MISSES = Counter("edge_count_cache_misses_total", "Count reads sent to a shard")
+CACHE_ENTRIES = Gauge("edge_count_cache_entries", "Reels with cached counts")
+PUSH_LAG_MS = Gauge("edge_count_push_lag_ms", "Shard clock to arrival of the last push")
+
+
+@dataclass(slots=True)
+class CachedCounts:
+    views: int
+    likes: int
+    views_removed: int
+    likes_removed: int
+    unique_viewers: int
+    edge_seq: int
+    version: int
+
+
+class CountCache:
+    def __init__(
+        self,
+        journal: EdgeJournal,
+        clients: ShardClients,
+        ring: ConsistentHashRing,
+        max_entries: int,
+        rpc_timeout_s: float,
+    ) -> None:
+        self._journal = journal
+        self._clients = clients
+        self._ring = ring
+        self._max_entries = max_entries
+        self._timeout_s = rpc_timeout_s
+        self._entries: OrderedDict[int, CachedCounts] = OrderedDict()
+        self._live = [False] * len(clients.stubs)
+        self._generation = [0] * len(clients.stubs)
+        self.feed = CountFeed()
+
+    def _store(self, reel: common_pb2.ReelCounts, edge_seq: int, version: int) -> bool:
+        existing = self._entries.get(reel.reel_id)
+        if existing is not None and existing.version > version:
+            return False
+        self._entries[reel.reel_id] = _cached(reel, edge_seq, version)
+        self._entries.move_to_end(reel.reel_id)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return True
+
+    def _drop_shard(self, shard: int) -> None:
+        stale = [r for r in self._entries if self._ring.shard_for(r) == shard]
+        for reel_id in stale:
+            del self._entries[reel_id]
+        CACHE_ENTRIES.set(len(self._entries))
+
+    async def run_subscription(self, shard: int) -> None:
+        """Follows one shard's pushes for the life of the edge, resubscribing on errors."""
+        backoff_s = 0.1
+        while True:
+            try:
+                request = common_pb2.WatchCountsRequest(edge_id=self._journal.edge_id)
+                stream = self._clients.stubs[shard].WatchCounts(request)
+                async for update in stream:
+                    if not self._live[shard]:
+                        self._live[shard] = True
+                        logger.info("count stream live", extra={"fields": {"shard": shard}})
+                    backoff_s = 0.1
+                    self._apply(update)
+            except aio.AioRpcError as exc:
+                logger.warning(
+                    "count stream broken, resubscribing",
+                    extra={
+                        "fields": {"shard": shard, "code": exc.code().name, "retry_in_s": backoff_s}
+                    },
+                )
+            self._live[shard] = False
+            self._generation[shard] += 1
+            self._drop_shard(shard)
+            await asyncio.sleep(backoff_s * (0.5 + random.random()))
+            backoff_s = min(backoff_s * 2, 2.0)
+
+    def _apply(self, update: common_pb2.CountUpdate) -> None:
+        changed = {
+            reel.reel_id
+            for reel in update.counts
+            if self._store(reel, update.edge_applied_seq, update.version)
+        }
+        if update.as_of_ms:
+            PUSH_LAG_MS.set(max(0, int(time.time() * 1000) - update.as_of_ms))
+        CACHE_ENTRIES.set(len(self._entries))
+        if changed:
+            self.feed.publish(changed)
+
+    async def _read_shard(self, shard: int, reel_ids: list[int]) -> dict[int, CachedCounts]:
+        live, generation = self._live[shard], self._generation[shard]
+        try:
+            response = await self._clients.stubs[shard].GetCounts(
+                common_pb2.GetCountsRequest(reel_ids=reel_ids, edge_id=self._journal.edge_id),
+                timeout=self._timeout_s,
+            )
+        except aio.AioRpcError as exc:
+            raise ShardUnavailable(f"shard {shard}: {exc.code().name}: {exc.details()}") from exc
+        # Cache only what a live stream will keep current from now on.
+        cacheable = live and self._live[shard] and generation == self._generation[shard]
+        fetched = {}
+        for reel in response.counts:
+            fetched[reel.reel_id] = _cached(reel, response.edge_applied_seq, response.version)
+            if cacheable:
+                self._store(reel, response.edge_applied_seq, response.version)
+        return fetched
+
+    async def counts(self, reel_ids: list[int]) -> list[common_pb2.ReelCounts]:
+        """Counts in the order of `reel_ids`, this edge's own events included.
+
+        Raises:
+            ShardUnavailable: a shard needed for a value not in the cache did not answer.
+        """
+        found: dict[int, CachedCounts] = {}
+        missing: dict[int, list[int]] = defaultdict(list)
+        for reel_id in dict.fromkeys(reel_ids):
+            entry = self._entries.get(reel_id)
+            if entry is None:
+                missing[self._ring.shard_for(reel_id)].append(reel_id)
+            else:
+                found[reel_id] = entry
+        CACHE_HITS.inc(len(found))
+        if missing:
+            CACHE_MISSES.inc(sum(len(ids) for ids in missing.values()))
+            for fetched in await asyncio.gather(
+                *(self._read_shard(shard, ids) for shard, ids in missing.items())
+            ):
+                found.update(fetched)
+        return [self._with_own_events(reel_id, found[reel_id]) for reel_id in reel_ids]
+
+    def _with_own_events(self, reel_id: int, entry: CachedCounts) -> common_pb2.ReelCounts:
+        shard = self._ring.shard_for(reel_id)
+        own = self._journal.unacknowledged_views(shard, reel_id, entry.edge_seq)
+        return common_pb2.ReelCounts(
+            reel_id=reel_id,
+            views=entry.views + own,
+            likes=entry.likes,
+            views_removed=entry.views_removed,
+            likes_removed=entry.likes_removed,
+            unique_viewers=entry.unique_viewers,
+        )
+
+    async def liked(self, user_id: int, reel_ids: list[int]) -> list[bool]:
+        """Whether `user_id` currently likes each reel (asked of the owning shards)."""
+        by_shard: dict[int, list[int]] = defaultdict(list)
+        for reel_id in dict.fromkeys(reel_ids):
+            by_shard[self._ring.shard_for(reel_id)].append(reel_id)
+        answers: dict[int, bool] = {}
+        for shard, ids in by_shard.items():
+            try:
+                response = await self._clients.stubs[shard].GetLikeState(
+                    common_pb2.GetLikeStateRequest(user_id=user_id, reel_ids=ids),
+                    timeout=self._timeout_s,
+                )
+            except aio.AioRpcError as exc:
+                raise ShardUnavailable(f"shard {shard}: {exc.code().name}") from exc
+            answers.update(zip(ids, response.liked, strict=True))
+        return [answers[reel_id] for reel_id in reel_ids]
+
+
+def _cached(reel: common_pb2.ReelCounts, edge_seq: int, version: int) -> CachedCounts:
+    return CachedCounts(
+        reel.views,
+        reel.likes,
+        reel.views_removed,
+        reel.likes_removed,
+        reel.unique_viewers,
+        edge_seq,
+        version,
+    )
