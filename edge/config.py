@@ -21,6 +21,17 @@ class EdgeConfig:
     """The edge's own Redis (AOF on) holding the journal and the outbox."""
     counter_addresses: tuple[str, ...] = ("127.0.0.1:50061", "127.0.0.1:50062")
     """Counter shard addresses; entry i serves shard i (the ring size is their number)."""
+    origin_address: str = "127.0.0.1:50071"
+    """The origin, asked about reels (GetReels) to validate events."""
+    validate_reels: bool = True
+    """Reject events of unknown or removed reels and apply the 50%-of-a-short-reel view rule.
+    Off only for load tests of the counting path alone."""
+    reel_cache_entries: int = 2_000_000
+    """Reels whose state and duration the edge keeps."""
+    reel_cache_ttl_s: float = 60.0
+    """How long a known reel's state is trusted before asking the origin again."""
+    unknown_reel_ttl_s: float = 5.0
+    """How long 'this reel does not exist' is remembered."""
     flush_interval_s: float = 0.1
     """How often accepted events are cut into per-shard batches and sent."""
     max_journal_events: int = 5_000_000

@@ -95,6 +95,7 @@ class CountCache:
                         logger.info("count stream live", extra={"fields": {"shard": shard}})
                     backoff_s = 0.1
                     self._apply(update)
+                    self._journal.note_included(shard, update.edge_applied_seq)
             except aio.AioRpcError as exc:
                 logger.warning(
                     "count stream broken, resubscribing",

@@ -7,8 +7,15 @@ import time
 from prometheus_client import Counter
 
 from edge.config import EdgeConfig
-from edge.event_validation import ValidationRules, ViewDeduper, validate_batch
+from edge.event_validation import (
+    MAX_ID,
+    ValidationRules,
+    ViewDeduper,
+    check_shape,
+    validate_batch,
+)
 from edge.journal import EdgeJournal
+from edge.reel_directory import ReelDirectory
 from protos import common_pb2, edge_pb2
 
 EVENTS_ACCEPTED = Counter("edge_events_accepted_total", "Events journaled")
@@ -16,8 +23,11 @@ EVENTS_REJECTED = Counter("edge_events_rejected_total", "Events not counted", ["
 
 
 class EventIntake:
-    def __init__(self, config: EdgeConfig, journal: EdgeJournal) -> None:
+    def __init__(
+        self, config: EdgeConfig, journal: EdgeJournal, directory: ReelDirectory | None
+    ) -> None:
         self._journal = journal
+        self._directory = directory
         self._rules = ValidationRules(
             view_threshold_ms=config.view_threshold_ms,
             max_watch_ms=config.max_watch_ms,
@@ -35,8 +45,12 @@ class EventIntake:
         Raises:
             MalformedBatch, JournalFull, JournalUnavailable: nothing was journaled.
         """
+        check_shape(batch, self._rules.max_batch_events)
+        reels = None
+        if self._directory is not None:
+            reels = await self._directory.lookup(r for r in batch.reel_ids if 0 < r <= MAX_ID)
         now_ms = int(time.time() * 1000)
-        result = validate_batch(batch, self._rules, self._deduper, now_ms)
+        result = validate_batch(batch, self._rules, self._deduper, now_ms, reels)
         for rejection in result.rejections:
             EVENTS_REJECTED.labels(reason=common_pb2.RejectReason.Name(rejection.reason)).inc()
         accepted = result.accepted

@@ -7,17 +7,31 @@ each other one, why not. A bad event never fails the rest of its batch.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from edge.errors import MalformedBatch
 from protos import common_pb2
 
 INVALID_ARGUMENT = 3
+NOT_FOUND = 5
 FAILED_PRECONDITION = 9
 MAX_ID = 2**63 - 1
 KNOWN_KINDS = frozenset(
     (common_pb2.EVENT_KIND_VIEW, common_pb2.EVENT_KIND_LIKE, common_pb2.EVENT_KIND_UNLIKE)
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ReelInfo:
+    """What validation needs to know about a reel (None in a lookup: unknown reel)."""
+
+    removed: bool
+    duration_ms: int
 
 
 @dataclass(frozen=True)
@@ -67,16 +81,43 @@ class ValidationResult:
     rejections: list[common_pb2.EventRejection]
 
 
-def _reject(
-    rejections: list[common_pb2.EventRejection],
-    index: int,
-    code: int,
-    reason: int,
-    message: str,
-) -> None:
-    rejections.append(
-        common_pb2.EventRejection(index=index, code=code, reason=reason, message=message)  # type: ignore[arg-type]
-    )
+# Why an event is refused, in the order the checks apply: code, reason, message template.
+_REFUSALS: dict[int, tuple[int, int, str]] = {
+    1: (
+        INVALID_ARGUMENT,
+        common_pb2.REJECT_REASON_BAD_ID,
+        "reel_id and user_id must be in [1, 2^63)",
+    ),
+    2: (INVALID_ARGUMENT, common_pb2.REJECT_REASON_BAD_KIND, "unknown event kind {kind}"),
+    3: (NOT_FOUND, common_pb2.REJECT_REASON_UNKNOWN_REEL, "reel {reel} does not exist"),
+    4: (FAILED_PRECONDITION, common_pb2.REJECT_REASON_REEL_REMOVED, "reel {reel} was removed"),
+    5: (
+        INVALID_ARGUMENT,
+        common_pb2.REJECT_REASON_FUTURE_TIMESTAMP,
+        "client_ts_ms is {ahead} ms in the future",
+    ),
+    6: (
+        INVALID_ARGUMENT,
+        common_pb2.REJECT_REASON_STALE_TIMESTAMP,
+        "client_ts_ms is older than the accepted age",
+    ),
+    7: (
+        INVALID_ARGUMENT,
+        common_pb2.REJECT_REASON_ABSURD_WATCH_TIME,
+        "watch_ms {watch} exceeds {max_watch}",
+    ),
+    8: (
+        FAILED_PRECONDITION,
+        common_pb2.REJECT_REASON_BELOW_VIEW_THRESHOLD,
+        "watched {watch} ms; a view counts from {threshold} ms",
+    ),
+    9: (
+        FAILED_PRECONDITION,
+        common_pb2.REJECT_REASON_DUPLICATE_VIEW,
+        "this viewer's view of this reel already counted in the window",
+    ),
+}
+_KNOWN_KIND_VALUES = np.array(sorted(KNOWN_KINDS), dtype=np.int64)
 
 
 def check_shape(batch: common_pb2.EventBatch, max_events: int) -> int:
@@ -98,98 +139,90 @@ def check_shape(batch: common_pb2.EventBatch, max_events: int) -> int:
     return count
 
 
+def _column(values: Sequence[int], count: int, dtype: type, default: int) -> npt.NDArray[Any]:
+    if count and len(values):
+        column: npt.NDArray[Any] = np.fromiter(values, dtype=dtype, count=count)
+        return column
+    return np.full(count, default, dtype=dtype)
+
+
 def validate_batch(
-    batch: common_pb2.EventBatch, rules: ValidationRules, deduper: ViewDeduper, now_ms: int
+    batch: common_pb2.EventBatch,
+    rules: ValidationRules,
+    deduper: ViewDeduper,
+    now_ms: int,
+    reels: Mapping[int, ReelInfo | None] | None = None,
 ) -> ValidationResult:
     """Splits a batch into the events to journal and the rejections.
 
-    The accepted batch keeps reel_ids, user_ids, kinds and client_ts_ms (the columns that
-    counting needs); a missing client timestamp becomes the edge's clock.
+    Checks run column-wise (numpy) in a fixed order and the first that fails is the reason
+    reported; only the view dedupe is per event. The accepted batch keeps reel_ids,
+    user_ids, kinds and client_ts_ms (the columns counting needs); a missing client
+    timestamp becomes the edge's clock. With `reels` (every valid reel id of the batch
+    looked up), events of unknown or removed reels are refused and a view of a reel shorter
+    than twice the threshold counts from half its duration.
     """
     count = check_shape(batch, rules.max_batch_events)
-    watch = batch.watch_ms if len(batch.watch_ms) else None
-    stamps = batch.client_ts_ms if len(batch.client_ts_ms) else None
+    reel = _column(batch.reel_ids, count, np.uint64, 0)
+    user = _column(batch.user_ids, count, np.uint64, 0)
+    kind = _column(batch.kinds, count, np.int64, 0)
+    watch = _column(batch.watch_ms, count, np.int64, 0)
+    stamp = _column(batch.client_ts_ms, count, np.int64, 0)
+    stamp[stamp == 0] = now_ms
+    refusal = np.zeros(count, dtype=np.int8)
+
+    def refuse(mask: npt.NDArray[np.bool_], code: int) -> None:
+        refusal[mask & (refusal == 0)] = code
+
+    refuse((reel == 0) | (reel > MAX_ID) | (user == 0) | (user > MAX_ID), 1)
+    refuse(~np.isin(kind, _KNOWN_KIND_VALUES), 2)
+    threshold = np.full(count, rules.view_threshold_ms, dtype=np.int64)
+    if reels is not None and count:
+        distinct, where = np.unique(reel, return_inverse=True)
+        infos = [reels.get(int(r)) for r in distinct]
+        unknown = np.array([info is None for info in infos], dtype=np.bool_)
+        removed = np.array([bool(info and info.removed) for info in infos], dtype=np.bool_)
+        halves = np.array(
+            [
+                info.duration_ms // 2 if info and info.duration_ms else rules.view_threshold_ms
+                for info in infos
+            ],
+            dtype=np.int64,
+        )
+        refuse(unknown[where], 3)
+        refuse(removed[where], 4)
+        threshold = np.minimum(threshold, halves[where])
+    refuse(stamp > now_ms + rules.max_future_skew_ms, 5)
+    refuse(stamp < now_ms - rules.max_event_age_ms, 6)
+    is_view = kind == common_pb2.EVENT_KIND_VIEW
+    refuse(is_view & (watch > rules.max_watch_ms), 7)
+    refuse(is_view & (watch < threshold), 8)
+    for index in np.flatnonzero(is_view & (refusal == 0)).tolist():
+        if not deduper.first_in_window(int(user[index]), int(reel[index]), now_ms):
+            refusal[index] = 9
+    ok = refusal == 0
     accepted = common_pb2.EventBatch()
-    rejections: list[common_pb2.EventRejection] = []
-    out_reels, out_users, out_kinds, out_ts = [], [], [], []
-    oldest = now_ms - rules.max_event_age_ms
-    newest = now_ms + rules.max_future_skew_ms
-    for index in range(count):
-        reel_id = batch.reel_ids[index]
-        user_id = batch.user_ids[index]
-        kind = batch.kinds[index]
-        if not 0 < reel_id <= MAX_ID or not 0 < user_id <= MAX_ID:
-            _reject(
-                rejections,
-                index,
-                INVALID_ARGUMENT,
-                common_pb2.REJECT_REASON_BAD_ID,
-                "reel_id and user_id must be in [1, 2^63)",
+    accepted.reel_ids.extend(reel[ok].tolist())
+    accepted.user_ids.extend(user[ok].tolist())
+    accepted.kinds.extend(kind[ok].tolist())
+    accepted.client_ts_ms.extend(stamp[ok].tolist())
+    rejections = []
+    for index in np.flatnonzero(~ok).tolist():
+        code, reason, template = _REFUSALS[int(refusal[index])]
+        message = template.format(
+            kind=int(kind[index]),
+            reel=int(reel[index]),
+            watch=int(watch[index]),
+            ahead=int(stamp[index]) - now_ms,
+            max_watch=rules.max_watch_ms,
+            threshold=int(threshold[index]),
+        )
+        rejections.append(
+            common_pb2.EventRejection(
+                index=index,
+                code=code,
+                reason=reason,  # type: ignore[arg-type]
+                message=message,
             )
-            continue
-        if kind not in KNOWN_KINDS:
-            _reject(
-                rejections,
-                index,
-                INVALID_ARGUMENT,
-                common_pb2.REJECT_REASON_BAD_KIND,
-                f"unknown event kind {kind}",
-            )
-            continue
-        ts = stamps[index] if stamps is not None and stamps[index] else now_ms
-        if ts > newest:
-            _reject(
-                rejections,
-                index,
-                INVALID_ARGUMENT,
-                common_pb2.REJECT_REASON_FUTURE_TIMESTAMP,
-                f"client_ts_ms is {ts - now_ms} ms in the future",
-            )
-            continue
-        if ts < oldest:
-            _reject(
-                rejections,
-                index,
-                INVALID_ARGUMENT,
-                common_pb2.REJECT_REASON_STALE_TIMESTAMP,
-                "client_ts_ms is older than the accepted age",
-            )
-            continue
-        if kind == common_pb2.EVENT_KIND_VIEW:
-            watched = watch[index] if watch is not None else 0
-            if watched > rules.max_watch_ms:
-                _reject(
-                    rejections,
-                    index,
-                    INVALID_ARGUMENT,
-                    common_pb2.REJECT_REASON_ABSURD_WATCH_TIME,
-                    f"watch_ms {watched} exceeds {rules.max_watch_ms}",
-                )
-                continue
-            if watched < rules.view_threshold_ms:
-                _reject(
-                    rejections,
-                    index,
-                    FAILED_PRECONDITION,
-                    common_pb2.REJECT_REASON_BELOW_VIEW_THRESHOLD,
-                    f"watched {watched} ms; a view counts from {rules.view_threshold_ms} ms",
-                )
-                continue
-            if not deduper.first_in_window(user_id, reel_id, now_ms):
-                _reject(
-                    rejections,
-                    index,
-                    FAILED_PRECONDITION,
-                    common_pb2.REJECT_REASON_DUPLICATE_VIEW,
-                    "this viewer's view of this reel already counted in the window",
-                )
-                continue
-        out_reels.append(reel_id)
-        out_users.append(user_id)
-        out_kinds.append(kind)
-        out_ts.append(ts)
-    accepted.reel_ids.extend(out_reels)
-    accepted.user_ids.extend(out_users)
-    accepted.kinds.extend(out_kinds)
-    accepted.client_ts_ms.extend(out_ts)
+        )
     return ValidationResult(accepted, rejections)

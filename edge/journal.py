@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -36,6 +37,11 @@ GROUP_COMMIT_CALLS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
 JOURNAL_ERRORS = MetricCounter("edge_journal_errors_total", "Redis errors on the journal path")
+
+
+# Acknowledged batches are forgotten after this long even without a push confirming them
+# (a broken push stream drops its cached values, so reads then go to the shard).
+ACKNOWLEDGED_RETENTION_S = 30.0
 
 
 @dataclass
@@ -88,6 +94,7 @@ class EdgeJournal:
         self._journal_events = 0
         self._outbox_events = 0
         self._waiting_events = 0
+        self._acknowledged: dict[int, dict[int, tuple[float, Counter[int]]]] = {}
 
     @property
     def depth_events(self) -> int:
@@ -243,6 +250,12 @@ class EdgeJournal:
         which the shard recognises as a duplicate."""
         if self.outbox.get(batch.shard, {}).pop(batch.seq, None) is not None:
             self._outbox_events -= batch.events
+            # Reads may still hold a value from before this commit: keep the deltas until
+            # the shard's pushes show they are included (see `note_included`).
+            self._acknowledged.setdefault(batch.shard, {})[batch.seq] = (
+                time.monotonic(),
+                batch.view_deltas,
+            )
         JOURNAL_DEPTH.set(self.depth_events)
         try:
             await self._redis.hdel(f"{self._key}:outbox:{batch.shard}", str(batch.seq))  # type: ignore[misc]  # redis-py types sync|async as a union
@@ -251,12 +264,26 @@ class EdgeJournal:
             logger.warning("outbox delete failed", extra={"fields": {"error": exc}})
 
     def unacknowledged_views(self, shard: int, reel_id: int, applied_seq: int) -> int:
-        """This edge's views of `reel_id` that the shard's answer does not include yet."""
+        """This edge's views of `reel_id` that a value including this edge's batches up to
+        `applied_seq` does not include: uncut, in the outbox, or acknowledged after it."""
         pending = self.journal_views.get(reel_id, 0)
         for seq, batch in self.outbox.get(shard, {}).items():
             if seq > applied_seq:
                 pending += batch.view_deltas.get(reel_id, 0)
+        for seq, (_, deltas) in self._acknowledged.get(shard, {}).items():
+            if seq > applied_seq:
+                pending += deltas.get(reel_id, 0)
         return pending
+
+    def note_included(self, shard: int, applied_seq: int) -> None:
+        """The shard pushed values including this edge's batches up to `applied_seq`:
+        acknowledged batches up to there are in every cached value they touched."""
+        kept = self._acknowledged.get(shard)
+        if not kept:
+            return
+        oldest_kept = time.monotonic() - ACKNOWLEDGED_RETENTION_S
+        for seq in [s for s, (at, _) in kept.items() if s <= applied_seq or at < oldest_kept]:
+            del kept[seq]
 
     def close(self) -> None:
         self._closing = True

@@ -22,6 +22,7 @@ from edge.event_intake import EventIntake
 from edge.flusher import ShardFlusher
 from edge.grpc_api import EdgeServicer
 from edge.journal import EdgeJournal
+from edge.reel_directory import ReelDirectory
 from edge.shard_clients import ShardClients
 from protos import edge_pb2, edge_pb2_grpc
 from reelstream.ring import ConsistentHashRing
@@ -42,6 +43,7 @@ class EdgeService:
         self.journal: EdgeJournal | None = None
         self._flusher: ShardFlusher | None = None
         self._servicer: EdgeServicer | None = None
+        self._directory: ReelDirectory | None = None
 
     def register(self, server: aio.Server) -> Sequence[str]:
         if self._servicer is None:
@@ -90,8 +92,18 @@ class EdgeService:
             self._config.count_cache_entries,
             self._config.rpc_timeout_s,
         )
+        if self._config.validate_reels:
+            self._directory = ReelDirectory(
+                self._config.origin_address,
+                self._config.reel_cache_entries,
+                self._config.reel_cache_ttl_s,
+                self._config.unknown_reel_ttl_s,
+                self._config.rpc_timeout_s,
+            )
         self._servicer = EdgeServicer(
-            EventIntake(self._config, self.journal), cache, self._config.watch_interval_s
+            EventIntake(self._config, self.journal, self._directory),
+            cache,
+            self._config.watch_interval_s,
         )
         loops = [self.journal.run_group_commit(), self._flusher.run_cutter()]
         loops += [self._flusher.run_sender(shard) for shard in self._ring.shard_ids]
@@ -130,5 +142,7 @@ class EdgeService:
                 await task
         if self._clients is not None:
             await self._clients.close()
+        if self._directory is not None:
+            await self._directory.close()
         if self._redis is not None:
             await self._redis.aclose()

@@ -15,6 +15,7 @@ from reelstream.cassandra_client import StoreUnavailable
 # Servicer methods see requests and responses of several types.
 Context = aio.ServicerContext[Any, Any]
 
+MAX_REELS_PER_CALL = 1000
 VIDEO_PATH_PENDING = "the video path (upload, transcoding, HLS) is not built yet"
 
 
@@ -35,6 +36,35 @@ class OriginServicer(origin_pb2_grpc.OriginServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no reel {request.reel_id}")
         assert reel is not None
         return reel
+
+    async def GetReels(
+        self, request: origin_pb2.GetReelsRequest, context: Context
+    ) -> origin_pb2.GetReelsResponse:
+        if len(request.reel_ids) > MAX_REELS_PER_CALL:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_REELS_PER_CALL} reel_ids"
+            )
+        try:
+            briefs = await self._catalog.briefs(list(request.reel_ids))
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return origin_pb2.GetReelsResponse(reels=briefs)
+
+    async def ImportReels(
+        self, request: origin_pb2.ImportReelsRequest, context: Context
+    ) -> origin_pb2.ImportReelsResponse:
+        if len(request.reels) > MAX_REELS_PER_CALL:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_REELS_PER_CALL} reels per call"
+            )
+        bad = [r.reel_id for r in request.reels if not 0 < r.reel_id < 2**63]
+        if bad:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad reel ids: {bad[:5]}")
+        try:
+            await self._catalog.put_many(list(request.reels))
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return origin_pb2.ImportReelsResponse(imported=len(request.reels))
 
     async def Upload(
         self,

@@ -157,7 +157,12 @@ def counter_env(keyspace: str, shard: int, shard_count: int, address: str) -> di
 
 
 def edge_env(
-    keyspace: str, name: str, address: str, redis_port: int, counters: list[str]
+    keyspace: str,
+    name: str,
+    address: str,
+    redis_port: int,
+    counters: list[str],
+    origin: str | None = None,
 ) -> dict[str, str]:
     return {
         "REELSTREAM_EDGE_NAME": f"{name}-{keyspace}",
@@ -165,4 +170,7 @@ def edge_env(
         "REELSTREAM_EDGE_METRICS_PORT": "0",
         "REELSTREAM_EDGE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "REELSTREAM_EDGE_COUNTER_ADDRESSES": ",".join(counters),
+        # Tests of the counting path run without an origin; test_end_to_end covers reels.
+        "REELSTREAM_EDGE_VALIDATE_REELS": "false" if origin is None else "true",
+        "REELSTREAM_EDGE_ORIGIN_ADDRESS": origin or "127.0.0.1:1",
     }

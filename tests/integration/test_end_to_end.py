@@ -49,9 +49,19 @@ def test_ten_thousand_views_are_counted_exactly_at_the_edge_and_in_cassandra(
     start_service(
         "edge",
         "edge-0",
-        edge_env(keyspace, "edge-0", edge_address, redis_port, [counter_address]),
+        edge_env(keyspace, "edge-0", edge_address, redis_port, [counter_address], origin_address),
         edge_address,
     )
+    with grpc.insecure_channel(origin_address) as origin_channel:
+        origin = origin_pb2_grpc.OriginServiceStub(origin_channel)
+        catalog = [
+            origin_pb2.Reel(reel_id=r, state=origin_pb2.REEL_STATE_PUBLISHED, duration_ms=20_000)
+            for r in range(1, REELS + 1)
+        ]
+        assert (
+            origin.ImportReels(origin_pb2.ImportReelsRequest(reels=catalog), timeout=30).imported
+            == REELS
+        )
 
     now_ms = int(time.time() * 1000)
     expected: Counter[int] = Counter()
@@ -70,6 +80,18 @@ def test_ten_thousand_views_are_counted_exactly_at_the_edge_and_in_cassandra(
             response = edge.SendEvents(batch, timeout=10)
             assert response.accepted == 500, response.rejections[:3]
 
+        # Events of reels the origin does not know are refused one by one.
+        stray = common_pb2.EventBatch(
+            reel_ids=[1, 999_999],
+            user_ids=[5, 5],
+            kinds=[common_pb2.EVENT_KIND_LIKE] * 2,
+        )
+        response = edge.SendEvents(stray, timeout=10)
+        assert response.accepted == 1
+        assert [(r.index, r.reason) for r in response.rejections] == [
+            (1, common_pb2.REJECT_REASON_UNKNOWN_REEL)
+        ]
+
         reel_ids = list(range(1, REELS + 1))
         # Read-your-writes: exact at once, flushed or not.
         counts = edge.GetCounts(common_pb2.GetCountsRequest(reel_ids=reel_ids), timeout=10)
@@ -78,7 +100,7 @@ def test_ten_thousand_views_are_counted_exactly_at_the_edge_and_in_cassandra(
         with grpc.insecure_channel(origin_address) as origin_channel:
             origin = origin_pb2_grpc.OriginServiceStub(origin_channel)
             with pytest.raises(grpc.RpcError) as missing:
-                origin.GetReel(origin_pb2.GetReelRequest(reel_id=1), timeout=5)
+                origin.GetReel(origin_pb2.GetReelRequest(reel_id=999_999), timeout=5)
             assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
     cluster = Cluster(["127.0.0.1"], protocol_version=5)

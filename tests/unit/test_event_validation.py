@@ -84,3 +84,33 @@ def test_deduper_forgets_the_oldest_pairs_beyond_its_bound() -> None:
         assert deduper.first_in_window(user, 1, NOW)
     assert len(deduper) == 2
     assert deduper.first_in_window(1, 1, NOW)
+
+
+def test_unknown_and_removed_reels_are_refused_and_short_reels_count_from_half() -> None:
+    from edge.event_validation import ReelInfo
+
+    reels = {
+        1: ReelInfo(removed=False, duration_ms=4_000),  # a 4 s reel: a view from 2 s
+        2: ReelInfo(removed=True, duration_ms=30_000),
+        3: None,
+    }
+    result = validate_batch(
+        batch(
+            (1, 1, VIEW, 2_100, NOW),
+            (1, 2, VIEW, 1_900, NOW),
+            (2, 3, VIEW, 5_000, NOW),
+            (3, 4, VIEW, 5_000, NOW),
+        ),
+        RULES,
+        ViewDeduper(30_000, 100),
+        NOW,
+        reels,
+    )
+    assert list(result.accepted.user_ids) == [1]
+    reasons = {r.index: (r.code, common_pb2.RejectReason.Name(r.reason)) for r in result.rejections}
+    assert reasons == {
+        1: (9, "REJECT_REASON_BELOW_VIEW_THRESHOLD"),
+        2: (9, "REJECT_REASON_REEL_REMOVED"),
+        3: (5, "REJECT_REASON_UNKNOWN_REEL"),
+    }
+    assert "counts from 2000 ms" in result.rejections[0].message

@@ -1,0 +1,114 @@
+"""What the edge knows about reels (exists? removed? how long?), cached from the origin.
+
+Misses are coalesced: however many calls miss the same reel at once, one GetReels call to the
+origin asks for it, and every miss waiting at that moment shares that call (up to 1,000 ids
+per call). Known reels are cached for `ttl_s`, unknown ones for a shorter time so a new
+upload becomes countable quickly. If the origin cannot answer, events are accepted as if the
+reels existed (counting something is better than losing real views while the origin
+restarts); the metric `edge_reel_lookup_failures_total` shows when that happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from grpc import aio
+from prometheus_client import Counter
+
+from edge.event_validation import ReelInfo
+from protos import origin_pb2, origin_pb2_grpc
+from reelstream.service_shell import channel_options
+
+logger = logging.getLogger(__name__)
+
+LOOKUPS = Counter("edge_reel_lookups_total", "Reels asked of the origin")
+LOOKUP_FAILURES = Counter("edge_reel_lookup_failures_total", "Failed origin lookups")
+MAX_IDS_PER_CALL = 1000
+
+
+# Returned when the origin is unreachable: validate as if the reel existed.
+ASSUMED = ReelInfo(removed=False, duration_ms=0)
+
+
+class ReelDirectory:
+    def __init__(
+        self,
+        origin_address: str,
+        max_entries: int,
+        ttl_s: float,
+        unknown_ttl_s: float,
+        timeout_s: float,
+    ) -> None:
+        self._channel = aio.insecure_channel(origin_address, options=channel_options())
+        self._origin = origin_pb2_grpc.OriginServiceStub(self._channel)
+        self._max_entries = max_entries
+        self._ttl_s = ttl_s
+        self._unknown_ttl_s = unknown_ttl_s
+        self._timeout_s = timeout_s
+        self._entries: OrderedDict[int, tuple[float, ReelInfo | None]] = OrderedDict()
+        self._in_flight: dict[int, asyncio.Future[ReelInfo | None]] = {}
+
+    async def lookup(self, reel_ids: Iterable[int]) -> dict[int, ReelInfo | None]:
+        now = time.monotonic()
+        known: dict[int, ReelInfo | None] = {}
+        waits: dict[int, asyncio.Future[ReelInfo | None]] = {}
+        to_fetch: list[int] = []
+        for reel_id in set(reel_ids):
+            cached = self._entries.get(reel_id)
+            if cached is not None and cached[0] > now:
+                known[reel_id] = cached[1]
+            elif reel_id in self._in_flight:
+                waits[reel_id] = self._in_flight[reel_id]
+            else:
+                future: asyncio.Future[ReelInfo | None] = asyncio.get_running_loop().create_future()
+                self._in_flight[reel_id] = waits[reel_id] = future
+                to_fetch.append(reel_id)
+        for start in range(0, len(to_fetch), MAX_IDS_PER_CALL):
+            await self._fetch(to_fetch[start : start + MAX_IDS_PER_CALL])
+        for reel_id, future in waits.items():
+            known[reel_id] = await asyncio.shield(future)
+        return known
+
+    async def _fetch(self, reel_ids: list[int]) -> None:
+        LOOKUPS.inc(len(reel_ids))
+        results: dict[int, ReelInfo | None] = dict.fromkeys(reel_ids)
+        cache = True
+        try:
+            response = await self._origin.GetReels(
+                origin_pb2.GetReelsRequest(reel_ids=reel_ids), timeout=self._timeout_s
+            )
+            for brief in response.reels:
+                results[brief.reel_id] = ReelInfo(
+                    removed=brief.state == origin_pb2.REEL_STATE_REMOVED,
+                    duration_ms=brief.duration_ms,
+                )
+        except aio.AioRpcError as exc:
+            LOOKUP_FAILURES.inc(len(reel_ids))
+            logger.warning(
+                "origin lookup failed; accepting events of these reels unchecked",
+                extra={"fields": {"reels": len(reel_ids), "code": exc.code().name}},
+            )
+            results = dict.fromkeys(reel_ids, ASSUMED)
+            cache = False  # never cache a guess
+        now = time.monotonic()
+        for reel_id, info in results.items():
+            if cache:
+                ttl = self._ttl_s if info is not None else self._unknown_ttl_s
+                self._entries[reel_id] = (now + ttl, info)
+                self._entries.move_to_end(reel_id)
+            future = self._in_flight.pop(reel_id, None)
+            if future is not None and not future.done():
+                future.set_result(info)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, reel_id: int) -> None:
+        """Drops a cached entry (a takedown must not wait for the TTL)."""
+        self._entries.pop(reel_id, None)
+
+    async def close(self) -> None:
+        await self._channel.close()
