@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -14,12 +15,13 @@ from counter.shard_owner import CounterShard
 from counter.store import now_ms
 from protos import common_pb2, counter_pb2, counter_pb2_grpc
 from reelstream.cassandra_client import StoreUnavailable
-from reelstream.count_feed import TooManySubscribers
+from reelstream.count_feed import Subscription, TooManySubscribers
 
 # Servicer methods see requests and responses of several types.
 Context = aio.ServicerContext[Any, Any]
 
 MAX_REELS_PER_READ = 1000
+MAX_FOLLOWED_REELS = 4_000_000
 WIDTHS = {
     common_pb2.BUCKET_WIDTH_MINUTE: "minute",
     common_pb2.BUCKET_WIDTH_HOUR: "hour",
@@ -116,7 +118,8 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
     ) -> AsyncIterator[common_pb2.CountUpdate]:
         shard = self._shard
         try:
-            async with shard.feed.subscribe(request.reel_ids) as subscription:
+            follow_all = not request.reel_ids
+            async with shard.feed.subscribe(request.reel_ids, follow_all) as subscription:
                 # An empty first message tells the subscriber that every later change of a
                 # watched reel will reach it.
                 yield common_pb2.CountUpdate(
@@ -133,6 +136,47 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
                         edge_applied_seq=shard.applied_seq.get(request.edge_id, 0),
                         version=shard.version,
                     )
+        except TooManySubscribers as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+    async def FollowCounts(
+        self,
+        request_iterator: AsyncIterator[counter_pb2.FollowCountsRequest],
+        context: Context,
+    ) -> AsyncIterator[common_pb2.CountUpdate]:
+        shard = self._shard
+        edge_id = ""
+        try:
+            async with shard.feed.subscribe((), follow_all=False) as subscription:
+
+                async def read_requests() -> None:
+                    nonlocal edge_id
+                    async for request in request_iterator:
+                        edge_id = request.edge_id or edge_id
+                        subscription.unfollow(request.unfollow_reel_ids)
+                        if len(subscription.followed) + len(request.follow_reel_ids) > (
+                            MAX_FOLLOWED_REELS
+                        ):
+                            raise TooManySubscribers(
+                                f"at most {MAX_FOLLOWED_REELS} followed reels per stream"
+                            )
+                        subscription.follow(request.follow_reel_ids)
+
+                reader = asyncio.create_task(read_requests())
+                try:
+                    while True:
+                        changed = await _next_or_reader_error(
+                            subscription, reader, self._config.watch_interval_s
+                        )
+                        # Counts, sequence and version are read together, with no await.
+                        yield common_pb2.CountUpdate(
+                            counts=shard.state.counts(sorted(changed)),
+                            as_of_ms=now_ms(),
+                            edge_applied_seq=shard.applied_seq.get(edge_id, 0),
+                            version=shard.version,
+                        )
+                finally:
+                    reader.cancel()
         except TooManySubscribers as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
 
@@ -180,3 +224,19 @@ def _check_correction(batch: counter_pb2.CorrectionBatch) -> str | None:
     if len(batch.reel_ids) > MAX_CORRECTION_REELS:
         return f"at most {MAX_CORRECTION_REELS} reels per correction batch"
     return None
+
+
+async def _next_or_reader_error(
+    subscription: Subscription, reader: asyncio.Task[None], coalesce_s: float
+) -> set[int]:
+    """The next changes; re-raises a failure of the request reader (such as too many
+    followed reels) as soon as it happens rather than at the next change."""
+    # The heartbeat tells the follower which of its batches are included even when none of
+    # its followed reels changes, so it can forget acknowledged batches.
+    waiter = asyncio.ensure_future(subscription.next_changes(coalesce_s, heartbeat_s=1.0))
+    if not reader.done():
+        await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    if reader.done() and not reader.cancelled() and reader.exception() is not None:
+        waiter.cancel()
+        reader.result()
+    return await waiter

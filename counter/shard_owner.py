@@ -366,7 +366,16 @@ class CounterShard:
                         viewers=reel.viewers,
                     )
 
-            await asyncio.gather(*(write(entry) for entry in job.reels))
+            # Chunks paced to the write budget, so a snapshot never floods Cassandra.
+            chunk = 256
+            loop = asyncio.get_running_loop()
+            for start in range(0, len(job.reels), chunk):
+                began = loop.time()
+                await asyncio.gather(*(write(entry) for entry in job.reels[start : start + chunk]))
+                budget_s = (
+                    min(chunk, len(job.reels) - start) / self._config.snapshot_max_reels_per_s
+                )
+                await asyncio.sleep(max(0.0, budget_s - (loop.time() - began)))
             await self._store.finish_snapshot(lease, job.snapshot_id, job.seqs)
         self._indexed.update(reel.reel_id for reel in job.reels)
         self._job = None

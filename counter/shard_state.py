@@ -7,6 +7,7 @@ same batches replayed in any order after a crash give the same totals.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -44,6 +45,7 @@ class ReelState:
     viewers: UniqueViewers = field(default_factory=UniqueViewers)
     viewer_buffer: list[int] = field(default_factory=list)
     viewers_dirty: bool = False
+    viewers_merged_at: float = 0.0
 
     def add_viewers(self, user_ids: list[int]) -> None:
         self.viewer_buffer.extend(user_ids)
@@ -55,7 +57,15 @@ class ReelState:
         if self.viewer_buffer:
             self.viewers.add(np.fromiter(self.viewer_buffer, dtype=np.uint64))
             self.viewer_buffer = []
+        self.viewers_merged_at = time.monotonic()
         return self.viewers
+
+    def unique_viewers(self) -> int:
+        """Distinct viewers, merging buffered ids at most once a second per reel (a merge
+        costs a sort or a sketch update; reads come far more often than that)."""
+        if self.viewer_buffer and time.monotonic() - self.viewers_merged_at >= 1.0:
+            self.flush_viewers()
+        return self.viewers.count()
 
     def add_bucket(self, ts_ms: int, views: int, likes: int) -> None:
         for width, width_ms in BUCKET_WIDTHS_MS.items():
@@ -74,7 +84,7 @@ class ReelState:
             likes=self.likes,
             views_removed=self.views_removed,
             likes_removed=self.likes_removed,
-            unique_viewers=self.flush_viewers().count(),
+            unique_viewers=self.unique_viewers(),
         )
 
 

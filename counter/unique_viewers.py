@@ -14,6 +14,8 @@ import zlib
 import numpy as np
 import numpy.typing as npt
 
+from reelstream.hashing import mix64_array
+
 EXACT_LIMIT = 1_000
 PRECISION = 16
 REGISTERS = 1 << PRECISION
@@ -22,15 +24,6 @@ _EXACT_TAG = b"E"
 _SKETCH_TAG = b"H"
 
 U64 = npt.NDArray[np.uint64]
-
-
-def mix64(values: U64) -> U64:
-    """splitmix64 finaliser: spreads user ids uniformly over 64 bits."""
-    with np.errstate(over="ignore"):
-        z = values + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
 
 
 def leading_zeros(values: U64) -> npt.NDArray[np.int64]:
@@ -61,7 +54,7 @@ class UniqueViewers:
                 return
             self._registers = np.zeros(REGISTERS, dtype=np.uint8)
             user_ids, self._exact = self._exact, np.empty(0, dtype=np.uint64)
-        hashes = mix64(user_ids.astype(np.uint64, copy=False))
+        hashes = mix64_array(user_ids.astype(np.uint64, copy=False))
         index = (hashes >> np.uint64(64 - PRECISION)).astype(np.int64)
         rest = hashes << np.uint64(PRECISION)
         # Rank = leading zeros of the remaining 48 bits + 1 (capped when they are all zero).

@@ -1,12 +1,15 @@
 """Counts as this edge serves them: live values pushed by the counter shards, plus this
 edge's own events that a value does not include yet (read-your-writes).
 
-Each shard pushes changed counts over a WatchCounts stream. Every cached value carries the
-shard's version (to drop out-of-order values) and the highest sequence of this edge's
-batches it includes, so adding the unacknowledged events never counts one twice. A value
-is only cached while the shard's stream is live: when a stream breaks, that shard's values
-are dropped, since changes may have been missed, and reads go to the shard until the stream
-is back. The cache is bounded (least recently used values are evicted first).
+The edge follows, on one FollowCounts stream per shard, the reels its callers read: a read
+that misses the cache is answered by the shard directly and asks the stream to follow those
+reels; the shard then pushes their current values and every later change. So the cache only
+ever holds values that a live stream keeps current, and push traffic grows with what this
+edge's viewers read, not with everything that changes. Every value carries the shard's
+version (out-of-order values are dropped) and the highest sequence of this edge's batches
+it includes, so adding the unacknowledged events never counts one twice. When a stream
+breaks, that shard's values are dropped and reads go to the shard until it is back. The
+cache is bounded: the least recently pushed values are evicted and unfollowed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import random
 import time
 from collections import OrderedDict, defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from grpc import aio
@@ -24,7 +28,7 @@ from prometheus_client import Counter, Gauge
 from edge.errors import ShardUnavailable
 from edge.journal import EdgeJournal
 from edge.shard_clients import ShardClients
-from protos import common_pb2
+from protos import common_pb2, counter_pb2
 from reelstream.count_feed import CountFeed
 from reelstream.ring import ConsistentHashRing
 
@@ -62,8 +66,11 @@ class CountCache:
         self._max_entries = max_entries
         self._timeout_s = rpc_timeout_s
         self._entries: OrderedDict[int, CachedCounts] = OrderedDict()
-        self._live = [False] * len(clients.stubs)
-        self._generation = [0] * len(clients.stubs)
+        shards = len(clients.stubs)
+        self._followed: list[set[int]] = [set() for _ in range(shards)]
+        self._requests: list[asyncio.Queue[counter_pb2.FollowCountsRequest] | None] = [
+            None
+        ] * shards
         self.feed = CountFeed()
 
     def _store(self, reel: common_pb2.ReelCounts, edge_seq: int, version: int) -> bool:
@@ -73,38 +80,63 @@ class CountCache:
         self._entries[reel.reel_id] = _cached(reel, edge_seq, version)
         self._entries.move_to_end(reel.reel_id)
         while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+            evicted, _ = self._entries.popitem(last=False)
+            self._send(self._ring.shard_for(evicted), unfollow=[evicted])
         return True
+
+    def _send(
+        self, shard: int, follow: list[int] | None = None, unfollow: list[int] | None = None
+    ) -> None:
+        """Queues a follow change for the shard's stream (dropped if the stream is down or
+        backed up: a later miss asks again)."""
+        queue = self._requests[shard]
+        if queue is None:
+            return
+        try:
+            queue.put_nowait(
+                counter_pb2.FollowCountsRequest(
+                    follow_reel_ids=follow or [], unfollow_reel_ids=unfollow or []
+                )
+            )
+        except asyncio.QueueFull:
+            return
+        self._followed[shard].update(follow or [])
+        self._followed[shard].difference_update(unfollow or [])
 
     def _drop_shard(self, shard: int) -> None:
         stale = [r for r in self._entries if self._ring.shard_for(r) == shard]
         for reel_id in stale:
             del self._entries[reel_id]
+        self._followed[shard] = set()
         CACHE_ENTRIES.set(len(self._entries))
 
     async def run_subscription(self, shard: int) -> None:
-        """Follows one shard's pushes for the life of the edge, resubscribing on errors."""
+        """Follows reels of one shard for the life of the edge, reconnecting on errors."""
         backoff_s = 0.1
         while True:
+            queue: asyncio.Queue[counter_pb2.FollowCountsRequest] = asyncio.Queue(1024)
+            self._requests[shard] = queue
+
+            async def requests(
+                queue: asyncio.Queue[counter_pb2.FollowCountsRequest] = queue,
+            ) -> AsyncIterator[counter_pb2.FollowCountsRequest]:
+                yield counter_pb2.FollowCountsRequest(edge_id=self._journal.edge_id)
+                while True:
+                    yield await queue.get()
+
             try:
-                request = common_pb2.WatchCountsRequest(edge_id=self._journal.edge_id)
-                stream = self._clients.stubs[shard].WatchCounts(request)
-                async for update in stream:
-                    if not self._live[shard]:
-                        self._live[shard] = True
-                        logger.info("count stream live", extra={"fields": {"shard": shard}})
+                async for update in self._clients.stubs[shard].FollowCounts(requests()):
                     backoff_s = 0.1
                     self._apply(update)
                     self._journal.note_included(shard, update.edge_applied_seq)
             except aio.AioRpcError as exc:
                 logger.warning(
-                    "count stream broken, resubscribing",
+                    "count stream broken, reconnecting",
                     extra={
                         "fields": {"shard": shard, "code": exc.code().name, "retry_in_s": backoff_s}
                     },
                 )
-            self._live[shard] = False
-            self._generation[shard] += 1
+            self._requests[shard] = None
             self._drop_shard(shard)
             await asyncio.sleep(backoff_s * (0.5 + random.random()))
             backoff_s = min(backoff_s * 2, 2.0)
@@ -122,7 +154,8 @@ class CountCache:
             self.feed.publish(changed)
 
     async def _read_shard(self, shard: int, reel_ids: list[int]) -> dict[int, CachedCounts]:
-        live, generation = self._live[shard], self._generation[shard]
+        """Asks the shard directly and starts following these reels."""
+        self._send(shard, follow=[r for r in reel_ids if r not in self._followed[shard]])
         try:
             response = await self._clients.stubs[shard].GetCounts(
                 common_pb2.GetCountsRequest(reel_ids=reel_ids, edge_id=self._journal.edge_id),
@@ -130,14 +163,11 @@ class CountCache:
             )
         except aio.AioRpcError as exc:
             raise ShardUnavailable(f"shard {shard}: {exc.code().name}: {exc.details()}") from exc
-        # Cache only what a live stream will keep current from now on.
-        cacheable = live and self._live[shard] and generation == self._generation[shard]
-        fetched = {}
-        for reel in response.counts:
-            fetched[reel.reel_id] = _cached(reel, response.edge_applied_seq, response.version)
-            if cacheable:
-                self._store(reel, response.edge_applied_seq, response.version)
-        return fetched
+        # Not cached: only the stream's values are kept current.
+        return {
+            reel.reel_id: _cached(reel, response.edge_applied_seq, response.version)
+            for reel in response.counts
+        }
 
     async def counts(self, reel_ids: list[int]) -> list[common_pb2.ReelCounts]:
         """Counts in the order of `reel_ids`, this edge's own events included.

@@ -54,21 +54,21 @@ class EventIntake:
         for rejection in result.rejections:
             EVENTS_REJECTED.labels(reason=common_pb2.RejectReason.Name(rejection.reason)).inc()
         accepted = result.accepted
-        if len(accepted.reel_ids):
+        if len(accepted):
             try:
                 await self._journal.append(accepted)
             except BaseException:
                 # Not journaled: a retry of these views must be allowed to count.
-                for reel_id, user_id, kind in zip(
-                    accepted.reel_ids, accepted.user_ids, accepted.kinds, strict=True
+                views = accepted.kinds == common_pb2.EVENT_KIND_VIEW
+                for reel_id, user_id in zip(
+                    accepted.reel_ids[views].tolist(),
+                    accepted.user_ids[views].tolist(),
+                    strict=True,
                 ):
-                    if kind == common_pb2.EVENT_KIND_VIEW:
-                        self._deduper.forget(user_id, reel_id)
+                    self._deduper.forget(user_id, reel_id)
                 raise
-            EVENTS_ACCEPTED.inc(len(accepted.reel_ids))
-        return edge_pb2.SendEventsResponse(
-            accepted=len(accepted.reel_ids), rejections=result.rejections
-        )
+            EVENTS_ACCEPTED.inc(len(accepted))
+        return edge_pb2.SendEventsResponse(accepted=len(accepted), rejections=result.rejections)
 
 
 def single_event_batch(event: common_pb2.Event) -> common_pb2.EventBatch:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import MalformedBatch
+from edge.event_columns import EventColumns
 from protos import common_pb2
 
 INVALID_ARGUMENT = 3
@@ -77,7 +78,7 @@ class ViewDeduper:
 
 @dataclass
 class ValidationResult:
-    accepted: common_pb2.EventBatch
+    accepted: EventColumns
     rejections: list[common_pb2.EventRejection]
 
 
@@ -201,11 +202,7 @@ def validate_batch(
         if not deduper.first_in_window(int(user[index]), int(reel[index]), now_ms):
             refusal[index] = 9
     ok = refusal == 0
-    accepted = common_pb2.EventBatch()
-    accepted.reel_ids.extend(reel[ok].tolist())
-    accepted.user_ids.extend(user[ok].tolist())
-    accepted.kinds.extend(kind[ok].tolist())
-    accepted.client_ts_ms.extend(stamp[ok].tolist())
+    accepted = EventColumns(reel[ok], user[ok], kind[ok], stamp[ok])
     rejections = []
     for index in np.flatnonzero(~ok).tolist():
         code, reason, template = _REFUSALS[int(refusal[index])]

@@ -23,8 +23,9 @@ from prometheus_client import Gauge, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from edge.batch_builder import build_shard_batches, count_views
+from edge.batch_builder import build_shard_batches
 from edge.errors import JournalFull, JournalUnavailable
+from edge.event_columns import EventColumns
 from protos import common_pb2, counter_pb2
 from reelstream.ring import ConsistentHashRing
 
@@ -42,6 +43,9 @@ JOURNAL_ERRORS = MetricCounter("edge_journal_errors_total", "Redis errors on the
 # Acknowledged batches are forgotten after this long even without a push confirming them
 # (a broken push stream drops its cached values, so reads then go to the shard).
 ACKNOWLEDGED_RETENTION_S = 30.0
+# ... and kept at least this long, for direct shard reads answered before the commit but
+# received after the push that confirmed it.
+ACKNOWLEDGED_MIN_AGE_S = 2.0
 
 
 @dataclass
@@ -58,7 +62,7 @@ class OutboxBatch:
 @dataclass
 class _Waiter:
     payload: bytes
-    entry: common_pb2.EventBatch
+    entry: EventColumns
     done: asyncio.Future[None]
 
 
@@ -81,7 +85,7 @@ class EdgeJournal:
         self._max_events = max_events
         self._key = f"edge:{name}"
         self.edge_id = ""
-        self._mirror: list[common_pb2.EventBatch] = []
+        self._mirror: list[EventColumns] = []
         self.journal_views: Counter[int] = Counter()
         self.outbox: dict[int, dict[int, OutboxBatch]] = {s: {} for s in ring.shard_ids}
         self._next_seq: dict[int, int] = {}
@@ -115,10 +119,12 @@ class EdgeJournal:
 
     async def _reload(self) -> None:
         raw_entries = await self._redis.lrange(f"{self._key}:journal", 0, -1)  # type: ignore[misc]  # redis-py types sync|async as a union
-        self._mirror = [common_pb2.EventBatch.FromString(raw) for raw in raw_entries]
+        self._mirror = [
+            EventColumns.from_batch(common_pb2.EventBatch.FromString(raw)) for raw in raw_entries
+        ]
         self.journal_views = Counter()
         for entry in self._mirror:
-            self.journal_views.update(count_views(entry))
+            self.journal_views.update(entry.view_counts())
         seqs = await self._redis.hgetall(f"{self._key}:next_seq")  # type: ignore[misc]  # redis-py types sync|async as a union
         self._next_seq = {int(k): int(v) for k, v in seqs.items()}
         for shard in self._ring.shard_ids:
@@ -127,7 +133,7 @@ class EdgeJournal:
                 int(seq): _batch_from_payload(shard, int(seq), payload)
                 for seq, payload in sorted(raw.items(), key=lambda kv: int(kv[0]))
             }
-        self._journal_events = sum(len(entry.reel_ids) for entry in self._mirror)
+        self._journal_events = sum(len(entry) for entry in self._mirror)
         self._outbox_events = sum(
             batch.events for batches in self.outbox.values() for batch in batches.values()
         )
@@ -135,7 +141,7 @@ class EdgeJournal:
         JOURNAL_DEPTH.set(self.depth_events)
         self.outbox_changed.set()
 
-    async def append(self, entry: common_pb2.EventBatch) -> None:
+    async def append(self, entry: EventColumns) -> None:
         """Returns once `entry` is durable in Redis.
 
         Raises:
@@ -144,11 +150,11 @@ class EdgeJournal:
         """
         if self._closing:
             raise JournalUnavailable("edge is shutting down")
-        if self.depth_events + len(entry.reel_ids) > self._max_events:
+        if self.depth_events + len(entry) > self._max_events:
             raise JournalFull(f"journal holds {self.depth_events} unacknowledged events")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiter(entry.SerializeToString(), entry, done))
-        self._waiting_events += len(entry.reel_ids)
+        self._waiting.append(_Waiter(entry.to_batch().SerializeToString(), entry, done))
+        self._waiting_events += len(entry)
         self._wakeup.set()
         await asyncio.shield(done)
 
@@ -160,7 +166,7 @@ class EdgeJournal:
             while self._waiting:
                 group, self._waiting = self._waiting, []
                 await self._commit(group)
-                self._waiting_events -= sum(len(w.entry.reel_ids) for w in group)
+                self._waiting_events -= sum(len(w.entry) for w in group)
 
     async def _commit(self, group: list[_Waiter]) -> None:
         try:
@@ -170,8 +176,8 @@ class EdgeJournal:
                 await self._redis.rpush(f"{self._key}:journal", *(w.payload for w in group))  # type: ignore[misc]  # redis-py types sync|async as a union
                 for waiter in group:
                     self._mirror.append(waiter.entry)
-                    self.journal_views.update(count_views(waiter.entry))
-                    self._journal_events += len(waiter.entry.reel_ids)
+                    self.journal_views.update(waiter.entry.view_counts())
+                    self._journal_events += len(waiter.entry)
         except (RedisError, OSError) as exc:
             JOURNAL_ERRORS.inc()
             self._resync_needed = True
@@ -202,7 +208,7 @@ class EdgeJournal:
             entries = list(self._mirror)
             if not entries:
                 return 0
-            batches = build_shard_batches(entries, self._ring)
+            batches = build_shard_batches(EventColumns.concat(entries), self._ring)
             made: list[OutboxBatch] = []
             next_seq = dict(self._next_seq)
             pipe = self._redis.pipeline(transaction=True)
@@ -227,11 +233,10 @@ class EdgeJournal:
                 logger.warning("journal cut failed", extra={"fields": {"error": exc}})
                 return 0
             del self._mirror[: len(entries)]
-            for entry in entries:
-                self.journal_views.subtract(count_views(entry))
+            self.journal_views.subtract(EventColumns.concat(entries).view_counts())
             self.journal_views = +self.journal_views
             self._next_seq = next_seq
-            moved = sum(len(entry.reel_ids) for entry in entries)
+            moved = sum(len(entry) for entry in entries)
             self._journal_events -= moved
             for batch in made:
                 self.outbox.setdefault(batch.shard, {})[batch.seq] = batch
@@ -281,8 +286,13 @@ class EdgeJournal:
         kept = self._acknowledged.get(shard)
         if not kept:
             return
-        oldest_kept = time.monotonic() - ACKNOWLEDGED_RETENTION_S
-        for seq in [s for s, (at, _) in kept.items() if s <= applied_seq or at < oldest_kept]:
+        now = time.monotonic()
+        for seq in [
+            s
+            for s, (at, _) in kept.items()
+            if (s <= applied_seq and now - at >= ACKNOWLEDGED_MIN_AGE_S)
+            or now - at >= ACKNOWLEDGED_RETENTION_S
+        ]:
             del kept[seq]
 
     def close(self) -> None:

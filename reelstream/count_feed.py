@@ -17,22 +17,38 @@ class TooManySubscribers(Exception):
 
 
 class Subscription:
-    """Changed reels accumulated for one subscriber."""
+    """Changed reels accumulated for one subscriber: every reel, or only those followed."""
 
-    def __init__(self, reel_filter: frozenset[int]) -> None:
-        self.reel_filter = reel_filter
+    def __init__(self, reel_ids: Iterable[int], follow_all: bool) -> None:
+        self.followed: set[int] = set(reel_ids)
+        self.follow_all = follow_all
         self.pending: set[int] = set()
         self.ready = asyncio.Event()
 
     def offer(self, changed: set[int]) -> None:
-        wanted = changed & self.reel_filter if self.reel_filter else changed
+        wanted = changed if self.follow_all else changed & self.followed
         if wanted:
             self.pending |= wanted
             self.ready.set()
 
-    async def next_changes(self, coalesce_s: float) -> set[int]:
-        """Waits for changes, lets more arrive for `coalesce_s`, and takes them all."""
-        await self.ready.wait()
+    def follow(self, reel_ids: Iterable[int]) -> None:
+        """Adds reels; they are reported at the next push with their current values."""
+        added = set(reel_ids) - self.followed
+        if added:
+            self.followed |= added
+            self.pending |= added
+            self.ready.set()
+
+    def unfollow(self, reel_ids: Iterable[int]) -> None:
+        self.followed.difference_update(reel_ids)
+
+    async def next_changes(self, coalesce_s: float, heartbeat_s: float | None = None) -> set[int]:
+        """Waits for changes, lets more arrive for `coalesce_s`, and takes them all; after
+        `heartbeat_s` without changes, returns an empty set (the caller sends a heartbeat)."""
+        try:
+            await asyncio.wait_for(self.ready.wait(), heartbeat_s)
+        except TimeoutError:
+            return set()
         if coalesce_s > 0:
             await asyncio.sleep(coalesce_s)
         self.ready.clear()
@@ -56,10 +72,12 @@ class CountFeed:
             subscription.offer(changed)
 
     @asynccontextmanager
-    async def subscribe(self, reel_ids: Iterable[int]) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self, reel_ids: Iterable[int], follow_all: bool = False
+    ) -> AsyncIterator[Subscription]:
         if len(self._subscriptions) >= self._max:
             raise TooManySubscribers(f"{self._max} subscribers already watching")
-        subscription = Subscription(frozenset(reel_ids))
+        subscription = Subscription(reel_ids, follow_all)
         self._subscriptions.add(subscription)
         try:
             yield subscription

@@ -70,6 +70,26 @@ def run_load_with_faults(
     load = LoadDriver([edge.address for edge in edges], max_seconds=400)
     load.start()
     try:
+        run_fault_rounds(
+            load, edges, counter_procs, redis_names, tmp_path, start_service, fault_rounds
+        )
+        check_counts_exact(load, keyspace, counters, edges, counter_procs)
+    finally:
+        load.stop()
+        for name in redis_names:
+            redis_server.down(name, base_dir=tmp_path)
+
+
+def run_fault_rounds(
+    load: LoadDriver,
+    edges: list[ServiceProcess],
+    counter_procs: list[ServiceProcess],
+    redis_names: list[str],
+    tmp_path: Path,
+    start_service: Callable[..., ServiceProcess],
+    fault_rounds: int,
+) -> None:
+    try:
         for _ in range(fault_rounds):
             time.sleep(2)
             # 1. kill -9 an edge (mid-flush: it flushes every 100 ms) and start it again.
@@ -97,6 +117,14 @@ def run_load_with_faults(
     finally:
         load.stop()
 
+
+def check_counts_exact(
+    load: LoadDriver,
+    keyspace: str,
+    counters: list[str],
+    edges: list[ServiceProcess],
+    counter_procs: list[ServiceProcess],
+) -> None:
     ledger = load.ledger
     assert len(ledger.acknowledged) > 50, "the load made too little progress to judge"
     every_reel = sorted({*ledger.acknowledged, *ledger.failed})

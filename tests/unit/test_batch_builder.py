@@ -1,4 +1,10 @@
-from edge.batch_builder import build_shard_batches
+from collections import Counter
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.batch_builder import EventColumns, build_shard_batches
 from protos import common_pb2
 from reelstream.ring import ConsistentHashRing
 
@@ -9,30 +15,28 @@ VIEW, LIKE, UNLIKE = (
 )
 
 
-def test_a_hot_reel_becomes_one_entry_per_minute() -> None:
-    entry = common_pb2.EventBatch(
-        reel_ids=[5] * 1000,
-        user_ids=list(range(1, 1001)),
-        kinds=[VIEW] * 1000,
-        client_ts_ms=[60_000 * 10 + i for i in range(1000)],
+def columns(reels: list[int], users: list[int], kinds: list[int], ts: list[int]) -> EventColumns:
+    return EventColumns.from_batch(
+        common_pb2.EventBatch(reel_ids=reels, user_ids=users, kinds=kinds, client_ts_ms=ts)
     )
-    ring = ConsistentHashRing.of_size(2)
-    batches = build_shard_batches([entry], ring)
+
+
+def test_a_hot_reel_becomes_one_entry_per_minute() -> None:
+    entry = columns(
+        [5] * 1000, list(range(1, 1001)), [VIEW] * 1000, [60_000 * 10 + i for i in range(1000)]
+    )
+    batches = build_shard_batches(entry, ConsistentHashRing.of_size(2))
     (shard_batch,) = batches.values()
     assert list(shard_batch.request.view_reel_ids) == [5]
     assert list(shard_batch.request.view_counts) == [1000]
     assert shard_batch.view_deltas[5] == 1000
     assert len(shard_batch.request.viewer_user_ids) == 1000
+    assert shard_batch.events == 1000
 
 
 def test_likes_coalesce_to_the_latest_state_per_user_and_reel() -> None:
-    entry = common_pb2.EventBatch(
-        reel_ids=[5, 5, 5],
-        user_ids=[1, 1, 2],
-        kinds=[LIKE, UNLIKE, LIKE],
-        client_ts_ms=[10, 20, 15],
-    )
-    (shard_batch,) = build_shard_batches([entry], ConsistentHashRing.of_size(1)).values()
+    entry = columns([5, 5, 5], [1, 1, 2], [LIKE, UNLIKE, LIKE], [10, 20, 15])
+    (shard_batch,) = build_shard_batches(entry, ConsistentHashRing.of_size(1)).values()
     request = shard_batch.request
     assert list(zip(request.like_user_ids, request.like_values, strict=True)) == [
         (1, False),
@@ -40,14 +44,58 @@ def test_likes_coalesce_to_the_latest_state_per_user_and_reel() -> None:
     ]
 
 
-def test_events_go_to_the_shard_that_owns_their_reel() -> None:
-    ring = ConsistentHashRing.of_size(3)
-    reel_ids = list(range(1, 300))
-    entry = common_pb2.EventBatch(
-        reel_ids=reel_ids,
-        user_ids=[1] * len(reel_ids),
-        kinds=[VIEW] * len(reel_ids),
-        client_ts_ms=[0] * len(reel_ids),
+events = st.lists(
+    st.tuples(
+        st.integers(1, 30),
+        st.integers(1, 5),
+        st.sampled_from([VIEW, LIKE, UNLIKE]),
+        st.integers(0, 300_000),
+    ),
+    max_size=200,
+)
+
+
+@given(events, st.integers(1, 4))
+def test_aggregation_matches_a_plain_per_event_fold(
+    rows: list[tuple[int, int, int, int]], shard_count: int
+) -> None:
+    ring = ConsistentHashRing.of_size(shard_count)
+    cols = columns(
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]
     )
-    for shard, shard_batch in build_shard_batches([entry], ring).items():
-        assert all(ring.shard_for(r) == shard for r in shard_batch.request.view_reel_ids)
+    batches = build_shard_batches(cols, ring)
+    views: Counter[tuple[int, int]] = Counter()
+    latest: dict[tuple[int, int], tuple[int, bool]] = {}
+    viewers = set()
+    for reel, user, kind, ts in rows:
+        if kind == VIEW:
+            views[(reel, ts // 60_000)] += 1
+            viewers.add((reel, user))
+        else:
+            value = (ts, kind == LIKE)
+            latest[(reel, user)] = max(latest.get((reel, user), value), value)
+    got_views: Counter[tuple[int, int]] = Counter()
+    got_likes = {}
+    got_viewers = set()
+    for shard, batch in batches.items():
+        r = batch.request
+        assert all(ring.shard_for(x) == shard for x in [*r.view_reel_ids, *r.like_reel_ids])
+        assert list(r.viewer_reel_ids) == sorted(r.viewer_reel_ids)
+        for reel, minute, count in zip(r.view_reel_ids, r.view_minutes, r.view_counts, strict=True):
+            got_views[(reel, minute)] += count
+        for reel, user, ts, liked in zip(
+            r.like_reel_ids, r.like_user_ids, r.like_ts_ms, r.like_values, strict=True
+        ):
+            got_likes[(reel, user)] = (ts, liked)
+        got_viewers |= set(zip(r.viewer_reel_ids, r.viewer_user_ids, strict=True))
+        assert sum(batch.view_deltas.values()) == sum(r.view_counts)
+    assert got_views == views
+    assert got_likes == latest
+    assert got_viewers == viewers
+    assert sum(b.events for b in batches.values()) == len(rows)
+
+
+def test_view_counts_per_reel() -> None:
+    cols = columns([3, 3, 4, 4], [1, 2, 1, 2], [VIEW, VIEW, LIKE, VIEW], [0, 0, 0, 0])
+    assert cols.view_counts() == {3: 2, 4: 1}
+    assert np.array_equal(EventColumns.concat([cols, cols]).reel_ids, [3, 3, 4, 4] * 2)

@@ -27,3 +27,12 @@ def test_every_ring_built_from_the_same_size_agrees(reel_id: int) -> None:
     assert ConsistentHashRing.of_size(3).shard_for(reel_id) == ConsistentHashRing.of_size(
         3
     ).shard_for(reel_id)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=2**64 - 1), min_size=1, max_size=50))
+def test_the_column_lookup_agrees_with_the_scalar_one(reel_ids: list[int]) -> None:
+    import numpy as np
+
+    ring = ConsistentHashRing.of_size(5)
+    column = ring.shards_for(np.array(reel_ids, dtype=np.uint64))
+    assert column.tolist() == [ring.shard_for(r) for r in reel_ids]
