@@ -186,3 +186,24 @@ def send_or_status(edge: edge_pb2_grpc.EdgeServiceStub, batch: common_pb2.EventB
     except grpc.RpcError as exc:
         advice = "retry with backoff" if "retry with backoff" in (exc.details() or "") else ""
         return f"{exc.code().name}: {advice}"
+
+
+def test_app_sessions_stream_batches_and_simple_callers_send_one_event(stack: Stack) -> None:
+    reel_id = 9_001
+    session = [views(reel_id, range(start, start + 10)) for start in range(1, 51, 10)]
+    session[2].reel_ids[3] = 0  # one bad event in the middle of the session
+    summary = stack.edges[0].StreamEvents(iter(session), timeout=10)
+    assert summary.accepted == 49
+    assert [(r.index, r.reason) for r in summary.rejections] == [
+        (23, common_pb2.REJECT_REASON_BAD_ID)
+    ]
+    single = common_pb2.Event(
+        reel_id=reel_id,
+        user_id=777,
+        kind=VIEW,
+        watch_ms=4_000,
+        country="FR",
+        device=common_pb2.DEVICE_KIND_IOS,
+    )
+    assert stack.edges[0].SendEvent(single, timeout=5).accepted == 1
+    assert read_views(stack.edges[0], reel_id) == 50
