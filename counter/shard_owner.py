@@ -30,6 +30,8 @@ from reelstream.ring import ConsistentHashRing
 logger = logging.getLogger(__name__)
 
 CORRECTION_STREAM_PREFIX = "correction:"
+# How long a batch that arrived before its predecessor waits for it.
+REORDER_WAIT_S = 1.0
 
 BATCHES_APPLIED = Counter("counter_batches_applied_total", "Batches committed")
 BATCHES_DUPLICATE = Counter("counter_batches_duplicate_total", "Duplicate batches acknowledged")
@@ -78,6 +80,9 @@ class CounterShard:
         self.batches_applied = 0
         self._commits = 0
         self._pending: dict[tuple[str, int], _Pending] = {}
+        # Highest sequence waiting for commit, per edge (batches are queued in order).
+        self._highest_pending: dict[str, int] = {}
+        self._arrivals = asyncio.Condition()
         self._wakeup = asyncio.Event()
         self._closing = False
         self._fenced = asyncio.Event()
@@ -206,14 +211,27 @@ class CounterShard:
                 f"batch for shard {batch.batch_id.shard} sent to shard {self._config.shard}"
             )
         edge_id, seq = batch.batch_id.edge_id, batch.batch_id.seq
-        applied = self.applied_seq.get(edge_id, 0)
-        if seq <= applied:
-            BATCHES_DUPLICATE.inc()
-            return counter_pb2.ApplyBatchResponse(duplicate=True, epoch=lease.epoch)
-        if seq != applied + 1:
-            raise SequenceGap(f"edge {edge_id}: expected seq {applied + 1}, got {seq}")
         key = (edge_id, seq)
+        # Edges keep several batches in flight; one may overtake its predecessor on the
+        # wire, so wait briefly for the predecessor before calling it a gap.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REORDER_WAIT_S
+        while True:
+            applied = self.applied_seq.get(edge_id, 0)
+            if seq <= applied:
+                BATCHES_DUPLICATE.inc()
+                return counter_pb2.ApplyBatchResponse(duplicate=True, epoch=lease.epoch)
+            expected = max(applied, self._highest_pending.get(edge_id, 0)) + 1
+            if seq <= expected or key in self._pending:
+                break
+            if loop.time() >= deadline:
+                raise SequenceGap(f"edge {edge_id}: expected seq {expected}, got {seq}")
+            async with self._arrivals:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrivals.wait(), deadline - loop.time())
         pending = self._pending.get(key)
+        if pending is None and seq < expected:
+            raise SequenceGap(f"edge {edge_id}: seq {seq} failed before; resend from it")
         if pending is None:
             if len(self._pending) >= self._config.max_pending_batches:
                 raise Overloaded(f"{len(self._pending)} batches waiting for commit")
@@ -222,8 +240,11 @@ class CounterShard:
             )
             pending = _Pending(batch, batch.SerializeToString(deterministic=True), done)
             self._pending[key] = pending
+            self._highest_pending[edge_id] = seq
             PENDING_BATCHES.set(len(self._pending))
             self._wakeup.set()
+            async with self._arrivals:
+                self._arrivals.notify_all()
         # A retry of a batch already waiting shares its outcome.
         return await asyncio.shield(pending.done)
 
@@ -266,15 +287,23 @@ class CounterShard:
                 error = exc
             except StoreUnavailable as exc:
                 error = exc
+        if error is not None:
+            # Later batches of these edges cannot commit before the failed ones: fail them
+            # too, so each edge resends from its oldest unacknowledged batch, in order.
+            edges = {p.batch.batch_id.edge_id for p in group}
+            failed = [p for key, p in self._pending.items() if key[0] in edges]
+            for p in failed:
+                del self._pending[(p.batch.batch_id.edge_id, p.batch.batch_id.seq)]
+                if not p.done.done():
+                    p.done.set_exception(error)
+            for edge_id in edges:
+                self._highest_pending[edge_id] = self.applied_seq.get(edge_id, 0)
+            PENDING_BATCHES.set(len(self._pending))
+            logger.warning("group commit failed", extra={"fields": {"error": error}})
+            return
         for p in group:
             del self._pending[(p.batch.batch_id.edge_id, p.batch.batch_id.seq)]
         PENDING_BATCHES.set(len(self._pending))
-        if error is not None:
-            logger.warning("group commit failed", extra={"fields": {"error": error}})
-            for p in group:
-                if not p.done.done():
-                    p.done.set_exception(error)
-            return
         changed: set[int] = set()
         for p in group:
             changed |= self.state.apply_batch(p.batch)

@@ -34,6 +34,9 @@ class EdgeConfig:
     """How long 'this reel does not exist' is remembered."""
     flush_interval_s: float = 0.1
     """How often accepted events are cut into per-shard batches and sent."""
+    max_in_flight_batches: int = 4
+    """Batches sent to one shard before waiting for acknowledgments (commit latency then
+    overlaps with the next batches instead of serialising them)."""
     max_journal_events: int = 5_000_000
     """Events accepted but not yet acknowledged by shards; beyond it RESOURCE_EXHAUSTED."""
     max_batch_events: int = 100_000

@@ -15,9 +15,9 @@ import random
 from grpc import aio
 from prometheus_client import Counter, Histogram
 
-from edge.journal import EdgeJournal
+from edge.journal import EdgeJournal, OutboxBatch
 from edge.shard_clients import ShardClients
-from protos import counter_pb2
+from protos import counter_pb2, counter_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +35,13 @@ class ShardFlusher:
         clients: ShardClients,
         flush_interval_s: float,
         rpc_timeout_s: float,
+        window: int = 4,
     ) -> None:
         self._journal = journal
         self._clients = clients
         self._interval_s = flush_interval_s
         self._timeout_s = rpc_timeout_s
+        self._window = window
         self._stopping = False
         self._wakeups = {shard: asyncio.Event() for shard in range(len(clients.stubs))}
 
@@ -51,48 +53,75 @@ class ShardFlusher:
                     event.set()
 
     async def run_sender(self, shard: int) -> None:
+        """Sends the shard's outbox in sequence order, up to `window` batches at a time.
+
+        A shard commits a batch only after its predecessors, so an acknowledged sequence
+        acknowledges every smaller one too. After any failure the sender waits (capped
+        exponential backoff with jitter) and resends from the oldest unacknowledged batch.
+        """
         stub = self._clients.stubs[shard]
         wakeup = self._wakeups[shard]
         wakeup.set()
         backoff_s = 0.05
         while True:
-            batch = self._journal.oldest(shard)
-            if batch is None:
+            window = self._journal.oldest_batches(shard, self._window)
+            if not window:
                 if self._stopping:
                     return
                 wakeup.clear()
                 await wakeup.wait()
                 continue
-            request = counter_pb2.ApplyBatchRequest.FromString(batch.payload)
-            try:
-                with SEND_SECONDS.time():
-                    await stub.ApplyBatch(request, timeout=self._timeout_s)
-            except aio.AioRpcError as exc:
-                SEND_ERRORS.labels(shard=str(shard), code=exc.code().name).inc()
-                if self._stopping and backoff_s >= 1.0:
-                    logger.warning(
-                        "shard unreachable at shutdown; batches stay in the outbox",
-                        extra={"fields": {"shard": shard}},
-                    )
-                    return
-                logger.warning(
-                    "batch send failed, retrying",
-                    extra={
-                        "fields": {
-                            "shard": shard,
-                            "seq": batch.seq,
-                            "code": exc.code().name,
-                            "detail": exc.details(),
-                            "retry_in_s": backoff_s,
-                        }
-                    },
-                )
-                await asyncio.sleep(backoff_s * (0.5 + random.random()))
-                backoff_s = min(backoff_s * 2, 2.0)
+            results = await asyncio.gather(
+                *(self._send(stub, batch) for batch in window), return_exceptions=True
+            )
+            acknowledged = max(
+                (b.seq for b, result in zip(window, results, strict=True) if result is None),
+                default=0,
+            )
+            for batch in window:
+                if batch.seq <= acknowledged:
+                    BATCHES_SENT.labels(shard=str(shard)).inc()
+                    await self._journal.acknowledge(batch)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if not errors:
+                backoff_s = 0.05
                 continue
-            backoff_s = 0.05
-            BATCHES_SENT.labels(shard=str(shard)).inc()
-            await self._journal.acknowledge(batch)
+            for error in errors:
+                if not isinstance(error, aio.AioRpcError):
+                    raise error
+            first = errors[0]
+            assert isinstance(first, aio.AioRpcError)
+            if self._stopping and backoff_s >= 1.0:
+                logger.warning(
+                    "shard unreachable at shutdown; batches stay in the outbox",
+                    extra={"fields": {"shard": shard}},
+                )
+                return
+            logger.warning(
+                "batch send failed, retrying",
+                extra={
+                    "fields": {
+                        "shard": shard,
+                        "seq": window[0].seq,
+                        "code": first.code().name,
+                        "detail": first.details(),
+                        "retry_in_s": backoff_s,
+                    }
+                },
+            )
+            await asyncio.sleep(backoff_s * (0.5 + random.random()))
+            backoff_s = min(backoff_s * 2, 2.0)
+
+    async def _send(
+        self, stub: counter_pb2_grpc.CounterServiceAsyncStub, batch: OutboxBatch
+    ) -> None:
+        request = counter_pb2.ApplyBatchRequest.FromString(batch.payload)
+        try:
+            with SEND_SECONDS.time():
+                await stub.ApplyBatch(request, timeout=self._timeout_s)
+        except aio.AioRpcError as exc:
+            SEND_ERRORS.labels(shard=str(batch.shard), code=exc.code().name).inc()
+            raise
 
     def wake_all(self) -> None:
         for event in self._wakeups.values():

@@ -244,11 +244,10 @@ class EdgeJournal:
         self.outbox_changed.set()
         return len(made)
 
-    def oldest(self, shard: int) -> OutboxBatch | None:
-        batches = self.outbox.get(shard)
-        if not batches:
-            return None
-        return batches[min(batches)]
+    def oldest_batches(self, shard: int, limit: int) -> list[OutboxBatch]:
+        """Up to `limit` outbox batches of `shard`, lowest sequences first."""
+        batches = self.outbox.get(shard, {})
+        return [batches[seq] for seq in sorted(batches)[:limit]]
 
     async def acknowledge(self, batch: OutboxBatch) -> None:
         """Forgets a batch its shard committed. A failed delete only causes a resend,

@@ -83,7 +83,11 @@ class EdgeService:
         )
         await self.journal.open()
         self._flusher = ShardFlusher(
-            self.journal, self._clients, self._config.flush_interval_s, self._config.rpc_timeout_s
+            self.journal,
+            self._clients,
+            self._config.flush_interval_s,
+            self._config.rpc_timeout_s,
+            self._config.max_in_flight_batches,
         )
         cache = CountCache(
             self.journal,
