@@ -46,7 +46,7 @@ class CounterConfig:
     """How long start-up waits for a held lease to expire before giving up."""
     snapshot_interval_s: float = 2.0
     """How often applied batches are rolled up into per-reel rows."""
-    snapshot_max_reels_per_s: float = 5_000.0
+    snapshot_max_reels_per_s: float = 2_000.0
     """Roll-up write budget: reels written to Cassandra per second at most. Under heavy
     load snapshots take longer and recovery replays more batches, but Cassandra's load is
     bounded whatever the traffic."""
