@@ -6,6 +6,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from reelstream.cassandra_client import CassandraConfigFields
 from reelstream.settings import ConfigError, load_config
 
 
@@ -14,7 +15,7 @@ def _default_owner() -> str:
 
 
 @dataclass(frozen=True)
-class CounterConfig:
+class CounterConfig(CassandraConfigFields):
     """Settings of one counter shard process."""
 
     shard: int = 0
@@ -25,17 +26,6 @@ class CounterConfig:
     """host:port of the gRPC server."""
     metrics_port: int = 9161
     """Prometheus /metrics port on 127.0.0.1 (0 disables)."""
-    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
-    """Cassandra contact points."""
-    cassandra_port: int = 9042
-    """Cassandra native transport port."""
-    keyspace: str = "reelstream"
-    """Keyspace holding every table."""
-    replication: str = "SimpleStrategy:1"
-    """Keyspace replication when it is created: `SimpleStrategy:<rf>` or
-    `NetworkTopologyStrategy:<dc>=<rf>,...` (an external cluster)."""
-    consistency: str = "LOCAL_QUORUM"
-    """Consistency level of reads and writes (LWTs use SERIAL)."""
     owner_id: str = field(default_factory=_default_owner)
     """Name of this process in the lease table."""
     lease_ttl_s: float = 10.0

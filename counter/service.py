@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -16,6 +14,7 @@ from counter.grpc_api import CounterServicer
 from counter.shard_owner import CounterShard
 from counter.store import CounterStore
 from protos import counter_pb2, counter_pb2_grpc
+from reelstream.background import BackgroundLoops
 from reelstream.cassandra_client import CassandraClient, CassandraSettings
 from reelstream.schema import apply_schema
 
@@ -30,7 +29,7 @@ class CounterService:
         self._client = CassandraClient(CassandraSettings.of(config))
         self._store = CounterStore(self._client, config.shard)
         self.shard = CounterShard(config, self._store)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops = BackgroundLoops()
 
     def register(self, server: aio.Server) -> Sequence[str]:
         counter_pb2_grpc.add_CounterServiceServicer_to_server(
@@ -43,21 +42,10 @@ class CounterService:
         await apply_schema(self._client)
         await self._store.prepare()
         await self.shard.acquire()
-        for loop in (
-            self.shard.run_committer(),
-            self.shard.run_lease_renewal(),
-            self.shard.run_snapshots(),
-            self._exit_when_fenced(),
-        ):
-            task = asyncio.create_task(loop)
-            self._tasks.add(task)
-            task.add_done_callback(self._on_task_done)
-
-    def _on_task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("background task failed", exc_info=task.exception())
-            os.kill(os.getpid(), signal.SIGTERM)
+        self._loops.start(self.shard.run_committer(), "committer")
+        self._loops.start(self.shard.run_lease_renewal(), "lease-renewal")
+        self._loops.start(self.shard.run_snapshots(), "snapshots")
+        self._loops.start(self._exit_when_fenced(), "fencing-watch")
 
     async def _exit_when_fenced(self) -> None:
         await self.shard.fenced.wait()
@@ -68,10 +56,6 @@ class CounterService:
         await self.shard.drain()
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._loops.cancel_all()
         await self.shard.release()
         await self._client.close()

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import signal
 from collections.abc import Sequence
 
 from grpc import aio
@@ -25,6 +22,7 @@ from edge.journal import EdgeJournal
 from edge.reel_directory import ReelDirectory
 from edge.shard_clients import ShardClients
 from protos import edge_pb2, edge_pb2_grpc
+from reelstream.background import BackgroundLoops
 from reelstream.ring import ConsistentHashRing
 
 logger = logging.getLogger(__name__)
@@ -36,8 +34,8 @@ class EdgeService:
     def __init__(self, config: EdgeConfig) -> None:
         self._config = config
         self._ring = ConsistentHashRing.of_size(len(config.counter_addresses))
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._subscriptions: set[asyncio.Task[None]] = set()
+        self._loops = BackgroundLoops()
+        self._work: list[asyncio.Task[None]] = []
         self._redis: Redis | None = None
         self._clients: ShardClients | None = None
         self.journal: EdgeJournal | None = None
@@ -109,22 +107,17 @@ class EdgeService:
             cache,
             self._config.watch_interval_s,
         )
-        loops = [self.journal.run_group_commit(), self._flusher.run_cutter()]
-        loops += [self._flusher.run_sender(shard) for shard in self._ring.shard_ids]
-        # Push subscriptions run until close(); drain() must not wait for them.
+        self._work = [
+            self._loops.start(self.journal.run_group_commit(), "group-commit"),
+            self._loops.start(self._flusher.run_cutter(), "cutter"),
+        ]
+        self._work += [
+            self._loops.start(self._flusher.run_sender(shard), f"sender-{shard}")
+            for shard in self._ring.shard_ids
+        ]
+        # Follow streams run until close(); drain() does not wait for them.
         for shard in self._ring.shard_ids:
-            subscription = asyncio.create_task(cache.run_subscription(shard))
-            self._subscriptions.add(subscription)
-        for loop in loops:
-            task = asyncio.create_task(loop)
-            self._tasks.add(task)
-            task.add_done_callback(self._on_task_done)
-
-    def _on_task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("background task failed", exc_info=task.exception())
-            os.kill(os.getpid(), signal.SIGTERM)
+            self._loops.start(cache.run_subscription(shard), f"follow-{shard}")
 
     async def drain(self, timeout_s: float) -> None:
         """Journals what is in flight, then gives the senders `timeout_s` to deliver it;
@@ -133,17 +126,10 @@ class EdgeService:
             return
         self.journal.close()
         await self._flusher.final_flush()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*list(self._tasks), return_exceptions=True), timeout_s
-            )
+        await self._loops.wait(self._work, timeout_s)
 
     async def close(self) -> None:
-        for task in [*self._tasks, *self._subscriptions]:
-            task.cancel()
-        for task in [*self._tasks, *self._subscriptions]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._loops.cancel_all()
         if self._clients is not None:
             await self._clients.close()
         if self._directory is not None:

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reelstream.cassandra_client import CassandraConfigFields
 from reelstream.settings import load_config
 
 
 @dataclass(frozen=True)
-class OriginConfig:
+class OriginConfig(CassandraConfigFields):
     """Settings of one origin process."""
 
     grpc_address: str = "127.0.0.1:50071"
     """host:port of the gRPC server."""
     metrics_port: int = 9171
     """Prometheus /metrics port on 127.0.0.1 (0 disables)."""
-    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
-    """Cassandra contact points."""
-    cassandra_port: int = 9042
-    """Cassandra native transport port."""
-    keyspace: str = "reelstream"
-    """Keyspace holding every table."""
-    replication: str = "SimpleStrategy:1"
-    """Keyspace replication when it is created: `SimpleStrategy:<rf>` or
-    `NetworkTopologyStrategy:<dc>=<rf>,...` (an external cluster)."""
-    consistency: str = "LOCAL_QUORUM"
-    """Consistency level of reads and writes."""
     media_dir: str = "var/media"
     """Content-addressed folder of transcoded reels."""
     log_level: str = "INFO"

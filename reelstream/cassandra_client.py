@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
@@ -26,19 +26,21 @@ class StoreUnavailable(RuntimeError):
     """Cassandra could not be reached or did not answer in time."""
 
 
-class TierCassandraConfig(Protocol):
-    """The Cassandra fields every tier's config carries."""
+@dataclass(frozen=True)
+class CassandraConfigFields:
+    """The Cassandra part of a tier's config (counter and origin inherit it)."""
 
-    @property
-    def cassandra_hosts(self) -> tuple[str, ...]: ...
-    @property
-    def cassandra_port(self) -> int: ...
-    @property
-    def keyspace(self) -> str: ...
-    @property
-    def replication(self) -> str: ...
-    @property
-    def consistency(self) -> str: ...
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
+    """Cassandra contact points."""
+    cassandra_port: int = 9042
+    """Cassandra native transport port."""
+    keyspace: str = "reelstream"
+    """Keyspace holding every table."""
+    replication: str = "SimpleStrategy:1"
+    """Keyspace replication when it is created: `SimpleStrategy:<rf>` or
+    `NetworkTopologyStrategy:<dc>=<rf>,...` (an external cluster)."""
+    consistency: str = "LOCAL_QUORUM"
+    """Consistency level of reads and writes (lightweight transactions use SERIAL)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class CassandraSettings:
     request_timeout_s: float = 10.0
 
     @classmethod
-    def of(cls, config: TierCassandraConfig) -> CassandraSettings:
+    def of(cls, config: CassandraConfigFields) -> CassandraSettings:
         return cls(
             hosts=config.cassandra_hosts,
             port=config.cassandra_port,
