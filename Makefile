@@ -91,8 +91,28 @@ redis-up: deps ## Start the edges' Redis instances (AOF on)
 	  $(BIN)/python -m reelstream.infra.redis_server up --name edge-$$i --port $$((6390 + i)); done
 
 redis-down: ## Stop every Redis instance the project started
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m reelstream.infra.redis_server down; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m reelstream.infra.redis_server down --all; fi
 
 clean: down ## Stop everything and delete local state, caches and generated code
 	rm -rf var results .mypy_cache .ruff_cache .pytest_cache .hypothesis
 	rm -f protos/*_pb2*.py protos/*_pb2*.pyi
+
+# --- Benchmarks (loadtest/bench); every load loop is bounded in time, traffic stays on loopback.
+BENCH_STAMP := $(VENV)/.bench-installed-stamp
+
+.PHONY: bench bench-counters bench-stop
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench-counters: deps $(BENCH_STAMP) ## Counting benchmark vs naive Cassandra, Redis, gRPC ceiling (BENCH_SECONDS=n)
+	$(BIN)/python -m loadtest.bench counters
+
+bench: bench-counters ## Every benchmark
+
+bench-stop: ## Stop what an interrupted benchmark left running (its services, Redis, Cassandra)
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m loadtest.bench stop; fi
+
+# mypy checks loadtest/, which imports the bench extra (numpy, matplotlib, psutil).
+lint: $(BENCH_STAMP)

@@ -1,0 +1,1 @@
+"""Load generation and benchmarks for Reelstream (traffic to loopback only, bounded in time)."""

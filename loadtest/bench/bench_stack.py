@@ -1,0 +1,133 @@
+"""The pipeline under test: Cassandra, one Redis per edge, counter shards and edges.
+
+It is the stack of `reelstream up` (same `reelstream.stack.plan()`, same ports, pid files and
+logs, so `reelstream down` stops the services too) with these differences, each so that a
+run starts from a known state and its counts can be checked exactly:
+
+- counter shards use the benchmark's own Cassandra node (`bench_cassandra.py`, 127.0.0.9,
+  fresh data every run) and keyspace `reelstream_bench`;
+- each edge journals into its own Redis instance (`bench-edge-N` on 6480+N), wiped before
+  each run (a fresh incarnation: the new keyspace knows no sequence numbers);
+- the edges' view-dedupe window is off (see `workload.py`);
+- the edges do not validate reels against the origin (`REELSTREAM_EDGE_VALIDATE_REELS=0`,
+  the setting edge/config.py provides for load tests of the counting path alone), so the
+  origin is not started and no million-reel catalog has to be imported first.
+ Services of a stack
+that is already running are stopped first (they hold the ports).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from loadtest.bench import bench_cassandra
+from loadtest.bench.cassandra_metrics import CassandraAdmin
+from reelstream import stack
+from reelstream.infra import local_process, redis_server
+from reelstream.stack import ServiceSpec
+
+BENCH_KEYSPACE = "reelstream_bench"
+EDGE_REDIS_BASE_PORT = 6480
+START_TIMEOUT_S = 300.0
+
+
+def edge_redis_name(index: int) -> str:
+    return f"bench-edge-{index}"
+
+
+def bench_specs(edges: int, shards: int) -> list[ServiceSpec]:
+    """The stack's counter and edge specs with the benchmark's environment."""
+    specs = []
+    for spec in stack.plan(edges, shards):
+        env = dict(spec.env)
+        if spec.module == "counter":
+            env["REELSTREAM_COUNTER_KEYSPACE"] = BENCH_KEYSPACE
+            env["REELSTREAM_COUNTER_CASSANDRA_HOSTS"] = bench_cassandra.ADDRESS
+        elif spec.module == "edge":
+            index = int(spec.name.rsplit("-", 1)[1])
+            env["REELSTREAM_EDGE_VIEW_DEDUPE_WINDOW_S"] = "0"
+            env["REELSTREAM_EDGE_VALIDATE_REELS"] = "0"
+            env["REELSTREAM_EDGE_REDIS_URL"] = f"redis://127.0.0.1:{EDGE_REDIS_BASE_PORT + index}/0"
+        else:
+            continue
+        specs.append(dataclasses.replace(spec, env=env))
+    return specs
+
+
+def stop_services(specs: list[ServiceSpec], grace_s: float = 20.0) -> None:
+    """Stops the given services that run (edges first, so they can flush to the shards)."""
+    for module in ("edge", "counter", "origin"):
+        targets = []
+        for spec in specs:
+            if spec.module != module:
+                continue
+            pid = local_process.read_live_pid(spec.pid_file, spec.marker)
+            if pid is not None:
+                targets.append((pid, spec.marker))
+            spec.pid_file.unlink(missing_ok=True)
+        if targets:
+            local_process.terminate(targets, grace_s)
+
+
+class BenchStack:
+    """Brings the benchmark's pipeline up and down again."""
+
+    def __init__(self, edges: int, shards: int) -> None:
+        self.specs = bench_specs(edges, shards)
+        self.edges = edges
+
+    @property
+    def edge_addresses(self) -> list[str]:
+        return [s.address for s in self.specs if s.module == "edge"]
+
+    @property
+    def edge_metrics_ports(self) -> list[int]:
+        return [s.metrics_port for s in self.specs if s.module == "edge"]
+
+    @property
+    def metrics_ports(self) -> list[int]:
+        return [s.metrics_port for s in self.specs]
+
+    def up(self) -> None:
+        """Fresh keyspace, fresh journals, then shards and edges, waiting for SERVING."""
+        running = stack.running_specs()
+        if running:
+            print(f"stopping running services: {', '.join(s.name for s in running)}", flush=True)
+            stop_services(running)
+        bench_cassandra.up()
+        admin = CassandraAdmin()
+        try:
+            admin.drop_keyspace(BENCH_KEYSPACE)
+        finally:
+            admin.close()
+        for index in range(self.edges):
+            redis_server.wipe(edge_redis_name(index))
+            redis_server.up(name=edge_redis_name(index), port=EDGE_REDIS_BASE_PORT + index)
+        for module in ("counter", "edge"):
+            group = [s for s in self.specs if s.module == module]
+            for spec in group:
+                stack.start_service(spec)
+            stack.wait_serving(group, START_TIMEOUT_S)
+            print(f"{module}s serving: {', '.join(s.address for s in group)}", flush=True)
+
+    def pids(self) -> dict[str, int]:
+        """Live pid of every service, edge Redis and the Cassandra node, by name."""
+        found: dict[str, int] = {}
+        for spec in self.specs:
+            pid = local_process.read_live_pid(spec.pid_file, spec.marker)
+            if pid is not None:
+                found[spec.name] = pid
+        for index in range(self.edges):
+            pid = redis_server.read_pid(redis_server.instance_spec(edge_redis_name(index)))
+            if pid is not None:
+                found[f"redis-{edge_redis_name(index)}"] = pid
+        cassandra = bench_cassandra.pid()
+        if cassandra is not None:
+            found["cassandra"] = cassandra
+        return found
+
+    def down_pipeline(self) -> None:
+        """Stops the services and wipes the benchmark's Redis instances (Cassandra stays)."""
+        stop_services(self.specs)
+        for index in range(self.edges):
+            redis_server.wipe(edge_redis_name(index))
