@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from reelstream.cassandra_client import CassandraClient
+from reelstream.cassandra_client import CassandraClient, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +98,14 @@ async def apply_schema(client: CassandraClient) -> None:
             (keyspace, table_name),
         )
         if column not in {row.column_name for row in rows}:
-            await client.execute(
-                f"ALTER TABLE {keyspace}.{table_name} ADD {column} {cql_type}", timeout_s=60
-            )
+            try:
+                await client.execute(
+                    f"ALTER TABLE {keyspace}.{table_name} ADD {column} {cql_type}", timeout_s=60
+                )
+            except StoreUnavailable as exc:
+                # Every service applies the schema at start-up; another one may have added
+                # the column between our check and our ALTER.
+                if "already exists" not in str(exc):
+                    raise
             logger.info("column added", extra={"fields": {"table": table_name, "column": column}})
     logger.info("schema applied", extra={"fields": {"keyspace": keyspace}})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from reelstream.cassandra_client import CassandraClient, CassandraSettings
 from reelstream.schema import apply_schema
 
@@ -34,3 +36,22 @@ async def test_apply_schema_twice_and_add_columns_missing_from_an_older_table(
         assert ("viewers", "static") in {(r.column_name, r.kind) for r in rows}
     finally:
         await client.close()
+
+
+async def test_services_starting_together_all_upgrade_the_schema(keyspace: str) -> None:
+    clients = [CassandraClient(CassandraSettings(("127.0.0.1",), 9042, keyspace)) for _ in range(3)]
+    for client in clients:
+        await client.connect(max_wait_s=60)
+    try:
+        await clients[0].execute(
+            f"CREATE KEYSPACE {keyspace} WITH replication ="
+            " {'class': 'SimpleStrategy', 'replication_factor': 1}"
+        )
+        await clients[0].execute(
+            f"CREATE TABLE {keyspace}.reel_state (shard int, reel_id bigint, views bigint"
+            " static, kind int, item bigint, PRIMARY KEY ((shard, reel_id), kind, item))"
+        )
+        await asyncio.gather(*(apply_schema(client) for client in clients))
+    finally:
+        for client in clients:
+            await client.close()
