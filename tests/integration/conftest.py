@@ -44,11 +44,27 @@ def redis_port() -> int:
     return TEST_REDIS_PORT
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Remembers each test's outcome on its node, for fixtures that keep evidence."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call":
+        item.stash[FAILED_KEY] = report.failed
+
+
+FAILED_KEY = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def keyspace(cassandra: str) -> Iterator[str]:
-    """A fresh keyspace per test, so tests never see each other's counts; dropped after."""
+def keyspace(cassandra: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh keyspace per test, so tests never see each other's counts; dropped after a
+    passing test, kept (and named in the output) after a failing one for inspection."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     yield name
+    if request.node.stash.get(FAILED_KEY, False):
+        print(f"keeping keyspace {name} of the failed test for inspection")
+        return
     cluster = Cluster([cassandra], protocol_version=5)
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
