@@ -16,11 +16,11 @@ from counter.store import now_ms
 from protos import common_pb2, counter_pb2, counter_pb2_grpc
 from reelstream.cassandra_client import StoreUnavailable
 from reelstream.count_feed import Subscription, TooManySubscribers
+from reelstream.request_limits import reel_ids_problem
 
 # Servicer methods see requests and responses of several types.
 Context = aio.ServicerContext[Any, Any]
 
-MAX_REELS_PER_READ = 1000
 MAX_FOLLOWED_REELS = 4_000_000
 WIDTHS = {
     common_pb2.BUCKET_WIDTH_MINUTE: "minute",
@@ -43,14 +43,6 @@ async def _mapped(context: Context, call: Callable[[], Awaitable[T]]) -> T:
     except StoreUnavailable as exc:
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {exc}")
     raise AssertionError("unreachable")
-
-
-def _check_reel_ids(reel_ids: list[int]) -> str | None:
-    if not reel_ids:
-        return "reel_ids is empty"
-    if len(reel_ids) > MAX_REELS_PER_READ:
-        return f"at most {MAX_REELS_PER_READ} reel_ids per call, got {len(reel_ids)}"
-    return None
 
 
 class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
@@ -79,7 +71,7 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
     async def GetCounts(
         self, request: common_pb2.GetCountsRequest, context: Context
     ) -> common_pb2.GetCountsResponse:
-        problem = _check_reel_ids(list(request.reel_ids))
+        problem = reel_ids_problem(request.reel_ids)
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         return common_pb2.GetCountsResponse(
@@ -106,7 +98,7 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
     async def GetLikeState(
         self, request: common_pb2.GetLikeStateRequest, context: Context
     ) -> common_pb2.GetLikeStateResponse:
-        problem = _check_reel_ids(list(request.reel_ids))
+        problem = reel_ids_problem(request.reel_ids)
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         return common_pb2.GetLikeStateResponse(

@@ -22,6 +22,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import numpy as np
 from grpc import aio
 from prometheus_client import Counter, Gauge
 
@@ -104,8 +105,10 @@ class CountCache:
         self._followed[shard].difference_update(unfollow or [])
 
     def _drop_shard(self, shard: int) -> None:
-        stale = [r for r in self._entries if self._ring.shard_for(r) == shard]
-        for reel_id in stale:
+        # One vectorised ring lookup: the cache may hold millions of reels and this runs on
+        # the event loop.
+        cached = np.fromiter(self._entries, dtype=np.uint64, count=len(self._entries))
+        for reel_id in cached[self._ring.shards_for(cached) == shard].tolist():
             del self._entries[reel_id]
         self._followed[shard] = set()
         CACHE_ENTRIES.set(len(self._entries))

@@ -14,11 +14,10 @@ from edge.errors import JournalFull, JournalUnavailable, MalformedBatch, ShardUn
 from edge.event_intake import EventIntake, single_event_batch
 from protos import common_pb2, edge_pb2, edge_pb2_grpc
 from reelstream.count_feed import TooManySubscribers
+from reelstream.request_limits import reel_ids_problem
 
 # Servicer methods see requests and responses of several types.
 Context = aio.ServicerContext[Any, Any]
-
-MAX_REELS_PER_READ = 1000
 
 
 class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
@@ -67,13 +66,9 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
         return total
 
     async def _check_reel_ids(self, reel_ids: list[int], context: Context) -> None:
-        if not reel_ids:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reel_ids is empty")
-        if len(reel_ids) > MAX_REELS_PER_READ:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"at most {MAX_REELS_PER_READ} reel_ids per call, got {len(reel_ids)}",
-            )
+        problem = reel_ids_problem(reel_ids)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
 
     async def GetCounts(
         self, request: common_pb2.GetCountsRequest, context: Context

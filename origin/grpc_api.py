@@ -11,11 +11,11 @@ from grpc import aio
 from origin.reel_catalog import ReelCatalog
 from protos import origin_pb2, origin_pb2_grpc
 from reelstream.cassandra_client import StoreUnavailable
+from reelstream.request_limits import MAX_REELS_PER_CALL, reel_ids_problem
 
 # Servicer methods see requests and responses of several types.
 Context = aio.ServicerContext[Any, Any]
 
-MAX_REELS_PER_CALL = 1000
 VIDEO_PATH_PENDING = "the video path (upload, transcoding, HLS) is not built yet"
 
 
@@ -40,10 +40,9 @@ class OriginServicer(origin_pb2_grpc.OriginServiceServicer):
     async def GetReels(
         self, request: origin_pb2.GetReelsRequest, context: Context
     ) -> origin_pb2.GetReelsResponse:
-        if len(request.reel_ids) > MAX_REELS_PER_CALL:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_REELS_PER_CALL} reel_ids"
-            )
+        problem = reel_ids_problem(request.reel_ids)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         try:
             briefs = await self._catalog.briefs(list(request.reel_ids))
         except StoreUnavailable as exc:
