@@ -40,6 +40,9 @@ class CounterConfig(CassandraConfigFields):
     """Roll-up write budget: reels written to Cassandra per second at most. Under heavy
     load snapshots take longer and recovery replays more batches, but Cassandra's load is
     bounded whatever the traffic."""
+    trim_batches: bool = True
+    """Delete batch rows once a complete snapshot covers them. Off keeps every batch row
+    (an audit trail for fault investigations; recovery still starts at the snapshot)."""
     max_pending_batches: int = 512
     """Batches waiting for commit before ApplyBatch answers RESOURCE_EXHAUSTED."""
     max_group_batches: int = 128

@@ -146,9 +146,26 @@ class CounterShard:
                 baselines[reel.reel_id] = row.snapshots[reel.snapshot_id]
                 self.state.dirty.add(reel.reel_id)
         replayed = 0
+        replay_ranges: list[str] = []
         for edge_id, applied in self.applied_seq.items():
             start = min((seqs.get(edge_id, 0) for seqs in row.snapshots.values()), default=0)
-            for batch_row in await self._store.read_batches(edge_id, start, applied):
+            batch_rows = await self._store.read_batches(edge_id, start, applied)
+            if start < applied:
+                replay_ranges.append(f"{edge_id}:({start},{applied}]={len(batch_rows)}")
+            if len(batch_rows) != applied - start:
+                # Committed batches are dense and only trimmed once a complete snapshot
+                # covers them: a hole here means counts were lost.
+                logger.error(
+                    "committed batches missing",
+                    extra={
+                        "fields": {
+                            "edge": edge_id,
+                            "range": f"({start},{applied}]",
+                            "found": len(batch_rows),
+                        }
+                    },
+                )
+            for batch_row in batch_rows:
                 batch = counter_pb2.ApplyBatchRequest.FromString(batch_row.payload)
                 reels = (
                     set(batch.view_reel_ids)
@@ -171,6 +188,9 @@ class CounterShard:
                     "reels": len(stored),
                     "batches_replayed": replayed,
                     "snapshot_id": row.snapshot_id,
+                    "unfinished_snapshots": sorted(set(row.snapshots) - {row.snapshot_id}),
+                    "rewritten_reels": len(baselines),
+                    "replay": " ".join(replay_ranges),
                 }
             },
         )
@@ -408,8 +428,9 @@ class CounterShard:
             await self._store.finish_snapshot(lease, job.snapshot_id, job.seqs)
         self._indexed.update(reel.reel_id for reel in job.reels)
         self._job = None
-        for edge_id, seq in job.seqs.items():
-            await self._store.trim_batches(edge_id, seq)
+        if self._config.trim_batches:
+            for edge_id, seq in job.seqs.items():
+                await self._store.trim_batches(edge_id, seq)
 
     async def drain(self) -> None:
         """Stops accepting batches, commits what waits, writes a final snapshot."""

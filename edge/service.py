@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from grpc import aio
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -54,8 +54,10 @@ class EdgeService:
             self._config.redis_url,
             socket_timeout=5,
             socket_connect_timeout=2,
-            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=3),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            # No automatic retries: a command whose reply was lost may have been applied,
+            # and a blind retry of RPUSH would journal a call twice. The journal instead
+            # reloads its mirror from Redis after any error (see EdgeJournal).
+            retry=Retry(NoBackoff(), retries=0),
         )
         delay_s = 0.5
         for attempt in range(1, 61):

@@ -1,21 +1,28 @@
 """Exactness under faults: kill -9 of an edge, a counter shard, an edge's Redis and Cassandra
-while load runs. Afterwards every acknowledged event is counted exactly once."""
+while load runs. Afterwards every acknowledged event is counted exactly once.
+
+The tests kill their own Cassandra node (127.0.0.8, `FAULT_CASSANDRA`), never the development
+node other tests and services use at the same time.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from cassandra.cluster import Cluster
-from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import SimpleStatement
 
 from protos import common_pb2, counter_pb2_grpc
-from reelstream.infra import cassandra_node, redis_server
+from reelstream.infra import redis_server
+from reelstream.infra.dedicated_cassandra import DedicatedCassandra
 from reelstream.ring import ConsistentHashRing
 from tests.integration.conftest import (
+    FAILED_KEY,
     ServiceProcess,
     counter_env,
     edge_env,
@@ -25,6 +32,32 @@ from tests.integration.conftest import (
 from tests.integration.load_driver import LoadDriver
 
 pytestmark = pytest.mark.timeout(600)
+
+FAULT_CASSANDRA = DedicatedCassandra(
+    index=8, address="127.0.0.8", folder="fault-cassandra", cluster_name="reelstream-faults"
+)
+
+
+# Keyspaces of failed fault tests: their node's data is kept for inspection.
+_KEPT_KEYSPACES: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def fault_cassandra() -> Iterator[DedicatedCassandra]:
+    """The fault tests' own node, from empty data; stopped and wiped afterwards unless a
+    test failed."""
+    FAULT_CASSANDRA.up()
+    yield FAULT_CASSANDRA
+    FAULT_CASSANDRA.down(keep_data=bool(_KEPT_KEYSPACES))
+
+
+@pytest.fixture
+def fault_keyspace(request: pytest.FixtureRequest) -> Iterator[str]:
+    name = f"faults_{uuid.uuid4().hex[:12]}"
+    yield name
+    if request.node.stash.get(FAILED_KEY, False):
+        _KEPT_KEYSPACES.append(name)
+        print(f"keeping {FAULT_CASSANDRA.folder} with keyspace {name} for inspection")
 
 
 def counts_from_shards(counters: list[str], reel_ids: list[int]) -> dict[int, int]:
@@ -58,6 +91,7 @@ def run_load_with_faults(
     counter_procs = []
     for shard, address in enumerate(counters):
         env = counter_env(keyspace, shard, 2, address)
+        env["REELSTREAM_COUNTER_CASSANDRA_HOSTS"] = FAULT_CASSANDRA.address
         env["REELSTREAM_COUNTER_LEASE_TTL_S"] = "3"
         env["REELSTREAM_COUNTER_LEASE_RENEW_S"] = "1"
         counter_procs.append(start_service("counter", f"counter-{shard}", env, address))
@@ -110,9 +144,9 @@ def run_fault_rounds(
             redis_server.restart(redis_names[1], base_dir=tmp_path)
             time.sleep(2)
             # 4. kill -9 Cassandra and restart it.
-            cassandra_node.kill_node(1)
+            FAULT_CASSANDRA.kill()
             time.sleep(1)
-            cassandra_node.restart_node(1)
+            FAULT_CASSANDRA.restart()
             time.sleep(3)
     finally:
         load.stop()
@@ -127,6 +161,11 @@ def check_counts_exact(
 ) -> None:
     ledger = load.ledger
     assert len(ledger.acknowledged) > 50, "the load made too little progress to judge"
+    for service in counter_procs:
+        holes = [
+            line for line in service.log_path.read_text().splitlines() if "batches missing" in line
+        ]
+        assert not holes, f"{service.name} recovered with committed batches missing: {holes[:3]}"
     every_reel = sorted({*ledger.acknowledged, *ledger.failed})
     deadline = time.monotonic() + 90
     while True:
@@ -156,40 +195,40 @@ def check_counts_exact(
     # What is durable must match too: the totals rolled up into Cassandra.
     expected = {reel: counts[reel] for reel in every_reel}
     deadline = time.monotonic() + 60
-    while (stored := stored_views(keyspace, len(counters), every_reel)) != expected:
+    while (stored := stored_views(keyspace, every_reel)) != expected:
         wrong = {r: (v, stored.get(r)) for r, v in expected.items() if stored.get(r) != v}
         assert time.monotonic() < deadline, f"Cassandra totals differ: {list(wrong.items())[:10]}"
         time.sleep(1)
 
 
-def stored_views(keyspace: str, shard_count: int, reel_ids: list[int]) -> dict[int, int]:
-    ring = ConsistentHashRing.of_size(shard_count)
-    cluster = Cluster(["127.0.0.1"], protocol_version=5)
+def stored_views(keyspace: str, reel_ids: list[int]) -> dict[int, int]:
+    """Views rolled up into Cassandra for `reel_ids` (0 for reels without a row), read in
+    one paged scan of the static rows: the fault node holds only this test's data."""
+    cluster = Cluster([FAULT_CASSANDRA.address], protocol_version=5)
     try:
-        session = cluster.connect(keyspace)
-        query = session.prepare(
-            "SELECT views FROM reel_state WHERE shard = ? AND reel_id = ? LIMIT 1"
+        session = cluster.connect()
+        query = SimpleStatement(
+            f"SELECT reel_id, views FROM {keyspace}.reel_state PER PARTITION LIMIT 1",
+            fetch_size=5000,
         )
-        results = execute_concurrent_with_args(
-            session, query, [(ring.shard_for(r), r) for r in reel_ids], concurrency=64
-        )
-        stored = {}
-        for reel_id, (ok, rows) in zip(reel_ids, results, strict=True):
-            row = rows.one() if ok else None
-            stored[reel_id] = row.views if row is not None and row.views is not None else 0
-        return stored
+        rows = session.execute(query, timeout=60)
+        stored = {row.reel_id: row.views or 0 for row in rows}
+        return {reel_id: stored.get(reel_id, 0) for reel_id in reel_ids}
     finally:
         cluster.shutdown()
 
 
+@pytest.mark.usefixtures("fault_cassandra")
 def test_counts_stay_exact_through_kill_9_of_every_process(
-    keyspace: str, tmp_path: Path, start_service: Callable[..., ServiceProcess]
+    fault_keyspace: str, tmp_path: Path, start_service: Callable[..., ServiceProcess]
 ) -> None:
-    run_load_with_faults(keyspace, tmp_path, start_service, fault_rounds=1)
+    run_load_with_faults(fault_keyspace, tmp_path, start_service, fault_rounds=1)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.usefixtures("fault_cassandra")
 def test_counts_stay_exact_through_repeated_fault_rounds(
-    keyspace: str, tmp_path: Path, start_service: Callable[..., ServiceProcess]
+    fault_keyspace: str, tmp_path: Path, start_service: Callable[..., ServiceProcess]
 ) -> None:
-    run_load_with_faults(keyspace, tmp_path, start_service, fault_rounds=5)
+    run_load_with_faults(fault_keyspace, tmp_path, start_service, fault_rounds=5)

@@ -1,0 +1,87 @@
+"""A single-node Cassandra owned by one tool (a benchmark, the fault tests), apart from the
+development node on 127.0.0.1.
+
+Why a node of its own: the machine is shared. The fault tests kill and restart their
+Cassandra; doing that to the development node would break every other test or service
+using it at the time, and a benchmark phase running on a node someone else restarts would
+fail or be skewed silently. A dedicated node is started by the same launcher with the same
+settings as the development node (Cassandra 5.0.9, 768 MiB heap, same yaml), on its own
+loopback address and data folder, from empty data, and is stopped and wiped by its owner.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+from reelstream.infra import cassandra_node, local_process
+from reelstream.infra.cassandra_runtime import (
+    CassandraNodeSpec,
+    default_cache_dir,
+    find_java,
+    resolve_classpath,
+)
+
+_MIN_TOKEN = -(2**63)
+START_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class DedicatedCassandra:
+    """One standalone node: its own address, data folder under the var dir and cluster name."""
+
+    index: int
+    """Node index: names `nodeN` and picks the JMX port (7199 + index - 1); use one clear of
+    a 3-node development cluster on indexes 1-3."""
+    address: str
+    """Loopback address the node listens on (CQL port 9042, like every node)."""
+    folder: str
+    """Folder under `$REELSTREAM_VAR_DIR` holding the node's config, data and logs."""
+    cluster_name: str
+
+    def spec(self) -> CassandraNodeSpec:
+        return CassandraNodeSpec(
+            index=self.index,
+            address=self.address,
+            base_dir=local_process.var_dir() / self.folder,
+            initial_token=_MIN_TOKEN,
+            seeds=(self.address,),
+            cluster_name=self.cluster_name,
+        )
+
+    def pid(self) -> int | None:
+        return cassandra_node.read_pid(self.spec())
+
+    def up(self, *, fresh: bool = True) -> None:
+        """Starts the node unless it runs (from empty data when `fresh`); returns once CQL
+        answers."""
+        spec = self.spec()
+        if cassandra_node.read_pid(spec) is None:
+            if fresh:
+                shutil.rmtree(spec.data_dir, ignore_errors=True)
+            cassandra_node.start_node(spec, find_java(), resolve_classpath(default_cache_dir()))
+        cassandra_node.wait_until_ready([spec], timeout_s=START_TIMEOUT_S)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash with no drain and no commitlog flush."""
+        spec = self.spec()
+        running = cassandra_node.read_pid(spec)
+        if running is not None:
+            local_process.terminate([(running, spec.config_file.as_uri())], grace_s=0.0)
+        spec.pid_file.unlink(missing_ok=True)
+
+    def restart(self) -> None:
+        """Starts the node again on its existing data (after `kill`), waiting for CQL."""
+        self.kill()
+        self.up(fresh=False)
+
+    def down(self, *, keep_data: bool = False) -> None:
+        """Stops the node (SIGTERM, SIGKILL after 30 s) and deletes its data unless kept."""
+        spec = self.spec()
+        running = cassandra_node.read_pid(spec)
+        if running is not None:
+            print(f"stopping Cassandra {spec.name} ({self.address}) pid {running}", flush=True)
+            local_process.terminate([(running, spec.config_file.as_uri())], grace_s=30.0)
+        spec.pid_file.unlink(missing_ok=True)
+        if not keep_data:
+            shutil.rmtree(spec.data_dir, ignore_errors=True)
