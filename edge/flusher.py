@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 BATCHES_SENT = Counter("edge_batches_acknowledged_total", "Batches acknowledged", ["shard"])
 SEND_ERRORS = Counter("edge_batch_send_errors_total", "Failed batch sends", ["shard", "code"])
+SEQUENCE_REUSE = Counter(
+    "edge_sequence_reuse_total", "Never-sent batches a shard called duplicates", ["shard"]
+)
 SEND_SECONDS = Histogram("edge_batch_send_seconds", "ApplyBatch latency")
 
 
@@ -116,12 +119,21 @@ class ShardFlusher:
         self, stub: counter_pb2_grpc.CounterServiceAsyncStub, batch: OutboxBatch
     ) -> None:
         request = counter_pb2.ApplyBatchRequest.FromString(batch.payload)
+        first_send, batch.sent = not batch.sent, True
         try:
             with SEND_SECONDS.time():
-                await stub.ApplyBatch(request, timeout=self._timeout_s)
+                response = await stub.ApplyBatch(request, timeout=self._timeout_s)
         except aio.AioRpcError as exc:
             SEND_ERRORS.labels(shard=str(batch.shard), code=exc.code().name).inc()
             raise
+        if response.duplicate and first_send:
+            # The shard already committed a batch with this id that we never sent: the
+            # events of this one would be dropped. Never expected; loudly reported.
+            SEQUENCE_REUSE.labels(shard=str(batch.shard)).inc()
+            logger.error(
+                "shard reports a never-sent batch as duplicate (sequence reuse)",
+                extra={"fields": {"shard": batch.shard, "seq": batch.seq}},
+            )
 
     def wake_all(self) -> None:
         for event in self._wakeups.values():

@@ -57,6 +57,10 @@ class OutboxBatch:
     payload: bytes
     view_deltas: Counter[int]
     events: int
+    sent: bool = True
+    """False until this process first sends it (batches loaded from Redis may have been
+    sent by an earlier process): a shard calling a never-sent batch a duplicate means
+    this edge reused sequence numbers."""
 
 
 @dataclass
@@ -107,17 +111,32 @@ class EdgeJournal:
 
     async def open(self) -> None:
         """Loads (or creates) this edge's incarnation, journal and outbox from Redis."""
-        incarnation = secrets.token_hex(4)
-        await self._redis.set(f"{self._key}:incarnation", incarnation, nx=True)
-        stored = await self._redis.get(f"{self._key}:incarnation")
-        self.edge_id = f"{self._name}.{stored.decode()}"
         await self._reload()
         logger.info(
             "journal opened",
             extra={"fields": {"edge_id": self.edge_id, "depth_events": self.depth_events}},
         )
 
+    async def _load_incarnation(self) -> None:
+        """Adopts the incarnation stored in Redis, creating one if there is none.
+
+        Sequence numbers are only unique per incarnation. If Redis lost its data under a
+        running edge (wiped, restored from an old file), the next sequences would repeat
+        ones the shards have committed and be dropped as duplicates: a new incarnation
+        starts a fresh sequence space instead.
+        """
+        await self._redis.set(f"{self._key}:incarnation", secrets.token_hex(4), nx=True)
+        stored = await self._redis.get(f"{self._key}:incarnation")
+        edge_id = f"{self._name}.{stored.decode()}"
+        if self.edge_id and edge_id != self.edge_id:
+            logger.error(
+                "journal Redis lost this edge's incarnation: new sequence space",
+                extra={"fields": {"was": self.edge_id, "now": edge_id}},
+            )
+        self.edge_id = edge_id
+
     async def _reload(self) -> None:
+        await self._load_incarnation()
         raw_entries = await self._redis.lrange(f"{self._key}:journal", 0, -1)  # type: ignore[misc]  # redis-py types sync|async as a union
         self._mirror = [
             EventColumns.from_batch(common_pb2.EventBatch.FromString(raw)) for raw in raw_entries
@@ -221,7 +240,9 @@ class EdgeJournal:
                 payload = shard_batch.request.SerializeToString(deterministic=True)
                 pipe.hset(f"{self._key}:outbox:{shard}", str(seq), payload)  # type: ignore[arg-type]
                 made.append(
-                    OutboxBatch(shard, seq, payload, shard_batch.view_deltas, shard_batch.events)
+                    OutboxBatch(
+                        shard, seq, payload, shard_batch.view_deltas, shard_batch.events, False
+                    )
                 )
             pipe.hset(f"{self._key}:next_seq", mapping={str(k): v for k, v in next_seq.items()})
             pipe.ltrim(f"{self._key}:journal", len(entries), -1)

@@ -161,11 +161,13 @@ def check_counts_exact(
 ) -> None:
     ledger = load.ledger
     assert len(ledger.acknowledged) > 50, "the load made too little progress to judge"
-    for service in counter_procs:
-        holes = [
-            line for line in service.log_path.read_text().splitlines() if "batches missing" in line
-        ]
-        assert not holes, f"{service.name} recovered with committed batches missing: {holes[:3]}"
+    # Invariants the services check themselves and log when broken.
+    for service, alarm in [
+        *((counter, "committed batches missing") for counter in counter_procs),
+        *((edge, "sequence reuse") for edge in edges),
+    ]:
+        lines = [line for line in service.log_path.read_text().splitlines() if alarm in line]
+        assert not lines, f"{service.name} logged {alarm!r}: {lines[:3]}"
     every_reel = sorted({*ledger.acknowledged, *ledger.failed})
     deadline = time.monotonic() + 90
     while True:
