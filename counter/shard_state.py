@@ -26,7 +26,7 @@ KIND_BY_WIDTH: dict[str, int] = {"minute": 1, "hour": 2, "day": 3}
 VIEWER_BUFFER_LIMIT = 256
 
 
-@dataclass
+@dataclass(slots=True)
 class ReelState:
     """Everything a shard knows about one reel."""
 

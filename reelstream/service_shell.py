@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -118,6 +119,7 @@ async def serve(config: ShellConfig, component: Component) -> None:
         return
     stop_waiter.cancel()
     starting.result()  # a failed start-up raises here
+    _tune_garbage_collector()
     server = aio.server(
         options=server_options(), maximum_concurrent_rpcs=config.max_concurrent_rpcs
     )
@@ -159,6 +161,22 @@ async def serve(config: ShellConfig, component: Component) -> None:
             logger.error("drain timed out; unflushed work stays in durable storage")
         await component.close()
         logger.info("stopped")
+
+
+# Allocations between young collections. A shard holds a few objects per reel for hundreds
+# of thousands of reels; with CPython's default (700) the collector ran so often that a
+# micro-benchmark of applying and snapshotting 100k reels spent about half its time in it.
+# Our hot paths create no reference cycles, so collections rarely free anything.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def _tune_garbage_collector() -> None:
+    """Moves what start-up allocated (modules, recovered state) out of the collector's
+    sight and makes young collections rarer (the approach Instagram described for Django)."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -169,7 +169,10 @@ def check_counts_exact(
         lines = [line for line in service.log_path.read_text().splitlines() if alarm in line]
         assert not lines, f"{service.name} logged {alarm!r}: {lines[:3]}"
     every_reel = sorted({*ledger.acknowledged, *ledger.failed})
-    deadline = time.monotonic() + 90
+    # The backlog built up during the faults drains at whatever pace the (shared) machine
+    # allows: wait while the number of wrong reels keeps falling, fail once it stalls.
+    stall_deadline = time.monotonic() + 60
+    fewest_wrong = len(every_reel) + 1
     while True:
         counts = counts_from_shards(counters, every_reel)
         lost_or_doubled = {
@@ -179,9 +182,13 @@ def check_counts_exact(
         }
         if not lost_or_doubled:
             break
-        assert time.monotonic() < deadline, (
-            f"{len(lost_or_doubled)} of {len(ledger.acknowledged)} acknowledged reels wrong,"
-            f" e.g. (expected, got): {dict(list(lost_or_doubled.items())[:10])}"
+        if len(lost_or_doubled) < fewest_wrong:
+            fewest_wrong = len(lost_or_doubled)
+            stall_deadline = time.monotonic() + 60
+        assert time.monotonic() < stall_deadline, (
+            f"{len(lost_or_doubled)} of {len(ledger.acknowledged)} acknowledged reels wrong"
+            f" and no progress for 60 s, e.g. (expected, got):"
+            f" {dict(list(lost_or_doubled.items())[:10])}"
         )
         time.sleep(0.5)
     partial = {
