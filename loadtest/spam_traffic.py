@@ -176,7 +176,10 @@ class _Catalog:
     def targets(self, rng: np.random.Generator, size: int) -> I64:
         """Campaign targets: mostly obscure reels (rank beyond the top 5%)."""
         low = max(1, len(self.by_rank) // 20)
-        return self.by_rank[rng.choice(np.arange(low, len(self.by_rank)), size, replace=False)]
+        picked: I64 = self.by_rank[
+            rng.choice(np.arange(low, len(self.by_rank)), size, replace=False)
+        ]
+        return picked
 
 
 def _human_watch(rng: np.random.Generator, durations: I64) -> I64:
@@ -186,7 +189,8 @@ def _human_watch(rng: np.random.Generator, durations: I64) -> I64:
     ratio = np.where(swipe, rng.beta(1.2, 6.0, count), rng.beta(4.0, 1.6, count))
     loops = rng.random(count) < 0.12
     ratio = ratio + loops * rng.integers(1, 3, count)
-    return np.maximum(300, (ratio * durations).astype(np.int64))
+    watch: I64 = np.maximum(300, (ratio * durations).astype(np.int64))
+    return watch
 
 
 def _random_ips(rng: np.random.Generator, size: int) -> npt.NDArray[np.uint64]:
@@ -252,9 +256,7 @@ def _organic(rng: np.random.Generator, catalog: _Catalog, spec: TrafficSpec, par
     session_counts = rng.poisson(activity * spec.duration_s / 3600)
     session_user = np.repeat(np.arange(users), session_counts)
     starts = _diurnal_times(rng, spec, len(session_user))
-    session, user_index, reel, watch, ts = _sessions(
-        rng, catalog, spec, session_user, starts, 12.0
-    )
+    session, user_index, reel, watch, ts = _sessions(rng, catalog, spec, session_user, starts, 12.0)
     count = len(reel)
     # Per session: mobile on the carrier (NAT IP) or at home; sometimes the second device.
     on_mobile = rng.random(len(session_user)) < 0.35
@@ -352,8 +354,8 @@ def _farm(
         country = PACKED_COUNTRIES[rng.integers(0, len(COUNTRIES))]
         window_ms = int(rng.integers(3, 10)) * 60_000
         windows = spec.start_ms + rng.integers(0, span - window_ms, len(targets))
-        member, target = np.meshgrid(np.arange(len(members)), np.arange(len(targets)))
-        member, target = member.ravel(), target.ravel()
+        grid_member, grid_target = np.meshgrid(np.arange(len(members)), np.arange(len(targets)))
+        member, target = grid_member.ravel(), grid_target.ravel()
         acts = rng.random(len(member)) < 0.9
         member, target = member[acts], target[acts]
         count = len(member)
@@ -478,7 +480,15 @@ def _geo_hopping(
     device = rng.choice([DEVICE_IOS, DEVICE_ANDROID, DEVICE_WEB], count)
     ip = _random_ips(rng, count)
     parts.add(
-        Family.GEO_HOPPING, reel, user_ids[bot], np.full(count, VIEW), watch, ts, country, device, ip
+        Family.GEO_HOPPING,
+        reel,
+        user_ids[bot],
+        np.full(count, VIEW),
+        watch,
+        ts,
+        country,
+        device,
+        ip,
     )
     liked = rng.random(count) < 0.3
     n = int(liked.sum())
@@ -540,7 +550,15 @@ def _slow_drip(
     ip = _random_ips(rng, accounts)[account]
     device = rng.choice([DEVICE_IOS, DEVICE_ANDROID], accounts)[account]
     parts.add(
-        Family.SLOW_DRIP, reel, user_ids[account], np.full(count, VIEW), watch, ts, country, device, ip
+        Family.SLOW_DRIP,
+        reel,
+        user_ids[account],
+        np.full(count, VIEW),
+        watch,
+        ts,
+        country,
+        device,
+        ip,
     )
     liked = rng.random(count) < 0.6
     n = int(liked.sum())
@@ -603,4 +621,5 @@ def passes_view_rule(traffic: LabelledTraffic, threshold_ms: int = 3_000) -> npt
     events = traffic.events
     durations = traffic.durations_of(events.reel_ids)
     needed = np.minimum(threshold_ms, durations // 2)
-    return (events.kinds != VIEW) | (events.watch_ms >= needed)
+    counted: npt.NDArray[np.bool_] = (events.kinds != VIEW) | (events.watch_ms >= needed)
+    return counted

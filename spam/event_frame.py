@@ -109,17 +109,10 @@ class EventFrame:
 
     def take(self, index: npt.NDArray[np.intp] | BoolArray) -> EventFrame:
         """The events at `index` (positions or a mask), in that order."""
-        return EventFrame(
-            *(getattr(self, f.name)[index] for f in fields(self))  # type: ignore[arg-type]
-        )
+        return EventFrame(*(getattr(self, f.name)[index] for f in fields(self)))
 
     @classmethod
     def concat(cls, parts: Sequence[EventFrame]) -> EventFrame:
         if not parts:
             return cls.empty()
-        return cls(
-            *(
-                np.concatenate([getattr(p, f.name) for p in parts])
-                for f in fields(cls)  # type: ignore[arg-type]
-            )
-        )
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))

@@ -40,8 +40,6 @@ def judge(
 ) -> Judgement:
     """Flags the spam among `events` (model over per-event features, or lockstep)."""
     features = extract_features(events, durations_ms, first_seen_ms)
-    model_flagged = (
-        model.is_spam(features) if len(events) else np.zeros(0, dtype=np.bool_)
-    )
+    model_flagged = model.is_spam(features) if len(events) else np.zeros(0, dtype=np.bool_)
     lockstep = detect_lockstep(events.user_ids, events.reel_ids, events.ts_ms, lockstep_params)
     return Judgement(model_flagged, lockstep)

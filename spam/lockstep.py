@@ -110,7 +110,8 @@ def detect_lockstep(
         return none
     # A pair shares a reel "in time" once, whichever bucket(s) showed it.
     pair_reel = unique_sorted(np.concatenate(pair_reel_keys))
-    pair, common = unique_counts(pair_reel // reels)
+    pair_ids, common = unique_counts(pair_reel // reels)
+    pair = pair_ids.astype(np.int64)
     first, second = pair // users, pair % users
     union = reels_per_user[first] + reels_per_user[second] - common
     linked = (common >= params.min_common_reels) & (common >= params.min_jaccard * union)

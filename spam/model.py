@@ -88,7 +88,7 @@ class SpamModel:
         Raises:
             ModelMismatch: its features differ from the ones this code computes.
         """
-        model = pickle.loads(path.read_bytes())  # noqa: S301 - our own artifact
+        model = pickle.loads(path.read_bytes())
         if not isinstance(model, SpamModel):
             raise ModelMismatch(f"{path} does not hold a SpamModel")
         if tuple(model.feature_names) != FEATURE_NAMES:
@@ -98,9 +98,7 @@ class SpamModel:
         return model
 
 
-def threshold_for_precision(
-    margins: F64, labels: BoolArray, target_precision: float
-) -> float:
+def threshold_for_precision(margins: F64, labels: BoolArray, target_precision: float) -> float:
     """The lowest margin whose flagged set still has at least `target_precision` (the
     highest recall at that precision); the largest margin plus one when none has."""
     order = np.argsort(-margins, kind="stable")

@@ -7,6 +7,8 @@ events sorted by (key, time) and windows found with `np.searchsorted`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -60,7 +62,7 @@ def dense_keys(keys: npt.NDArray[np.generic]) -> tuple[I64, int]:
     return dense, int(new.sum())
 
 
-def pair_keys(first: I64, second: I64) -> I64:
+def pair_keys(first: I64, second: npt.NDArray[Any]) -> I64:
     """One dense key per distinct (first, second) pair of dense keys."""
     second_dense, second_count = dense_keys(second)
     combined = first * max(1, second_count) + second_dense
