@@ -35,7 +35,7 @@ class LockstepParams:
     """Actions this close in time (up to the bucket size) count as together."""
     min_common_reels: int = 4
     """Reels two users must share, at the same time, to be linked."""
-    min_jaccard: float = 0.3
+    min_jaccard: float = 0.5
     """Shared timed reels over the union of both users' reels."""
     min_group_users: int = 8
     """Smallest group that is flagged."""
