@@ -116,3 +116,12 @@ bench-stop: ## Stop what an interrupted benchmark left running (its services, Re
 
 # mypy checks loadtest/, which imports the bench extra (numpy, matplotlib, psutil).
 lint: $(BENCH_STAMP)
+
+# --- Spam filter (spam/, docs/spam.md): simulated traffic, model artifact, evaluation.
+.PHONY: train-spam eval-spam
+
+train-spam: deps ## Train the spam classifier on simulated traffic -> models/spam/model-v1.pkl (+ .json)
+	$(BIN)/python -m spam.training
+
+eval-spam: deps ## Evaluate the spam filter on held-out seeds and families -> results/eval-spam.json
+	$(BIN)/python -m spam.evaluation

@@ -59,6 +59,24 @@ class EdgeConfig:
     """How often changed counts are pushed to WatchCounts subscribers."""
     rpc_timeout_s: float = 5.0
     """Deadline of calls to counter shards."""
+    spam_screen_enabled: bool = False
+    """Inline spam screen after validation: blocklisted users/IPs and per-user and per-IP
+    token buckets (edge/spam_screen.py). Off by default: tests and benchmarks send many
+    events per user id."""
+    spam_address: str = ""
+    """SpamService: accepted events are forwarded there and its blocklist followed
+    (empty: neither)."""
+    spam_user_events_per_s: float = 5.0
+    """Screen: sustained events per second of one user."""
+    spam_user_burst: float = 120.0
+    """Screen: events one user may send at once."""
+    spam_ip_events_per_s: float = 200.0
+    """Screen: sustained events per second of one IP hash (carrier NATs are shared)."""
+    spam_ip_burst: float = 5_000.0
+    """Screen: events one IP hash may send at once."""
+    spam_forward_max_events: int = 500_000
+    """Events waiting to be forwarded to the spam service; beyond it they are shed
+    (counted in edge_spam_events_shed_total)."""
     log_level: str = "INFO"
     """Root log level."""
 

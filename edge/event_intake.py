@@ -16,6 +16,8 @@ from edge.event_validation import (
 )
 from edge.journal import EdgeJournal
 from edge.reel_directory import ReelDirectory
+from edge.spam_forwarder import SpamForwarder
+from edge.spam_screen import SpamScreen, accepted_positions
 from protos import common_pb2, edge_pb2
 
 EVENTS_ACCEPTED = Counter("edge_events_accepted_total", "Events journaled")
@@ -24,8 +26,15 @@ EVENTS_REJECTED = Counter("edge_events_rejected_total", "Events not counted", ["
 
 class EventIntake:
     def __init__(
-        self, config: EdgeConfig, journal: EdgeJournal, directory: ReelDirectory | None
+        self,
+        config: EdgeConfig,
+        journal: EdgeJournal,
+        directory: ReelDirectory | None,
+        screen: SpamScreen | None = None,
+        forwarder: SpamForwarder | None = None,
     ) -> None:
+        self._screen = screen
+        self._forwarder = forwarder
         self._journal = journal
         self._directory = directory
         self._rules = ValidationRules(
@@ -51,6 +60,10 @@ class EventIntake:
             reels = await self._directory.lookup(r for r in batch.reel_ids if 0 < r <= MAX_ID)
         now_ms = int(time.time() * 1000)
         result = validate_batch(batch, self._rules, self._deduper, now_ms, reels)
+        accepted_index = None
+        if self._screen is not None:
+            screened = self._screen.screen(batch, result, self._deduper, now_ms)
+            result, accepted_index = screened.result, screened.accepted_index
         for rejection in result.rejections:
             EVENTS_REJECTED.labels(reason=common_pb2.RejectReason.Name(rejection.reason)).inc()
         accepted = result.accepted
@@ -68,6 +81,10 @@ class EventIntake:
                     self._deduper.forget(user_id, reel_id)
                 raise
             EVENTS_ACCEPTED.inc(len(accepted))
+            if self._forwarder is not None:
+                if accepted_index is None:
+                    accepted_index = accepted_positions(len(batch.reel_ids), result)
+                self._forwarder.offer(batch, accepted_index)
         return edge_pb2.SendEventsResponse(accepted=len(accepted), rejections=result.rejections)
 
 

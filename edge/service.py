@@ -21,6 +21,8 @@ from edge.grpc_api import EdgeServicer
 from edge.journal import EdgeJournal
 from edge.reel_directory import ReelDirectory
 from edge.shard_clients import ShardClients
+from edge.spam_forwarder import SpamForwarder
+from edge.spam_screen import ScreenLimits, SpamScreen
 from protos import edge_pb2, edge_pb2_grpc
 from reelstream.background import BackgroundLoops
 from reelstream.ring import ConsistentHashRing
@@ -42,6 +44,7 @@ class EdgeService:
         self._flusher: ShardFlusher | None = None
         self._servicer: EdgeServicer | None = None
         self._directory: ReelDirectory | None = None
+        self._spam_forwarder: SpamForwarder | None = None
 
     def register(self, server: aio.Server) -> Sequence[str]:
         if self._servicer is None:
@@ -104,8 +107,9 @@ class EdgeService:
                 self._config.unknown_reel_ttl_s,
                 self._config.rpc_timeout_s,
             )
+        screen, self._spam_forwarder = self._spam_parts()
         self._servicer = EdgeServicer(
-            EventIntake(self._config, self.journal, self._directory),
+            EventIntake(self._config, self.journal, self._directory, screen, self._spam_forwarder),
             cache,
             self._config.watch_interval_s,
         )
@@ -120,6 +124,34 @@ class EdgeService:
         # Follow streams run until close(); drain() does not wait for them.
         for shard in self._ring.shard_ids:
             self._loops.start(cache.run_subscription(shard), f"follow-{shard}")
+
+    def _spam_parts(self) -> tuple[SpamScreen | None, SpamForwarder | None]:
+        """The inline spam screen and the forwarder to the spam service, when configured."""
+        config = self._config
+        screen = None
+        if config.spam_screen_enabled:
+            screen = SpamScreen(
+                ScreenLimits(
+                    config.spam_user_events_per_s,
+                    config.spam_user_burst,
+                    config.spam_ip_events_per_s,
+                    config.spam_ip_burst,
+                    config.view_dedupe_max_entries,
+                )
+            )
+        forwarder = None
+        if config.spam_address:
+            forwarder = SpamForwarder(
+                config.name,
+                config.spam_address,
+                config.spam_forward_max_events,
+                config.flush_interval_s,
+                config.rpc_timeout_s,
+            )
+            self._loops.start(forwarder.run_sender(), "spam-forwarder")
+            if screen is not None:
+                self._loops.start(forwarder.run_blocklist(screen.update_blocklist), "blocklist")
+        return screen, forwarder
 
     async def drain(self, timeout_s: float) -> None:
         """Journals what is in flight, then gives the senders `timeout_s` to deliver it;
@@ -136,5 +168,7 @@ class EdgeService:
             await self._clients.close()
         if self._directory is not None:
             await self._directory.close()
+        if self._spam_forwarder is not None:
+            await self._spam_forwarder.close()
         if self._redis is not None:
             await self._redis.aclose()

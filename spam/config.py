@@ -1,0 +1,52 @@
+"""Configuration of the spam service (env prefix REELSTREAM_SPAM_)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reelstream.settings import ConfigError, load_config
+from spam.model import DEFAULT_MODEL_PATH
+
+
+@dataclass(frozen=True)
+class SpamConfig:
+    """Settings of the spam service process."""
+
+    grpc_address: str = "127.0.0.1:50081"
+    """host:port of the gRPC server."""
+    metrics_port: int = 9181
+    """Prometheus /metrics port on 127.0.0.1 (0 disables)."""
+    counter_addresses: tuple[str, ...] = ("127.0.0.1:50061", "127.0.0.1:50062")
+    """Counter shards (entry i serves shard i); corrections go through ApplyCorrections."""
+    origin_address: str = "127.0.0.1:50071"
+    """Asked for reel durations (GetReels); empty: durations unknown (ratio features NaN)."""
+    model_path: str = str(DEFAULT_MODEL_PATH)
+    """The classifier artifact written by `make train-spam`."""
+    max_buffered_events: int = 2_000_000
+    """Submitted events waiting to be judged; beyond it SubmitEvents sheds (counted)."""
+    max_history_events: int = 5_000_000
+    """Events kept as recent history (the oldest are dropped first)."""
+    history_s: float = 3_600.0
+    """How far back features and lockstep detection look."""
+    judge_interval_s: float = 10.0
+    """How often new events are judged (bounds the streaming detection delay)."""
+    blocklist_min_flagged_events: int = 20
+    """A user with this many events judged spam is pushed to edges' blocklists."""
+    blocklist_max_entries: int = 100_000
+    """Bound on the users and IP hashes pushed (the most recent kept)."""
+    rpc_timeout_s: float = 10.0
+    """Deadline of calls to counter shards and the origin."""
+    log_level: str = "INFO"
+    """Root log level."""
+
+    def validate(self) -> None:
+        if not self.counter_addresses:
+            raise ConfigError("counter_addresses must list at least one shard")
+        if self.max_buffered_events < 1 or self.max_history_events < 1:
+            raise ConfigError("buffer and history limits must be positive")
+        if self.judge_interval_s <= 0 or self.history_s <= 0:
+            raise ConfigError("judge_interval_s and history_s must be positive")
+
+
+def load(overrides: dict[str, object] | None = None) -> SpamConfig:
+    return load_config(SpamConfig, "REELSTREAM_SPAM_", "spam", overrides=overrides)

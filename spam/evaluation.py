@@ -1,0 +1,159 @@
+"""`make eval-spam`: precision, recall and false-positive rate per attack family on traffic
+the model never saw (other seeds, plus the held-out families), and scoring throughput.
+
+Two kinds of runs:
+- mixed: organic viewers with every family at once (seeds EVAL_SEEDS); gives the overall
+  precision, recall and false-positive rate on organic events;
+- per family: organic viewers with one family alone (seed 200 + family), whose precision
+  and recall are that family's figures.
+
+Throughput is measured on one core (BLAS/OpenMP pools limited to one thread): the model's
+scoring of a feature matrix, and beside it feature extraction and lockstep detection, in
+events per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from threadpoolctl import threadpool_limits
+
+from loadtest.spam_traffic import DEFAULT_ATTACKERS, Family, LabelledTraffic, TrafficSpec
+from spam.features import extract_features
+from spam.judging import Judgement, judge
+from spam.lockstep import detect_lockstep
+from spam.model import DEFAULT_MODEL_PATH, SpamModel
+from spam.training import HELD_OUT_FAMILIES, counted_traffic
+
+BoolArray = npt.NDArray[np.bool_]
+
+EVAL_SEEDS = (101, 102)
+SCORING_ROWS = 1_000_000
+
+
+def _rates(flagged: BoolArray, spam: BoolArray) -> dict[str, float]:
+    hits = int((flagged & spam).sum())
+    false_hits = int((flagged & ~spam).sum())
+    return {
+        "precision": round(hits / max(1, hits + false_hits), 5),
+        "recall": round(hits / max(1, int(spam.sum())), 5),
+        "false_positive_rate": round(false_hits / max(1, int((~spam).sum())), 6),
+        "events": len(spam),
+        "spam_events": int(spam.sum()),
+        "flagged": int(flagged.sum()),
+    }
+
+
+def _judge(model: SpamModel, traffic: LabelledTraffic) -> Judgement:
+    events = traffic.events
+    return judge(model, events, traffic.durations_of(events.reel_ids))
+
+
+def _report(judgement: Judgement, spam: BoolArray) -> dict[str, Any]:
+    return {
+        **_rates(judgement.flagged, spam),
+        "model_only": _rates(judgement.model_flagged, spam),
+        "lockstep_only": _rates(judgement.lockstep.flagged, spam),
+    }
+
+
+def _best_rate(run: Any, rows: int, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return rows / best
+
+
+def throughput(model: SpamModel, traffic: LabelledTraffic) -> dict[str, float]:
+    events = traffic.events
+    durations = traffic.durations_of(events.reel_ids)
+    with threadpool_limits(1):
+        features = extract_features(events, durations)
+        tiled = np.tile(features, (SCORING_ROWS // len(features) + 1, 1))[:SCORING_ROWS]
+        tiled = np.ascontiguousarray(tiled)
+        scoring = _best_rate(lambda: model.is_spam(tiled), len(tiled))
+        extraction = _best_rate(lambda: extract_features(events, durations), len(events), 2)
+        lockstep = _best_rate(
+            lambda: detect_lockstep(events.user_ids, events.reel_ids, events.ts_ms),
+            len(events),
+            1,
+        )
+    return {
+        "scoring_events_per_s": round(scoring),
+        "feature_extraction_events_per_s": round(extraction),
+        "lockstep_events_per_s": round(lockstep),
+    }
+
+
+def evaluate(model: SpamModel) -> dict[str, Any]:
+    mixed_flagged: list[BoolArray] = []
+    mixed_spam: list[BoolArray] = []
+    mixed_model: list[BoolArray] = []
+    mixed_lockstep: list[BoolArray] = []
+    first: LabelledTraffic | None = None
+    for seed in EVAL_SEEDS:
+        traffic = counted_traffic(TrafficSpec(seed=seed))
+        first = first or traffic
+        judgement = _judge(model, traffic)
+        mixed_flagged.append(judgement.flagged)
+        mixed_model.append(judgement.model_flagged)
+        mixed_lockstep.append(judgement.lockstep.flagged)
+        mixed_spam.append(traffic.family != Family.ORGANIC)
+    spam = np.concatenate(mixed_spam)
+    per_family: dict[str, Any] = {}
+    for family in DEFAULT_ATTACKERS:
+        spec = replace(
+            TrafficSpec(seed=200 + int(family)), attackers={family: DEFAULT_ATTACKERS[family]}
+        )
+        traffic = counted_traffic(spec)
+        judgement = _judge(model, traffic)
+        per_family[family.name.lower()] = {
+            "held_out_family": family in HELD_OUT_FAMILIES,
+            **_report(judgement, traffic.family != Family.ORGANIC),
+        }
+    assert first is not None
+    return {
+        "model_version": model.version,
+        "threshold_margin": model.threshold,
+        "seeds": list(EVAL_SEEDS),
+        **_rates(np.concatenate(mixed_flagged), spam),
+        "model_only": _rates(np.concatenate(mixed_model), spam),
+        "lockstep_only": _rates(np.concatenate(mixed_lockstep), spam),
+        "per_family": per_family,
+        **throughput(model, first),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--out", type=Path, default=Path("results/eval-spam.json"))
+    args = parser.parse_args()
+    result = evaluate(SpamModel.load(args.model))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    print(
+        f"overall precision {result['precision']} recall {result['recall']}"
+        f" FPR {result['false_positive_rate']}"
+    )
+    for name, figures in result["per_family"].items():
+        print(f"  {name:12s} precision {figures['precision']:.4f} recall {figures['recall']:.4f}")
+    print(
+        f"scoring {result['scoring_events_per_s']:,} events/s/core;"
+        f" features {result['feature_extraction_events_per_s']:,};"
+        f" lockstep {result['lockstep_events_per_s']:,}"
+    )
+
+
+if __name__ == "__main__":
+    main()

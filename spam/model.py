@@ -1,0 +1,114 @@
+"""The spam classifier: gradient-boosted trees over `spam.features`, with its threshold.
+
+An artifact is a pickle of `SpamModel` plus a JSON sidecar (version, features, threshold,
+metrics, training command) written by `spam.training`. Only artifacts this project wrote
+are loaded (pickle runs code). Scores are the model's raw margin (log-odds): thresholding
+the margin skips the sigmoid.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from spam.features import FEATURE_NAMES
+
+F64 = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "spam" / "model-v1.pkl"
+
+
+class ModelMismatch(ValueError):
+    """The artifact was trained on other features than this code computes."""
+
+
+@dataclass
+class SpamModel:
+    """A fitted classifier and the margin above which an event is spam."""
+
+    version: str
+    feature_names: tuple[str, ...]
+    classifier: HistGradientBoostingClassifier
+    threshold: float = 0.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls,
+        version: str,
+        features: F64,
+        labels: BoolArray,
+        max_iter: int = 30,
+        max_leaf_nodes: int = 15,
+        seed: int = 0,
+    ) -> SpamModel:
+        classifier = HistGradientBoostingClassifier(
+            max_iter=max_iter,
+            max_leaf_nodes=max_leaf_nodes,
+            learning_rate=0.2,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=seed,
+        )
+        classifier.fit(features, labels)
+        return cls(version, FEATURE_NAMES, classifier)
+
+    def margins(self, features: F64) -> F64:
+        """Raw scores (log-odds of spam), one per row, vectorised."""
+        scores: F64 = self.classifier.decision_function(features)
+        return scores
+
+    def is_spam(self, features: F64) -> BoolArray:
+        flagged: BoolArray = self.margins(features) >= self.threshold
+        return flagged
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        sidecar = {
+            "version": self.version,
+            "features": list(self.feature_names),
+            "threshold_margin": self.threshold,
+            **self.metadata,
+        }
+        path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> SpamModel:
+        """Loads an artifact written by `save`.
+
+        Raises:
+            ModelMismatch: its features differ from the ones this code computes.
+        """
+        model = pickle.loads(path.read_bytes())
+        if not isinstance(model, SpamModel):
+            raise ModelMismatch(f"{path} does not hold a SpamModel")
+        if tuple(model.feature_names) != FEATURE_NAMES:
+            raise ModelMismatch(
+                f"{path} was trained on other features; run `make train-spam` again"
+            )
+        return model
+
+
+def threshold_for_precision(margins: F64, labels: BoolArray, target_precision: float) -> float:
+    """The lowest margin whose flagged set still has at least `target_precision` (the
+    highest recall at that precision); the largest margin plus one when none has."""
+    order = np.argsort(-margins, kind="stable")
+    sorted_margins = margins[order]
+    hits = np.cumsum(labels[order])
+    flagged = np.arange(1, len(order) + 1)
+    precision = hits / flagged
+    # Only cut between distinct margins: everything tied with a flagged event is flagged.
+    last_of_tie = np.r_[sorted_margins[1:] != sorted_margins[:-1], True]
+    ok = np.flatnonzero((precision >= target_precision) & last_of_tie)
+    if len(ok) == 0:
+        return float(sorted_margins[0]) + 1.0 if len(order) else 0.0
+    return float(sorted_margins[ok[-1]])

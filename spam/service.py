@@ -1,0 +1,63 @@
+"""Wiring of the spam service: model, counter channels, origin client, judge loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from grpc import aio
+
+from protos import counter_pb2_grpc, spam_pb2, spam_pb2_grpc
+from reelstream.background import BackgroundLoops
+from reelstream.service_shell import channel_options
+from spam.config import SpamConfig
+from spam.grpc_api import SpamServicer
+from spam.model import SpamModel
+from spam.reel_durations import ReelDurations
+from spam.spam_filter import SpamFilter
+
+
+class SpamService:
+    def __init__(self, config: SpamConfig) -> None:
+        self._config = config
+        self._loops = BackgroundLoops()
+        self._channels: list[aio.Channel] = []
+        self._durations: ReelDurations | None = None
+        self.filter: SpamFilter | None = None
+
+    async def start(self) -> None:
+        model = await asyncio.to_thread(SpamModel.load, Path(self._config.model_path))
+        self._channels = [
+            aio.insecure_channel(address, options=channel_options())
+            for address in self._config.counter_addresses
+        ]
+        shards = [counter_pb2_grpc.CounterServiceStub(channel) for channel in self._channels]
+        self._durations = ReelDurations(
+            self._config.origin_address, 1_000_000, self._config.rpc_timeout_s
+        )
+        # Verdict ids must never repeat across restarts: the correction ids derive from them.
+        instance = f"{socket.gethostname()}-{os.getpid()}-{int(time.time() * 1000)}"
+        self.filter = SpamFilter(self._config, model, shards, self._durations, instance)
+        self._loops.start(self.filter.run_judge(), "judge")
+
+    def register(self, server: aio.Server) -> Sequence[str]:
+        if self.filter is None:
+            raise RuntimeError("register() is called after start()")
+        spam_pb2_grpc.add_SpamServiceServicer_to_server(SpamServicer(self.filter), server)
+        return [spam_pb2.DESCRIPTOR.services_by_name["SpamService"].full_name]
+
+    async def drain(self, timeout_s: float) -> None:
+        """Judges what is buffered one last time (its corrections are applied)."""
+        if self.filter is not None:
+            await self.filter.judge_once()
+
+    async def close(self) -> None:
+        await self._loops.cancel_all()
+        if self._durations is not None:
+            await self._durations.close()
+        for channel in reversed(self._channels):
+            await channel.close()

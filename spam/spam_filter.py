@@ -1,0 +1,164 @@
+"""The spam filter's running state: buffer -> history -> judgement -> verdicts ->
+corrections through the counter shards, plus the blocklist and appeals.
+
+The judgement (features, model, lockstep) is CPU work and runs in a worker thread; only the
+judge loop touches the history, so nothing else mutates it meanwhile. Corrections that fail
+stay pending and are retried every round with the same ids (idempotent at the shards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from protos import common_pb2, counter_pb2, counter_pb2_grpc, spam_pb2
+from reelstream.correction_router import apply_corrections
+from spam.blocklist import Blocklist
+from spam.config import SpamConfig
+from spam.errors import CorrectionsPending
+from spam.event_buffer import EventBuffer
+from spam.event_frame import EventFrame
+from spam.history import EventHistory
+from spam.judging import judge
+from spam.model import SpamModel
+from spam.reel_durations import ReelDurations
+from spam.verdicts import Verdict, VerdictBook
+
+logger = logging.getLogger(__name__)
+
+JUDGED = Counter("spam_events_judged_total", "Events judged for the first time")
+FLAGGED = Counter("spam_events_removed_total", "Events removed as spam", ["kind"])
+JUDGE_SECONDS = Histogram("spam_judgement_seconds", "Duration of one judgement of the history")
+CORRECTION_FAILURES = Counter("spam_correction_failures_total", "Failed correction attempts")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SpamFilter:
+    def __init__(
+        self,
+        config: SpamConfig,
+        model: SpamModel,
+        shards: Sequence[counter_pb2_grpc.CounterServiceAsyncStub],
+        durations: ReelDurations,
+        instance: str,
+    ) -> None:
+        self._config = config
+        self._model = model
+        self._shards = shards
+        self._durations = durations
+        self.buffer = EventBuffer(config.max_buffered_events)
+        self.history = EventHistory(int(config.history_s * 1000), config.max_history_events)
+        self.book = VerdictBook(instance)
+        self.blocklist = Blocklist(
+            config.blocklist_min_flagged_events, config.blocklist_max_entries
+        )
+        self.blocklist_changed = asyncio.Condition()
+        self._pending: list[counter_pb2.CorrectionBatch] = []
+        self._lock = asyncio.Lock()
+        self.rounds = 0
+
+    def submit(self, request: spam_pb2.SubmitEventsRequest) -> int:
+        frame = EventFrame.from_batch(request.events, now_ms())
+        return self.buffer.offer(frame, request.shed_before)
+
+    async def run_judge(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.judge_interval_s)
+            await self.judge_once()
+
+    async def judge_once(self) -> Verdict | None:
+        """Judges the new events with the history; issues and applies a verdict."""
+        async with self._lock:
+            fresh = self.buffer.take_all()
+            if len(fresh):
+                self.history.add(fresh, await self._durations.of(fresh.reel_ids))
+                JUDGED.inc(len(fresh))
+            verdict = None
+            if len(fresh) and len(self.history):
+                started = time.perf_counter()
+                judgement = await asyncio.to_thread(
+                    judge, self._model, self.history.events, self.history.durations_ms
+                )
+                JUDGE_SECONDS.observe(time.perf_counter() - started)
+                newly = judgement.flagged & ~self.history.removed
+                verdict = self.book.draft(
+                    self.history.events,
+                    newly,
+                    f"model {self._model.version}; lockstep groups {judgement.lockstep.groups}",
+                    now_ms(),
+                )
+                self.history.removed |= newly
+                kinds = self.history.events.kinds[newly]
+                FLAGGED.labels(kind="view").inc(int((kinds == common_pb2.EVENT_KIND_VIEW).sum()))
+                FLAGGED.labels(kind="like").inc(int((kinds != common_pb2.EVENT_KIND_VIEW).sum()))
+                if self.blocklist.learn(self.history.events, judgement.flagged, newly):
+                    async with self.blocklist_changed:
+                        self.blocklist_changed.notify_all()
+                if verdict is not None:
+                    self._pending.append(verdict.correction())
+                    logger.info(
+                        "verdict",
+                        extra={
+                            "fields": {
+                                "verdict": verdict.verdict_id,
+                                "views_removed": -sum(verdict.view_deltas),
+                                "likes_removed": -sum(verdict.like_deltas),
+                                "users": len(verdict.user_ids),
+                            }
+                        },
+                    )
+            self.rounds += 1
+            await self._apply_pending()
+            return verdict
+
+    async def _apply_pending(self) -> None:
+        still: list[counter_pb2.CorrectionBatch] = []
+        for correction in self._pending:
+            try:
+                await apply_corrections(correction, self._shards, self._config.rpc_timeout_s)
+            except grpc.RpcError as exc:
+                CORRECTION_FAILURES.inc()
+                logger.warning(
+                    "correction not applied yet; retrying next round",
+                    extra={"fields": {"batch": correction.batch_id, "error": exc}},
+                )
+                still.append(correction)
+        self._pending = still
+
+    @property
+    def pending_corrections(self) -> int:
+        return len(self._pending)
+
+    async def reverse(self, verdict_id: str) -> Verdict:
+        """Reverses a verdict: its removals are restored through the shards.
+
+        Raises:
+            UnknownVerdict, AlreadyReversed: nothing changed.
+            CorrectionsPending: the reversal is pending and retried every round.
+        """
+        async with self._lock:
+            verdict = self.book.reverse(verdict_id)
+            # The removal itself must be applied first (it may still be pending).
+            self._pending.append(verdict.reversal())
+            if self.blocklist.forgive(verdict.user_ids):
+                async with self.blocklist_changed:
+                    self.blocklist_changed.notify_all()
+            await self._apply_pending()
+            if self._pending:
+                raise CorrectionsPending("counter shards unreachable; the reversal is retried")
+            return verdict
+
+    def blocklist_message(self) -> spam_pb2.Blocklist:
+        return spam_pb2.Blocklist(
+            version=self.blocklist.version,
+            user_ids=list(self.blocklist.users),
+            ip_hashes=list(self.blocklist.ip_hashes),
+        )

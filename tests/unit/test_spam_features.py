@@ -1,0 +1,79 @@
+"""Spam features on small hand-made event windows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spam.event_frame import LIKE, VIEW, EventFrame, pack_country
+from spam.features import FEATURE_NAMES, extract_features
+from spam.windows import distinct_per_key, earlier_count, trailing_counts
+
+COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+def frame(*rows: tuple[int, int, int, int, int, str, int]) -> EventFrame:
+    """rows: (reel, user, kind, watch_ms, ts_ms, country, ip)."""
+    reel, user, kind, watch, ts, country, ip = zip(*rows, strict=True)
+    return EventFrame(
+        np.array(reel, np.uint64),
+        np.array(user, np.uint64),
+        np.array(kind, np.int64),
+        np.array(watch, np.int64),
+        np.array(ts, np.int64),
+        np.array([pack_country(c) for c in country], np.uint16),
+        np.full(len(reel), 2, np.int64),
+        np.array(ip, np.uint64),
+    )
+
+
+def test_trailing_counts_look_back_over_the_window_per_key() -> None:
+    keys = np.array([1, 1, 1, 2, 1])
+    ts = np.array([0, 30_000, 59_000, 59_000, 120_000])
+    assert trailing_counts(keys, ts, 60_000).tolist() == [1, 2, 3, 1, 1]
+
+
+def test_earlier_count_and_distinct_per_key() -> None:
+    keys = np.array([5, 5, 7, 5])
+    assert earlier_count(keys, np.array([10, 20, 5, 15])).tolist() == [0, 2, 0, 1]
+    assert distinct_per_key(keys, np.array([1, 1, 2, 3])).tolist() == [2, 2, 1, 2]
+
+
+def test_watch_ratio_repeat_views_and_like_without_view() -> None:
+    events = frame(
+        (1, 10, VIEW, 5_000, 0, "DE", 7),
+        (1, 10, VIEW, 5_000, 60_000, "DE", 7),
+        (1, 10, LIKE, 0, 70_000, "DE", 7),
+        (2, 10, LIKE, 0, 80_000, "DE", 7),
+    )
+    features = extract_features(events, np.array([10_000] * 4, np.int64))
+    assert features[:2, COLUMN["watch_ratio"]].tolist() == [0.5, 0.5]
+    assert np.isnan(features[2, COLUMN["watch_ratio"]])
+    assert features[:2, COLUMN["repeat_views"]].tolist() == [0, 1]
+    assert features[2:, COLUMN["like_without_view"]].tolist() == [0, 1]
+    assert np.isnan(features[0, COLUMN["like_without_view"]])
+    assert features[3, COLUMN["actor_like_without_view_share"]] == 0.5
+    assert features[:, COLUMN["account_age_s"]].tolist() == [0, 60, 70, 80]
+
+
+def test_country_switch_within_half_an_hour_is_impossible_travel() -> None:
+    events = frame(
+        (1, 10, VIEW, 5_000, 0, "DE", 7),
+        (2, 10, VIEW, 5_000, 60_000, "BR", 8),
+        (3, 10, VIEW, 5_000, 4_000_000, "US", 9),
+    )
+    features = extract_features(events, np.zeros(3, np.int64))
+    assert features[:, COLUMN["fast_country_switch"]].tolist() == [0, 1, 0]
+    assert features[0, COLUMN["user_distinct_countries"]] == 3
+    assert features[0, COLUMN["user_distinct_ips"]] == 3
+
+
+def test_per_ip_rates_ignore_unknown_ips() -> None:
+    events = frame(
+        (1, 10, VIEW, 5_000, 0, "DE", 0),
+        (1, 11, VIEW, 5_000, 1_000, "DE", 5),
+        (1, 12, VIEW, 5_000, 2_000, "DE", 5),
+    )
+    features = extract_features(events, np.zeros(3, np.int64))
+    assert np.isnan(features[0, COLUMN["ip_events_60s"]])
+    assert features[1:, COLUMN["ip_events_60s"]].tolist() == [1, 2]
+    assert features[1:, COLUMN["ip_distinct_users"]].tolist() == [2, 2]

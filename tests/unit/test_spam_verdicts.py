@@ -1,0 +1,74 @@
+"""Verdicts, their reversal, the edge's token buckets and forwarded batch merging."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.spam_forwarder import merge_batches
+from edge.spam_screen import TokenBuckets
+from protos import common_pb2
+from spam.errors import AlreadyReversed
+from spam.event_frame import LIKE, VIEW, EventFrame
+from spam.verdicts import VerdictBook
+
+
+def frame(reels: list[int], users: list[int], kinds: list[int]) -> EventFrame:
+    count = len(reels)
+    zeros = np.zeros(count, np.int64)
+    return EventFrame(
+        np.array(reels, np.uint64),
+        np.array(users, np.uint64),
+        np.array(kinds, np.int64),
+        zeros,
+        zeros,
+        np.zeros(count, np.uint16),
+        zeros,
+        np.zeros(count, np.uint64),
+    )
+
+
+def test_a_verdict_removes_each_view_once_and_each_like_once_per_user() -> None:
+    book = VerdictBook("t")
+    events = frame([1, 1, 2, 2, 2], [7, 8, 7, 7, 9], [VIEW, VIEW, LIKE, LIKE, VIEW])
+    flagged = np.array([True, True, True, True, False])
+    verdict = book.draft(events, flagged, "test", 0)
+    assert verdict is not None
+    assert (verdict.reel_ids, verdict.view_deltas, verdict.like_deltas) == (
+        [1, 2],
+        [-2, 0],
+        [0, -1],
+    )
+    assert verdict.correction().batch_id == "spam:t-1"
+    # The same like pair is never removed twice.
+    assert book.draft(events, np.array([False, False, True, False, False]), "x", 0) is None
+    assert book.report(2) == (0, 1, ["t-1"])
+
+
+def test_reversal_restores_exactly_and_only_once() -> None:
+    book = VerdictBook("t")
+    verdict = book.draft(frame([3], [1], [VIEW]), np.array([True]), "test", 0)
+    assert verdict is not None
+    reversal = book.reverse(verdict.verdict_id).reversal()
+    assert list(reversal.view_deltas) == [1]
+    assert reversal.batch_id == "spam-reversal:t-1"
+    assert book.report(3) == (0, 0, ["t-1"])
+    with pytest.raises(AlreadyReversed):
+        book.reverse(verdict.verdict_id)
+
+
+def test_token_bucket_allows_the_burst_then_the_rate() -> None:
+    buckets = TokenBuckets(rate_per_s=1.0, burst=3, max_keys=10)
+    assert [buckets.take(1, 0) for _ in range(4)] == [True, True, True, False]
+    assert buckets.take(1, 1_000)
+    assert not buckets.take(1, 1_000)
+    assert buckets.take(2, 1_000)
+
+
+def test_merged_batches_keep_columns_aligned() -> None:
+    a = common_pb2.EventBatch(reel_ids=[1], user_ids=[2], kinds=[1], countries=b"DE")
+    b = common_pb2.EventBatch(reel_ids=[3, 4], user_ids=[5, 6], kinds=[1, 2], watch_ms=[9, 0])
+    merged = merge_batches([a, b])
+    assert list(merged.reel_ids) == [1, 3, 4]
+    assert list(merged.watch_ms) == [0, 9, 0]
+    assert merged.countries == b"DE\x00\x00\x00\x00"
