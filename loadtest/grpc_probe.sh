@@ -70,12 +70,13 @@ done)
 "$GRPCURL" -plaintext -max-time 10 -d "{\"reels\":[${reels%,}]}" "$PROBE_ORIGIN" \
   reelstream.v1.OriginService/ImportReels >/dev/null
 
-# A batch of PROBE_REELS views by one viewer per request: user id "9<request number>" is
-# different for every request, so the dedupe window refuses nothing.
+# A batch of PROBE_REELS views by one viewer per request: user id "<epoch s><request number>"
+# differs for every request and every run, so the dedupe window refuses nothing.
+run_id=$(date +%s)
 ids=$(seq -s, 1 $PROBE_REELS)
 views=$(printf '"EVENT_KIND_VIEW",%.0s' $(seq 1 $PROBE_REELS))
 watch=$(printf '5000,%.0s' $(seq 1 $PROBE_REELS))
-users=$(printf '"9{{.RequestNumber}}",%.0s' $(seq 1 $PROBE_REELS))
+users=$(for _ in $(seq 1 $PROBE_REELS); do printf '"%s{{.RequestNumber}}",' "$run_id"; done)
 batch="{\"reel_ids\":[$ids],\"user_ids\":[${users%,}],\"kinds\":[${views%,}],\"watch_ms\":[${watch%,}]}"
 for edge in $PROBE_EDGES; do
   name=${edge//[:.]/_}
