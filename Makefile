@@ -135,7 +135,7 @@ LOCUST_RUN := REELSTREAM_LOADTEST_SHAPE=$(LOADTEST_SHAPE) \
   REELSTREAM_LOADTEST_SHAPE_SPAWN_RATE=$(LOADTEST_SPAWN_RATE) \
   $(BIN)/locust -f loadtest/locustfile.py
 LOCUST_HEADLESS := --headless -u $(LOADTEST_USERS) -r $(LOADTEST_SPAWN_RATE) \
-  -t $(LOADTEST_SECONDS)s --stop-timeout 10 --csv $(LOADTEST_OUT)/run \
+  -t $(LOADTEST_SECONDS)s --stop-timeout 5 --csv $(LOADTEST_OUT)/run \
   --html $(LOADTEST_OUT)/report.html
 
 .PHONY: loadtest loadtest-ui loadtest-distributed grpc-tools grpc-probe
