@@ -36,8 +36,10 @@ class HlsPlayback:
             url, name=name, timeout=self._timeout_s, catch_response=True
         ) as response:
             if response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}")
-                raise PlaybackFailed(f"{url}: HTTP {response.status_code}")
+                # Status 0: no HTTP answer at all (connection refused: no HLS edge there).
+                why = f"HTTP {response.status_code}" if response.status_code else "no response"
+                response.failure(why)
+                raise PlaybackFailed(f"{url}: {why}")
             return bytes(response.content)
 
     def _playlist(self, rung: int) -> MediaPlaylist:
