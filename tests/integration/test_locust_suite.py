@@ -22,7 +22,7 @@ import pytest
 
 from tests.integration.conftest import REPO_ROOT, ServiceProcess, counter_env, edge_env, free_port
 
-RUN_SECONDS = 20
+RUN_SECONDS = 15
 MEDIA_REELS = (1, 2, 3)
 ENABLED_CLASSES = ("Viewer", "PlayerViewer", "ShortWatchBot", "LockstepBot")
 LADDER = (("160p", "90x160", 100), ("256p", "144x256", 200), ("320p", "180x320", 400))
@@ -124,7 +124,7 @@ def test_short_headless_run_of_every_enabled_user_class_succeeds(
     }
     command = [
         sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--headless",
-        "-u", "12", "-r", "12", "-t", f"{RUN_SECONDS}s", "--stop-timeout", "5",
+        "-u", "12", "-r", "12", "-t", f"{RUN_SECONDS}s", "--stop-timeout", "3",
         "--csv", str(prefix), "--html", str(prefix) + ".html", "--only-summary",
         "--loglevel", "WARNING", "--exit-code-on-error", "0",
     ]  # fmt: skip
