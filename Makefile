@@ -125,3 +125,52 @@ train-spam: deps ## Train the spam classifier on simulated traffic -> models/spa
 
 eval-spam: deps ## Evaluate the spam filter on held-out seeds and families -> results/eval-spam.json
 	$(BIN)/python -m spam.evaluation
+
+# --- Load tests with Locust and independent gRPC clients (loadtest/, docs/loadtest.md).
+# Against the running stack (`make run`); loopback only, every run bounded in time.
+LOADTEST_USERS ?= 50
+LOADTEST_SPAWN_RATE ?= 10
+LOADTEST_SECONDS ?= 120
+LOADTEST_SHAPE ?=
+LOADTEST_WORKERS ?= 2
+LOADTEST_MASTER_PORT ?= 5557
+LOADTEST_OUT ?= results/loadtest
+LOADTEST_ARGS ?=
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+GOBIN_DIR := $(shell $(GO) env GOPATH 2>/dev/null || echo $(HOME)/go)/bin
+LOCUST_RUN := REELSTREAM_LOADTEST_SHAPE=$(LOADTEST_SHAPE) \
+  REELSTREAM_LOADTEST_SHAPE_USERS=$(LOADTEST_USERS) \
+  REELSTREAM_LOADTEST_SHAPE_DURATION_S=$(LOADTEST_SECONDS) \
+  REELSTREAM_LOADTEST_SHAPE_SPAWN_RATE=$(LOADTEST_SPAWN_RATE) \
+  $(BIN)/locust -f loadtest/locustfile.py
+LOCUST_HEADLESS := --headless -u $(LOADTEST_USERS) -r $(LOADTEST_SPAWN_RATE) \
+  -t $(LOADTEST_SECONDS)s --stop-timeout 5 --csv $(LOADTEST_OUT)/run \
+  --html $(LOADTEST_OUT)/report.html
+
+.PHONY: loadtest loadtest-ui loadtest-distributed grpc-tools grpc-probe
+
+loadtest: deps ## Headless Locust run (LOADTEST_USERS/_SECONDS/_SHAPE); HTML+CSV in results/loadtest/
+	@mkdir -p $(LOADTEST_OUT)
+	$(LOCUST_RUN) $(LOCUST_HEADLESS) $(LOADTEST_ARGS)
+
+loadtest-ui: deps ## Locust's web UI on http://127.0.0.1:8089 (loopback only)
+	$(LOCUST_RUN) --web-host 127.0.0.1 --web-port 8089 $(LOADTEST_ARGS)
+
+loadtest-distributed: deps ## Headless run by one master and LOADTEST_WORKERS workers on this machine
+	@mkdir -p $(LOADTEST_OUT)
+	@pids=""; for i in $$(seq 1 $(LOADTEST_WORKERS)); do \
+	  $(LOCUST_RUN) --worker --master-host 127.0.0.1 --master-port $(LOADTEST_MASTER_PORT) \
+	    --loglevel WARNING > $(LOADTEST_OUT)/worker-$$i.log 2>&1 & pids="$$pids $$!"; done; \
+	$(LOCUST_RUN) --master --master-bind-host 127.0.0.1 --master-bind-port $(LOADTEST_MASTER_PORT) \
+	  --expect-workers $(LOADTEST_WORKERS) --expect-workers-max-wait 60 \
+	  $(LOCUST_HEADLESS) $(LOADTEST_ARGS); status=$$?; \
+	for _ in $$(seq 1 30); do alive=""; for p in $$pids; do kill -0 $$p 2>/dev/null && alive=1; done; \
+	  [ -z "$$alive" ] && break; sleep 1; done; \
+	for p in $$pids; do kill $$p 2>/dev/null || true; done; exit $$status
+
+grpc-tools: ## Install grpcurl and ghz from the Go module proxy when missing
+	@test -x $(GOBIN_DIR)/grpcurl || $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@latest
+	@test -x $(GOBIN_DIR)/ghz || $(GO) install github.com/bojand/ghz/cmd/ghz@latest
+
+grpc-probe: grpc-tools ## grpcurl lists/calls every service by reflection; ghz drives SendEvents
+	GRPCURL=$(GOBIN_DIR)/grpcurl GHZ=$(GOBIN_DIR)/ghz bash loadtest/grpc_probe.sh

@@ -1,0 +1,128 @@
+"""Knobs of the Locust suite (env prefix REELSTREAM_LOADTEST_, or the `[loadtest]` table of
+the TOML file named by REELSTREAM_CONFIG). Read once per Locust process; pure, no Locust
+import, so the suite's logic is testable without gevent.
+
+Every process of a distributed run (master and workers) reads the same environment, which
+is how `make loadtest` and `make loadtest-distributed` pass them along.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reelstream.settings import ConfigError, load_config
+
+# User classes and their default weights. Classes that need features not merged yet are 0
+# (Locust then leaves them out): playback needs the HLS edge (issue 4), uploads the origin's
+# Upload (issue 4), moderators and reporters the moderation service (issue 6).
+DEFAULT_WEIGHTS: dict[str, int] = {
+    "viewer": 10,
+    "player_viewer": 0,
+    "short_watch_bot": 2,
+    "lockstep_bot": 1,
+    "creator": 0,
+    "reporter": 0,
+    "moderator": 0,
+}
+SHAPES = ("", "steady", "ramp", "spike", "diurnal")
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """What the simulated population does and where it sends its traffic."""
+
+    edges: tuple[str, ...] = ("127.0.0.1:50051", "127.0.0.1:50052")
+    """Edge gRPC addresses; each viewer picks the nearest (lowest health-check latency)."""
+    http_edges: tuple[str, ...] = ()
+    """HLS base URLs, entry i served by edge i; empty means http://127.0.0.1:8080+i."""
+    origin: str = "127.0.0.1:50071"
+    """Origin gRPC address (catalog seeding, uploads)."""
+    moderation: str = "127.0.0.1:50071"
+    """ModerationService address (reporters, moderators)."""
+    reels: int = 1_000
+    """Reel ids first_reel_id .. first_reel_id + reels - 1, picked with Zipf(1) popularity."""
+    first_reel_id: int = 1
+    """Lowest reel id of the simulated catalog."""
+    reel_duration_ms: int = 20_000
+    """Duration of seeded reels (what the edge's view rule checks watch times against)."""
+    seed_catalog: bool = True
+    """Import the simulated catalog into the origin (ImportReels) when a test starts."""
+    media_reel_ids: tuple[int, ...] = ()
+    """Reels that have HLS media (player viewers watch these; empty: the whole catalog)."""
+    users: int = 1_000_000
+    """Viewer ids are drawn from 1 .. users."""
+    weights: tuple[str, ...] = ()
+    """Overrides of DEFAULT_WEIGHTS as name=weight entries, e.g. "viewer=5,creator=1"."""
+    time_scale: float = 1.0
+    """Real time per simulated second of watching (0.1 plays ten times faster). Player
+    viewers always play in real time."""
+    like_probability: float = 0.08
+    """Chance that a viewer likes a reel they watched past the view threshold."""
+    unlike_probability: float = 0.2
+    """Chance that a viewer takes back a like of this session on a later reel."""
+    counts_probability: float = 0.5
+    """Chance that a viewer reads the reel's counts (GetCounts) when it starts."""
+    bot_group_size: int = 10
+    """Lockstep bots: members per group that hit the same reel together."""
+    bot_interval_s: float = 5.0
+    """Lockstep bots: seconds between two group actions."""
+    clip_seconds: float = 2.0
+    """Creators: length of the clip ffmpeg makes for each upload."""
+    upload_chunk_bytes: int = 256 * 1024
+    """Creators: bytes per Upload stream message."""
+    rpc_timeout_s: float = 5.0
+    """Deadline of every gRPC call."""
+    http_timeout_s: float = 10.0
+    """Timeout of every HLS request."""
+    shape: str = ""
+    """Load shape (steady, ramp, spike, diurnal); empty: Locust's -u/-r/-t."""
+    shape_users: int = 50
+    """Peak users of the shape."""
+    shape_duration_s: float = 120.0
+    """Length of the shaped test."""
+    shape_spawn_rate: float = 10.0
+    """Users started per second by the shape (spikes start at once)."""
+    seed: int = 0
+    """Seed of the random draws (0: different every run)."""
+
+    def validate(self) -> None:
+        if not self.edges:
+            raise ConfigError("edges must list at least one edge")
+        if self.reels < 1 or self.first_reel_id < 1 or self.users < 1:
+            raise ConfigError("reels, first_reel_id and users must be positive")
+        if self.shape not in SHAPES:
+            raise ConfigError(f"shape must be one of {SHAPES[1:]} (or empty)")
+        if self.time_scale <= 0:
+            raise ConfigError("time_scale must be positive")
+        self.weight_table()
+
+    def weight_table(self) -> dict[str, int]:
+        """DEFAULT_WEIGHTS with the `weights` overrides applied."""
+        table = dict(DEFAULT_WEIGHTS)
+        for entry in self.weights:
+            name, sep, value = entry.partition("=")
+            name = name.strip()
+            if not sep or name not in table:
+                raise ConfigError(
+                    f"weights: {entry!r} is not name=weight with a name of {sorted(table)}"
+                )
+            try:
+                table[name] = int(value)
+            except ValueError as exc:
+                raise ConfigError(f"weights: {entry!r} needs an integer weight") from exc
+            if table[name] < 0:
+                raise ConfigError(f"weights: {entry!r} is negative")
+        return table
+
+    def http_edge(self, index: int) -> str:
+        if self.http_edges:
+            return self.http_edges[index % len(self.http_edges)].rstrip("/")
+        return f"http://127.0.0.1:{8080 + index}"
+
+    @property
+    def reel_ids(self) -> range:
+        return range(self.first_reel_id, self.first_reel_id + self.reels)
+
+
+def load(environ: dict[str, str] | None = None) -> LoadSettings:
+    return load_config(LoadSettings, "REELSTREAM_LOADTEST_", "loadtest", environ=environ)

@@ -1,0 +1,50 @@
+"""Reelstream's Locust suite: `locust -f loadtest/locustfile.py` (see docs/loadtest.md).
+
+User classes (weights from REELSTREAM_LOADTEST_WEIGHTS, e.g. "viewer=5,lockstep_bot=1";
+classes at weight 0 are left out by Locust):
+  Viewer, PlayerViewer, ShortWatchBot, LockstepBot, Creator, Reporter, Moderator.
+A load shape replaces -u/-r/-t when REELSTREAM_LOADTEST_SHAPE is set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from loadtest import catalog, class_stats, suite_config
+from loadtest.users.bots import LockstepBot, ShortWatchBot
+from loadtest.users.creator import Creator
+from loadtest.users.moderation import Moderator, Reporter
+from loadtest.users.viewers import PlayerViewer, Viewer
+
+__all__ = [
+    "Creator",
+    "LockstepBot",
+    "Moderator",
+    "PlayerViewer",
+    "Reporter",
+    "ShortWatchBot",
+    "Viewer",
+]
+
+if suite_config.settings().shape:
+    from loadtest.shapes import ReelstreamShape
+
+    __all__ += ["ReelstreamShape"]
+
+
+def on_init(environment: Environment, **_: Any) -> None:
+    class_stats.install(environment)
+
+
+def on_test_start(environment: Environment, **_: Any) -> None:
+    settings = suite_config.settings()
+    if settings.seed_catalog and not isinstance(environment.runner, WorkerRunner):
+        catalog.seed(environment, settings)
+
+
+events.init.add_listener(on_init)
+events.test_start.add_listener(on_test_start)

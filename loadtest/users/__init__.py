@@ -1,0 +1,1 @@
+"""The simulated population: one module per kind of user (all import Locust)."""
