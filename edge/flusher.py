@@ -16,8 +16,8 @@ from grpc import aio
 from prometheus_client import Counter, Histogram
 
 from edge.journal import EdgeJournal, OutboxBatch
-from edge.shard_clients import ShardClients
-from protos import counter_pb2, counter_pb2_grpc
+from edge.shard_clients import SerializedApply, ShardClients
+from protos import counter_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class ShardFlusher:
         acknowledges every smaller one too. After any failure the sender waits (capped
         exponential backoff with jitter) and resends from the oldest unacknowledged batch.
         """
-        stub = self._clients.stubs[shard]
+        send = self._clients.apply_serialized[shard]
         wakeup = self._wakeups[shard]
         wakeup.set()
         backoff_s = 0.05
@@ -75,7 +75,7 @@ class ShardFlusher:
                 await wakeup.wait()
                 continue
             results = await asyncio.gather(
-                *(self._send(stub, batch) for batch in window), return_exceptions=True
+                *(self._send(send, batch) for batch in window), return_exceptions=True
             )
             acknowledged = max(
                 (b.seq for b, result in zip(window, results, strict=True) if result is None),
@@ -115,14 +115,13 @@ class ShardFlusher:
             await asyncio.sleep(backoff_s * (0.5 + random.random()))
             backoff_s = min(backoff_s * 2, 2.0)
 
-    async def _send(
-        self, stub: counter_pb2_grpc.CounterServiceAsyncStub, batch: OutboxBatch
-    ) -> None:
-        request = counter_pb2.ApplyBatchRequest.FromString(batch.payload)
+    async def _send(self, send: SerializedApply, batch: OutboxBatch) -> None:
         first_send, batch.sent = not batch.sent, True
         try:
             with SEND_SECONDS.time():
-                response = await stub.ApplyBatch(request, timeout=self._timeout_s)
+                response: counter_pb2.ApplyBatchResponse = await send(
+                    batch.payload, timeout=self._timeout_s
+                )
         except aio.AioRpcError as exc:
             SEND_ERRORS.labels(shard=str(batch.shard), code=exc.code().name).inc()
             raise
