@@ -64,6 +64,7 @@ class _ReelSnapshot:
 class _SnapshotJob:
     snapshot_id: int
     seqs: dict[str, int]
+    # Copies made so far; the rest of the cut's reels are in `ShardState.uncopied`.
     reels: list[_ReelSnapshot]
 
 
@@ -363,29 +364,40 @@ class CounterShard:
                 return
 
     def _cut_job(self) -> _SnapshotJob | None:
+        """Cuts a snapshot of the dirty reels at the applied sequences, in O(1): the reels
+        are copied later, in chunks as they are written or just before their next change
+        (copy-on-write), so a cut of many reels never stalls the event loop."""
         if not self.state.dirty:
             return None
         self._snapshot_id += 1
-        reels = []
-        for reel_id in self.state.dirty:
-            reel = self.state.reels[reel_id]
-            likes = [(user, *reel.like_states[user]) for user in reel.dirty_users]
-            buckets = []
-            for width, start in reel.dirty_buckets:
-                views, like_count = reel.buckets[(width, start)]
-                buckets.append((width, start, views, like_count))
-            reel.dirty_users = set()
-            reel.dirty_buckets = set()
-            viewers = reel.flush_viewers().to_bytes() if reel.viewers_dirty else None
-            reel.viewers_dirty = False
-            totals = (reel.views, reel.likes, reel.views_removed, reel.likes_removed)
-            reels.append(
-                _ReelSnapshot(
-                    reel_id, totals, likes, buckets, reel_id not in self._indexed, viewers
-                )
-            )
-        self.state.dirty = set()
-        return _SnapshotJob(self._snapshot_id, dict(self.applied_seq), reels)
+        self.state.uncopied, self.state.dirty = self.state.dirty, set()
+        self.state.copy_before_change = self._copy_reel
+        return _SnapshotJob(self._snapshot_id, dict(self.applied_seq), [])
+
+    def _copy_reel(self, reel_id: int) -> _ReelSnapshot:
+        """Copies one reel of the current job as of its cut and clears its dirty marks."""
+        job = self._job
+        assert job is not None, "only reels of a cut job are uncopied"
+        self.state.uncopied.discard(reel_id)
+        reel = self.state.reels[reel_id]
+        likes = [(user, *reel.like_states[user]) for user in reel.dirty_users]
+        buckets = []
+        for width, start in reel.dirty_buckets:
+            views, like_count = reel.buckets[(width, start)]
+            buckets.append((width, start, views, like_count))
+        reel.dirty_users = set()
+        reel.dirty_buckets = set()
+        viewers = reel.flush_viewers().to_bytes() if reel.viewers_dirty else None
+        reel.viewers_dirty = False
+        totals = (reel.views, reel.likes, reel.views_removed, reel.likes_removed)
+        copy = _ReelSnapshot(reel_id, totals, likes, buckets, reel_id not in self._indexed, viewers)
+        job.reels.append(copy)
+        return copy
+
+    def _copy_some(self, limit: int) -> None:
+        """Copies up to `limit` reels of the current job that no change has copied yet."""
+        for _ in range(min(limit, len(self.state.uncopied))):
+            self._copy_reel(self.state.uncopied.pop())
 
     async def snapshot(self) -> None:
         """Rolls dirty reels up into `reel_state`; a failed job is retried unchanged."""
@@ -415,15 +427,19 @@ class CounterShard:
                         viewers=reel.viewers,
                     )
 
-            # Chunks paced to the write budget, so a snapshot never floods Cassandra.
+            # Chunks paced to the write budget, so a snapshot never floods Cassandra. A
+            # retried job writes its earlier copies again (idempotent), then goes on.
             chunk = 256
             loop = asyncio.get_running_loop()
-            for start in range(0, len(job.reels), chunk):
+            written = 0
+            while written < len(job.reels) or self.state.uncopied:
+                if written + chunk > len(job.reels):
+                    self._copy_some(written + chunk - len(job.reels))
                 began = loop.time()
-                await asyncio.gather(*(write(entry) for entry in job.reels[start : start + chunk]))
-                budget_s = (
-                    min(chunk, len(job.reels) - start) / self._config.snapshot_max_reels_per_s
-                )
+                entries = job.reels[written : written + chunk]
+                await asyncio.gather(*(write(entry) for entry in entries))
+                written += len(entries)
+                budget_s = len(entries) / self._config.snapshot_max_reels_per_s
                 await asyncio.sleep(max(0.0, budget_s - (loop.time() - began)))
             await self._store.finish_snapshot(lease, job.snapshot_id, job.seqs)
         self._indexed.update(reel.reel_id for reel in job.reels)

@@ -8,7 +8,7 @@ same batches replayed in any order after a crash give the same totals.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,8 +110,16 @@ class ShardState:
     def __init__(self) -> None:
         self.reels: dict[int, ReelState] = {}
         self.dirty: set[int] = set()
+        # Copy-on-write for snapshots: reels of a cut snapshot whose values have not been
+        # copied yet. Their first change calls `copy_before_change` so the copy still shows
+        # the values as of the cut.
+        self.uncopied: set[int] = set()
+        self.copy_before_change: Callable[[int], object] | None = None
 
     def reel(self, reel_id: int) -> ReelState:
+        """The reel's state for a change (created if new); every change goes through here."""
+        if reel_id in self.uncopied and self.copy_before_change is not None:
+            self.copy_before_change(reel_id)
         state = self.reels.get(reel_id)
         if state is None:
             state = self.reels[reel_id] = ReelState()

@@ -148,7 +148,8 @@ async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
     assert job is not None
     assert first.lease is not None
     await first._store.begin_snapshot(first.lease, job.snapshot_id, job.seqs)
-    reel_1 = next(r for r in job.reels if r.reel_id == 1)
+    first._job = job  # as snapshot() would
+    reel_1 = first._copy_reel(1)
     await first._store.write_reel(
         1,
         job.snapshot_id,

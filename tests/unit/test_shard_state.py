@@ -92,3 +92,31 @@ def test_all_pairs_of_like_orders_agree() -> None:
         state.apply_batch(like_batch(list(order)))
         results.add(state.counts([1])[0].likes)
     assert results == {2}
+
+
+def test_a_reel_cut_for_a_snapshot_is_copied_before_its_first_change_only() -> None:
+    state = ShardState()
+    views = counter_pb2.ApplyBatchRequest(
+        view_reel_ids=[1, 2], view_minutes=[100, 100], view_counts=[5, 6]
+    )
+    state.apply_batch(views)
+    copies: dict[int, int] = {}
+
+    def copy(reel_id: int) -> None:
+        state.uncopied.discard(reel_id)
+        copies[reel_id] = state.reels[reel_id].views
+
+    state.uncopied, state.dirty = state.dirty, set()
+    state.copy_before_change = copy
+    state.apply_batch(
+        counter_pb2.ApplyBatchRequest(
+            view_reel_ids=[1, 3], view_minutes=[101, 101], view_counts=[1, 1]
+        )
+    )
+    state.apply_batch(
+        counter_pb2.ApplyBatchRequest(view_reel_ids=[1], view_minutes=[102], view_counts=[1])
+    )
+    assert copies == {1: 5}  # copied once, with its value as of the cut
+    assert state.uncopied == {2}
+    assert state.reels[1].views == 7
+    assert state.dirty == {1, 3}
