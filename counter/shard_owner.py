@@ -322,17 +322,22 @@ class CounterShard:
             PENDING_BATCHES.set(len(self._pending))
             logger.warning("group commit failed", extra={"fields": {"error": error}})
             return
-        for p in group:
-            del self._pending[(p.batch.batch_id.edge_id, p.batch.batch_id.seq)]
-        PENDING_BATCHES.set(len(self._pending))
         changed: set[int] = set()
-        for p in group:
+        for index, p in enumerate(group):
+            if index:
+                # A group can hold tens of thousands of entries: let reads, pushes and
+                # arrivals run between its batches. Each batch is applied with its sequence
+                # in one step, so every state seen in between is a committed prefix.
+                await asyncio.sleep(0)
             changed |= self.state.apply_batch(p.batch)
             self.applied_seq[p.batch.batch_id.edge_id] = p.batch.batch_id.seq
+            self._commits += 1
+            # Removed only now: a retry arriving meanwhile shares this outcome.
+            del self._pending[(p.batch.batch_id.edge_id, p.batch.batch_id.seq)]
             if not p.done.done():
                 p.done.set_result(counter_pb2.ApplyBatchResponse(epoch=lease.epoch))
+        PENDING_BATCHES.set(len(self._pending))
         self.batches_applied += len(group)
-        self._commits += 1
         BATCHES_APPLIED.inc(len(group))
         REELS.set(len(self.state.reels))
         if changed:
