@@ -246,8 +246,11 @@ commitlog_directory: {data / "commitlog"}
 saved_caches_directory: {data / "saved_caches"}
 hints_directory: {data / "hints"}
 cdc_raw_directory: {data / "cdc_raw"}
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+# batch: a write is acknowledged only after its commitlog section is fsynced. With the
+# default (periodic, 10 s) a kill -9 lost acknowledged writes: the replay after restart
+# stops at the last sync marker (65 of 2,000 acknowledged rows gone in a probe), and the
+# counter's exactly-once protocol relies on acknowledged batch rows and LWTs being durable.
+commitlog_sync: batch
 commitlog_segment_size: 32MiB
 auto_snapshot: false
 memtable_heap_space: 128MiB
