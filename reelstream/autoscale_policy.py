@@ -218,11 +218,20 @@ class Autoscaler:
         self._up_events: deque[_ScaleEvent] = deque()
         self._down_events: deque[_ScaleEvent] = deque()
         self._last_event: tuple[deque[_ScaleEvent], _ScaleEvent] | None = None
+        self._seeded = False
 
     def decide(self, now_s: float, current: int, readings: Mapping[str, MetricReading]) -> Decision:
         """The replica count to run now, with the reason."""
         policy = self.policy
         self._last_event = None
+        if current == 0:
+            # horizontal.go: a target scaled to zero by hand has autoscaling disabled.
+            return Decision(0, 0, 0, "hold: scaling is disabled while the tier has 0 replicas")
+        if not self._seeded:
+            # horizontal.go seeds a new HPA's history with the current count, so a freshly
+            # started controller waits a whole window before it scales anything down.
+            self._recommendations.append(_Recommendation(now_s, current))
+            self._seeded = True
         if current > policy.max_replicas:
             return self._record(
                 now_s,

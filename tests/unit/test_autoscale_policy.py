@@ -94,6 +94,12 @@ def test_nothing_readable_holds() -> None:
     assert "no metric readable" in decision.reason
 
 
+def test_a_tier_at_zero_replicas_is_left_alone() -> None:
+    decision = Autoscaler(policy(min_replicas=2)).decide(0.0, 0, {})
+    assert (decision.desired, decision.action) == (0, "hold")
+    assert "disabled" in decision.reason
+
+
 def test_bounds_are_enforced_even_against_the_metrics() -> None:
     scaler = Autoscaler(policy(min_replicas=2, max_replicas=5))
     assert scaler.decide(0.0, 7, {"events_per_s": even("events_per_s", 500, 7)}).desired == 5
