@@ -116,3 +116,12 @@ bench-stop: ## Stop what an interrupted benchmark left running (its services, Re
 
 # mypy checks loadtest/, which imports the bench extra (numpy, matplotlib, psutil).
 lint: $(BENCH_STAMP)
+
+# --- Operations (docs/operations.md): the autoscaler and the Kubernetes manifests.
+.PHONY: autoscale k8s-validate
+
+autoscale: deps ## Autoscale the local stack's edges with the HPA policy (DRY_RUN=1: log decisions only)
+	$(BIN)/reelstream autoscale $(if $(DRY_RUN),--dry-run) $(AUTOSCALE_ARGS)
+
+k8s-validate: $(STAMP) ## kubeconform -strict on deploy/k8s (installs kubeconform and the schemas once)
+	$(BIN)/python -m reelstream.infra.k8s_validation
