@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Callable
 
 import grpc
 
 from protos import common_pb2, edge_pb2_grpc
 from reelstream.autoscaler import AutoscaleController, Replica, StaticDirectory, default_tiers
+from reelstream.metrics_scrape import parse_metrics
 from tests.integration.conftest import ServiceProcess, counter_env, edge_env, free_port
 
 
@@ -66,3 +68,12 @@ def test_dry_run_scrapes_a_running_edge_and_logs_a_decision(
     assert second.decision.desired == 1
     assert second.decision.reason
     assert not second.applied
+
+    # The shell's interceptor counts the call by method and code on the same page.
+    page = urllib.request.urlopen(url, timeout=5).read().decode()
+    values = parse_metrics(page)
+    assert values["grpc_server_handled_total"] >= 1
+    assert (
+        'grpc_server_handled_total{grpc_code="OK",grpc_method="SendEvents",'
+        'grpc_service="reelstream.v1.EdgeService"} 1.0'
+    ) in page
