@@ -104,6 +104,7 @@ class TierSpec:
 
 
 CPU = "process_cpu_seconds_total"
+LOCAL_MAX_EDGES = 10
 
 
 def default_tiers(max_edges: int = 8, shards: int = 2) -> tuple[TierSpec, ...]:
@@ -310,7 +311,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 1 <= args.min_edges <= args.max_edges:
+        parser.error("need 1 <= --min-edges <= --max-edges")
+    if not args.targets and args.max_edges > LOCAL_MAX_EDGES:
+        # edge-10 would take counter-0's ports (gRPC 50051+N, metrics 9151+N).
+        parser.error(f"the local stack has room for {LOCAL_MAX_EDGES} edges at most")
+    if args.interval < 0 or args.scale_down_window < 0:
+        parser.error("--interval and --scale-down-window must be >= 0")
     configure_logging("autoscaler")
     directory: ReplicaDirectory
     actuator: ReplicaActuator | None

@@ -247,3 +247,11 @@ def test_local_actuator_refuses_to_resize_counter_shards() -> None:
 
     with pytest.raises(ScaleRefused, match="shard handoff"):
         LocalStackActuator().scale("counter", 2, 3)
+
+
+def test_cli_refuses_impossible_bounds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--min-edges", "5", "--max-edges", "2", "--dry-run"])
+    with pytest.raises(SystemExit):
+        main(["--max-edges", "11", "--dry-run"])  # edge-10 would collide with counter-0's ports
+    assert "room for 10 edges" in capsys.readouterr().err
