@@ -19,7 +19,7 @@ GENERATED := $(PROTOS:.proto=_pb2.py)
         redis-up redis-down clean chaos
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
 
 system-deps: ## Install missing Debian packages (redis-server, ffmpeg, Java 17, Maven)
@@ -174,3 +174,12 @@ grpc-tools: ## Install grpcurl and ghz from the Go module proxy when missing
 
 grpc-probe: grpc-tools ## grpcurl lists/calls every service by reflection; ghz drives SendEvents
 	GRPCURL=$(GOBIN_DIR)/grpcurl GHZ=$(GOBIN_DIR)/ghz bash loadtest/grpc_probe.sh
+
+# --- Operations (docs/operations.md): the autoscaler and the Kubernetes manifests.
+.PHONY: autoscale k8s-validate
+
+autoscale: deps ## Autoscale the local stack's edges with the HPA policy (DRY_RUN=1: log decisions only)
+	$(BIN)/reelstream autoscale $(if $(DRY_RUN),--dry-run) $(AUTOSCALE_ARGS)
+
+k8s-validate: $(STAMP) ## kubeconform -strict on deploy/k8s (installs kubeconform and the schemas once)
+	$(BIN)/python -m reelstream.infra.k8s_validation

@@ -4,6 +4,7 @@ reelstream up [--edges N] [--shards M]   start the local stack, wait for SERVING
 reelstream down                          stop everything `up` started
 reelstream status                        services, health, Cassandra and Redis
 reelstream logs [-n LINES] [NAME]        tail the services' logs
+reelstream autoscale [--dry-run] [...]   size edges with the HPA algorithm (autoscale --help)
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["autoscale"]:
+        # The autoscaler owns its options (reelstream/autoscaler.py); it is imported lazily.
+        from reelstream import autoscaler
+
+        return autoscaler.main(arguments[1:])
     parser = argparse.ArgumentParser(
         prog="reelstream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -66,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.add_argument("-n", "--lines", type=int, default=30)
     logs.add_argument("name", nargs="?", default="")
     logs.set_defaults(handler=_logs)
-    args = parser.parse_args(argv)
+    commands.add_parser("autoscale", help="run the autoscaler (reelstream autoscale --help)")
+    args = parser.parse_args(arguments)
     try:
         return int(args.handler(args))
     except RuntimeError as exc:

@@ -25,6 +25,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from reelstream.grpc_metrics import MetricsInterceptor
+
 logger = logging.getLogger(__name__)
 
 # Message size limits protect every server from memory blow-ups by one caller.
@@ -61,6 +63,12 @@ class ShellConfig:
     shutdown_grace_s: float = 5.0
     drain_timeout_s: float = 10.0
     max_concurrent_rpcs: int = 2000
+
+
+def metrics_host() -> str:
+    """Address of the /metrics listener: loopback unless `REELSTREAM_METRICS_HOST` says
+    otherwise (a pod sets 0.0.0.0 so that Prometheus can scrape it)."""
+    return os.environ.get("REELSTREAM_METRICS_HOST", "127.0.0.1")
 
 
 def server_options() -> list[tuple[str, Any]]:
@@ -121,7 +129,9 @@ async def serve(config: ShellConfig, component: Component) -> None:
     starting.result()  # a failed start-up raises here
     _tune_garbage_collector()
     server = aio.server(
-        options=server_options(), maximum_concurrent_rpcs=config.max_concurrent_rpcs
+        interceptors=[MetricsInterceptor()],
+        options=server_options(),
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -133,7 +143,7 @@ async def serve(config: ShellConfig, component: Component) -> None:
     if port == 0:
         raise RuntimeError(f"cannot bind gRPC address {config.grpc_address}")
     if config.metrics_port:
-        start_http_server(config.metrics_port, addr="127.0.0.1")
+        start_http_server(config.metrics_port, addr=metrics_host())
 
     await server.start()
     for name in ["", *service_names]:
