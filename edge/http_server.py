@@ -16,6 +16,8 @@ from aiohttp import web
 logger = logging.getLogger(__name__)
 
 PREFLIGHT_MAX_AGE_S = 86_400
+LISTEN_BACKLOG = 4096
+"""A viral reel brings connection bursts; the kernel caps it at net.core.somaxconn."""
 ALLOWED_REQUEST_HEADERS = (
     "Range, If-None-Match, If-Range, If-Modified-Since, Save-Data, Viewport-Height, "
     "Sec-CH-Viewport-Height, DPR, Sec-CH-DPR, Downlink"
@@ -70,7 +72,11 @@ class EdgeHttpServer:
     async def start(self) -> None:
         await self._runner.setup()
         site = web.TCPSite(
-            self._runner, self._host, self._port, reuse_port=self._reuse_port or None
+            self._runner,
+            self._host,
+            self._port,
+            backlog=LISTEN_BACKLOG,
+            reuse_port=self._reuse_port or None,
         )
         await site.start()
         self.port = int(self._runner.addresses[0][1])
