@@ -116,3 +116,10 @@ bench-stop: ## Stop what an interrupted benchmark left running (its services, Re
 
 # mypy checks loadtest/, which imports the bench extra (numpy, matplotlib, psutil).
 lint: $(BENCH_STAMP)
+
+# --- Video edge benchmark: edge vs nginx (wrk), cache policy vs LRU/Belady, coalescing.
+.PHONY: bench-video-edge
+
+bench-video-edge: deps $(BENCH_STAMP) ## Edge hot segments vs nginx, hit ratio vs LRU/Belady, coalescing (BENCH_VIDEO_SECONDS=n)
+	@scripts/install-system-deps.sh bench
+	$(BIN)/python -m loadtest.bench.video_edge

@@ -39,6 +39,8 @@ SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 EXPOSED_HEADERS = "Content-Length, Content-Range, ETag, Accept-Ranges"
 VARY_MASTER = ", ".join(CLIENT_HINT_HEADERS)
 ACCEPT_CH = "Sec-CH-Viewport-Height, Sec-CH-DPR, Downlink, Save-Data"
+ZERO_COPY_MIN_BYTES = 64 * 1024
+FIRST_PIECE_BYTES = 1024
 
 
 def etag_matches(header: str, etag: str) -> bool:
@@ -139,11 +141,11 @@ class HlsRoutes:
         headers["Cache-Control"] = (
             self._playlist_cache_control if obj.kind.is_playlist else SEGMENT_CACHE_CONTROL
         )
-        return self._respond(request, MediaObject(body, media.content_type, etag), headers)
+        return await self._respond(request, MediaObject(body, media.content_type, etag), headers)
 
-    def _respond(
+    async def _respond(
         self, request: web.Request, media: MediaObject, headers: dict[str, str]
-    ) -> web.Response:
+    ) -> web.StreamResponse:
         if_none_match = request.headers.get("If-None-Match")
         if if_none_match is not None and etag_matches(if_none_match, media.etag):
             return web.Response(status=304, headers=headers)
@@ -153,10 +155,33 @@ class HlsRoutes:
             range_header = None  # the client's copy is outdated: send the whole object
         wanted = parse_range(range_header, len(media.body))
         if wanted is None:
-            return web.Response(body=media.body, headers=headers)
+            return await _send(request, 200, headers, media.body)
         headers["Content-Range"] = wanted.content_range
         if not isinstance(wanted, ByteRange):
             headers["Cache-Control"] = "no-store"
             return web.Response(status=416, headers=headers)
         part = memoryview(media.body)[wanted.start : wanted.end + 1]
-        return web.Response(status=206, body=part, headers=headers)
+        return await _send(request, 206, headers, part)
+
+
+async def _send(
+    request: web.Request, status: int, headers: dict[str, str], body: bytes | memoryview
+) -> web.StreamResponse:
+    """Sends `body` without copying it when it is large.
+
+    aiohttp joins the header block and the body into one new bytes object before writing
+    on Python < 3.12.9 (its writelines workaround): for a 1 MB segment that is an allocation
+    and a copy per response, 40% of the edge's CPU in a profile. Writing a small first piece
+    with the headers and then the rest as a memoryview hands the cached bytes straight to
+    the transport.
+    """
+    if len(body) < ZERO_COPY_MIN_BYTES or request.method == "HEAD":
+        return web.Response(status=status, body=body, headers=headers)
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = len(body)
+    await response.prepare(request)
+    view = memoryview(body)
+    await response.write(view[:FIRST_PIECE_BYTES])
+    await response.write(view[FIRST_PIECE_BYTES:])
+    await response.write_eof()
+    return response

@@ -3,14 +3,18 @@
 A sequential viewer then finds the next segment cached instead of waiting on the origin.
 Bounded on every side: at most `queue_size` segments wait, `workers` fetch at once, and an
 offer is skipped when the segment is cached, already fetching or already queued, or when
-the rendition playlist (if cached) shows the reel has no such segment. A full queue drops
-the offer: prefetch is an optimisation, never a reason to hold memory or delay a request.
+the rendition playlist (if cached) shows the reel has no such segment, or when a prefetch
+of it failed within `FAILURE_MEMORY_S` (a reel's last segment would otherwise send one
+futile origin call per request of it). A full queue drops the offer: prefetch is an
+optimisation, never a reason to hold memory or delay a request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 
 from prometheus_client import Counter
 
@@ -23,12 +27,14 @@ logger = logging.getLogger(__name__)
 PREFETCH_OFFERS = Counter(
     "edge_prefetch_offers_total",
     "Next-segment prefetch offers by outcome (queued, cached, in_flight, queued_already, "
-    "past_end, queue_full)",
+    "failed_recently, past_end, queue_full)",
     ["outcome"],
 )
 PREFETCHES = Counter("edge_prefetches_total", "Prefetch fetches by result", ["result"])
 
 Key = tuple[int, str]
+FAILURE_MEMORY_S = 30.0
+FAILURE_MEMORY_ENTRIES = 4096
 
 
 class Prefetcher:
@@ -36,6 +42,7 @@ class Prefetcher:
         self._cache = cache
         self._queue: asyncio.Queue[HlsObject] = asyncio.Queue(maxsize=queue_size)
         self._queued: set[Key] = set()
+        self._failed: OrderedDict[Key, float] = OrderedDict()
 
     def offer_next(self, requested: HlsObject) -> str:
         """Queues the segment after `requested` if worth it; returns the outcome."""
@@ -54,6 +61,11 @@ class Prefetcher:
             return "in_flight"
         if key in self._queued:
             return "queued_already"
+        failed_at = self._failed.get(key)
+        if failed_at is not None:
+            if time.monotonic() - failed_at < FAILURE_MEMORY_S:
+                return "failed_recently"
+            del self._failed[key]
         playlist = self._cache.peek(
             HlsObject(obj.reel_id, f"{obj.rung}.m3u8", HlsFileKind.RENDITION_PLAYLIST, obj.rung)
         )
@@ -66,6 +78,12 @@ class Prefetcher:
         self._queued.add(key)
         return "queued"
 
+    def _remember_failure(self, key: Key) -> None:
+        self._failed[key] = time.monotonic()
+        self._failed.move_to_end(key)
+        while len(self._failed) > FAILURE_MEMORY_ENTRIES:
+            self._failed.popitem(last=False)
+
     async def run_worker(self) -> None:
         """One fetching worker; the service starts `prefetch_workers` of them."""
         while True:
@@ -75,6 +93,7 @@ class Prefetcher:
                 PREFETCHES.labels("ok").inc()
             except MediaError as exc:
                 PREFETCHES.labels(type(exc).__name__).inc()
+                self._remember_failure((obj.reel_id, obj.name))
             except Exception:
                 PREFETCHES.labels("bug").inc()
                 logger.exception("prefetch failed", extra={"fields": {"object": obj.name}})

@@ -55,6 +55,11 @@ CACHE_COALESCED = Counter(
 )
 CACHE_PURGED = Counter("edge_cache_purged_objects_total", "Files removed by purges")
 
+HITS = CACHE_REQUESTS.labels("hit")
+MISSES = CACHE_REQUESTS.labels("miss")
+STALE_HITS = CACHE_REQUESTS.labels("stale")
+STALE_IF_ERROR = CACHE_REQUESTS.labels("stale_if_error")
+
 Key = tuple[int, str]
 
 
@@ -146,18 +151,18 @@ class SegmentCache:
                 return self._hit(cached)
             if age_s <= self._playlist_ttl_s + self._playlist_stale_s:
                 self.stats.stale += 1
-                CACHE_REQUESTS.labels("stale").inc()
+                STALE_HITS.inc()
                 with contextlib.suppress(EdgeOverloaded):
                     self._fill(obj, reason="revalidate")  # the task reports its failure
                 return cached.media
         self.stats.misses += 1
-        CACHE_REQUESTS.labels("miss").inc()
+        MISSES.inc()
         try:
             return await asyncio.shield(self._fill(obj, reason="miss"))
         except (OriginUnavailable, EdgeOverloaded):
             if cached is None:
                 raise
-            CACHE_REQUESTS.labels("stale_if_error").inc()
+            STALE_IF_ERROR.inc()
             return cached.media
 
     async def warm(self, obj: HlsObject) -> None:
@@ -194,7 +199,7 @@ class SegmentCache:
 
     def _hit(self, cached: CachedFile) -> MediaObject:
         self.stats.hits += 1
-        CACHE_REQUESTS.labels("hit").inc()
+        HITS.inc()
         CACHE_HIT_BYTES.inc(len(cached.media.body))
         return cached.media
 

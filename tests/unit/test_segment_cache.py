@@ -254,3 +254,24 @@ async def test_a_full_prefetch_queue_drops_offers() -> None:
     prefetcher = Prefetcher(cache, queue_size=1)
     assert prefetcher.offer_next(hls(1, "720p_000.m4s")) == "queued"
     assert prefetcher.offer_next(hls(2, "720p_000.m4s")) == "queue_full"
+
+
+async def test_a_failed_prefetch_is_not_retried_at_once() -> None:
+    origin = FakeOrigin({})
+    cache = make_cache(origin)
+    prefetcher = Prefetcher(cache, queue_size=8)
+    worker = asyncio.create_task(prefetcher.run_worker())
+    try:
+        assert prefetcher.offer_next(hls(1, "720p_000.m4s")) == "queued"
+        for _ in range(100):
+            await asyncio.sleep(0)
+            if origin.fetches:
+                break
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert prefetcher.offer_next(hls(1, "720p_000.m4s")) == "failed_recently"
+        assert len(origin.fetches) == 1
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
