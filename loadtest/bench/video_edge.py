@@ -139,6 +139,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-video-edge-") as tmp:
         folder = Path(tmp)
+        folder.chmod(0o755)  # nginx workers run as an unprivileged user and must read it
         media = _make_media(folder)
         origin = FolderOrigin(media)
         server, origin_address = serve_folder(origin)
