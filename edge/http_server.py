@@ -47,6 +47,7 @@ class EdgeHttpServer:
         app.router.add_get("/healthz", self._health)
         app.router.add_route("OPTIONS", "/{tail:.*}", self._preflight)
         self.port = 0
+        self._started = False
 
     async def _health(self, request: web.Request) -> web.Response:
         if not self._serving:
@@ -70,6 +71,7 @@ class EdgeHttpServer:
         )
 
     async def start(self) -> None:
+        self._started = True
         await self._runner.setup()
         site = web.TCPSite(
             self._runner,
@@ -87,5 +89,8 @@ class EdgeHttpServer:
         self._serving = False
 
     async def stop(self) -> None:
+        """Stops serving (idempotent; a no-op when never started)."""
         self._serving = False
-        await self._runner.cleanup()
+        if self._started:
+            self._started = False
+            await self._runner.cleanup()

@@ -200,6 +200,8 @@ class EdgeService:
         await self._loops.wait(self._work, timeout_s)
 
     async def close(self) -> None:
+        if self._http is not None:
+            await self._http.stop()  # already stopped by drain() unless start-up failed
         await self._loops.cancel_all()
         if self.segment_cache is not None:
             await self.segment_cache.close()
