@@ -109,6 +109,10 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 bench-counters: deps $(BENCH_STAMP) ## Counting benchmark vs naive Cassandra, Redis, gRPC ceiling (BENCH_SECONDS=n)
 	$(BIN)/python -m loadtest.bench counters
 
+.PHONY: bench-video-transcode
+bench-video-transcode: deps $(BENCH_STAMP) ## Origin ladder: one ffmpeg process vs one per rung, origin overhead, first rung (BENCH_VIDEO_ROUNDS=n)
+	$(BIN)/python -m loadtest.bench.video_transcode
+
 bench: bench-counters ## Every benchmark
 
 bench-stop: ## Stop what an interrupted benchmark left running (its services, Redis, Cassandra)
