@@ -49,10 +49,6 @@ def _env_number(name: str, default: float) -> float:
     return default if raw is None or raw == "" else float(raw)
 
 
-def _median(results: list[WrkResult]) -> WrkResult:
-    return sorted(results, key=lambda r: r.requests_per_s)[len(results) // 2]
-
-
 def _make_media(folder: Path) -> Path:
     """Random (incompressible) segment files, and nginx's root with the edge's paths."""
     media = folder / "media"
@@ -70,7 +66,7 @@ def _make_media(folder: Path) -> Path:
 
 def measure_serving(
     fleet: EdgeFleet, nginx_base: str, seconds: float, rounds: int, connections: int
-) -> dict[str, dict[str, WrkResult]]:
+) -> dict[str, dict[str, list[WrkResult]]]:
     runs: dict[str, dict[str, list[WrkResult]]] = {
         key: {"edge": [], "nginx": []} for key in SEGMENTS
     }
@@ -89,10 +85,7 @@ def measure_serving(
                     f"p99 {result.latency_p99_ms:.1f} ms errors {result.errors}",
                     flush=True,
                 )
-    return {
-        key: {server: _median(results) for server, results in by_server.items()}
-        for key, by_server in runs.items()
-    }
+    return runs
 
 
 async def _burst(url: str, requests: int) -> list[int]:
