@@ -109,6 +109,10 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 bench-counters: deps $(BENCH_STAMP) ## Counting benchmark vs naive Cassandra, Redis, gRPC ceiling (BENCH_SECONDS=n)
 	$(BIN)/python -m loadtest.bench counters
 
+.PHONY: bench-video-transcode
+bench-video-transcode: deps $(BENCH_STAMP) ## Origin ladder: one ffmpeg process vs one per rung, origin overhead, first rung (BENCH_VIDEO_ROUNDS=n)
+	$(BIN)/python -m loadtest.bench.video_transcode
+
 bench: bench-counters ## Every benchmark
 
 bench-stop: ## Stop what an interrupted benchmark left running (its services, Redis, Cassandra)
@@ -183,3 +187,10 @@ autoscale: deps ## Autoscale the local stack's edges with the HPA policy (DRY_RU
 
 k8s-validate: $(STAMP) ## kubeconform -strict on deploy/k8s (installs kubeconform and the schemas once)
 	$(BIN)/python -m reelstream.infra.k8s_validation
+
+# --- Video edge benchmark: edge vs nginx (wrk), cache policy vs LRU/Belady, coalescing.
+.PHONY: bench-video-edge
+
+bench-video-edge: deps $(BENCH_STAMP) ## Edge hot segments vs nginx, hit ratio vs LRU/Belady, coalescing (BENCH_VIDEO_SECONDS=n)
+	@scripts/install-system-deps.sh bench
+	$(BIN)/python -m loadtest.bench.video_edge

@@ -79,6 +79,44 @@ class EdgeConfig:
     (counted in edge_spam_events_shed_total)."""
     log_level: str = "INFO"
     """Root log level."""
+    http_address: str = "127.0.0.1:8080"
+    """host:port of the HLS HTTP server (players, /resolve, /healthz); edge-N of the local
+    stack uses 8080+N."""
+    http_reuse_port: bool = False
+    """Bind the HTTP port with SO_REUSEPORT, so several edge HTTP workers can share it."""
+    http_shutdown_timeout_s: float = 5.0
+    """How long in-flight HTTP responses may take to finish at shutdown."""
+    segment_cache_bytes: int = 512 * 1024 * 1024
+    """Bytes of playlists and segments the edge keeps in memory (S3-FIFO eviction)."""
+    max_object_bytes: int = 32 * 1024 * 1024
+    """Largest playlist or segment the edge accepts from the origin."""
+    max_origin_fetches: int = 256
+    """Distinct files fetched from the origin at once; misses beyond it get 503."""
+    media_timeout_s: float = 10.0
+    """Deadline of one GetManifest or GetSegment call to the origin."""
+    playlist_ttl_s: float = 2.0
+    """How long a cached playlist is fresh (also its HTTP max-age)."""
+    playlist_stale_s: float = 30.0
+    """After the TTL, how long a playlist is served stale while it revalidates."""
+    prefetch_workers: int = 4
+    """Concurrent next-segment prefetches."""
+    prefetch_queue: int = 256
+    """Next-segment prefetches waiting; beyond it offers are dropped."""
+    cold_start_bandwidth_bps: int = 1_000_000
+    """The master playlist lists first the highest rung whose average bit rate fits this."""
+    save_data_bandwidth_bps: int = 800_000
+    """With save-data, only rungs whose average bit rate fits this are offered."""
+    retry_after_s: int = 2
+    """Retry-After of 503 answers (origin unreachable or overloaded)."""
+    cors_allow_origin: str = "*"
+    """Access-Control-Allow-Origin of media responses (browser players)."""
+    edge_http_urls: tuple[str, ...] = ()
+    """Edges /resolve may answer with, as name=http://host:port (this edge included or not;
+    it is always a candidate under its own name and http_address)."""
+    region_latencies: tuple[str, ...] = ()
+    """Latency map of /resolve: region:edge=milliseconds entries."""
+    peer_probe_interval_s: float = 2.0
+    """How often the other edges' /healthz is probed."""
 
     def validate(self) -> None:
         if not self.counter_addresses:
@@ -87,6 +125,15 @@ class EdgeConfig:
             raise ConfigError("flush_interval_s must be in (0, 1]")
         if self.max_journal_events < 1 or self.max_batch_events < 1:
             raise ConfigError("journal and batch limits must be positive")
+        if self.segment_cache_bytes < 1 or self.max_object_bytes < 1:
+            raise ConfigError("segment_cache_bytes and max_object_bytes must be positive")
+        if self.prefetch_queue < 1 or self.prefetch_workers < 0 or self.max_origin_fetches < 1:
+            raise ConfigError("prefetch and origin fetch limits must be positive")
+        if self.playlist_ttl_s < 0 or self.playlist_stale_s < 0:
+            raise ConfigError("playlist_ttl_s and playlist_stale_s must not be negative")
+        host, _, port = self.http_address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"http_address must be host:port, got {self.http_address!r}")
 
 
 def load(overrides: dict[str, object] | None = None) -> EdgeConfig:

@@ -19,3 +19,31 @@ class JournalUnavailable(EdgeError):
 
 class ShardUnavailable(EdgeError):
     """A counter shard needed for a read did not answer."""
+
+
+class MediaError(EdgeError):
+    """A reel's file cannot be served; hls_http.py maps each kind to an HTTP status."""
+
+
+class MediaNotFound(MediaError):
+    """The origin knows no such reel or file (404)."""
+
+
+class ReelRemoved(MediaError):
+    """The reel was taken down (410)."""
+
+
+class NotPlayableYet(MediaError):
+    """The reel exists but this file is not ready (still transcoding)."""
+
+
+class OriginUnavailable(MediaError):
+    """The origin did not answer in time or is down (503 with Retry-After)."""
+
+
+class MediaTooLarge(MediaError):
+    """The origin sent more bytes than the edge accepts for one object."""
+
+
+class EdgeOverloaded(MediaError):
+    """Too many distinct files are being fetched from the origin at once (503)."""

@@ -12,6 +12,7 @@ from grpc import aio
 from edge.count_cache import CountCache
 from edge.errors import JournalFull, JournalUnavailable, MalformedBatch, ShardUnavailable
 from edge.event_intake import EventIntake, single_event_batch
+from edge.segment_cache import SegmentCache
 from protos import common_pb2, edge_pb2, edge_pb2_grpc
 from reelstream.count_feed import TooManySubscribers
 from reelstream.request_limits import reel_ids_problem
@@ -21,10 +22,17 @@ Context = aio.ServicerContext[Any, Any]
 
 
 class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
-    def __init__(self, intake: EventIntake, cache: CountCache, watch_interval_s: float) -> None:
+    def __init__(
+        self,
+        intake: EventIntake,
+        cache: CountCache,
+        watch_interval_s: float,
+        segment_cache: SegmentCache | None = None,
+    ) -> None:
         self._intake = intake
         self._cache = cache
         self._watch_interval_s = watch_interval_s
+        self._segment_cache = segment_cache
 
     async def _submit(
         self, batch: common_pb2.EventBatch, context: Context
@@ -116,10 +124,12 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
     async def PurgeReel(
         self, request: edge_pb2.PurgeReelRequest, context: Context
     ) -> edge_pb2.PurgeReelResponse:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "the segment cache arrives with the video path"
-        )
-        raise AssertionError("unreachable")
+        if request.reel_id == 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reel_id must be set")
+        if self._segment_cache is None:
+            return edge_pb2.PurgeReelResponse()
+        purged = self._segment_cache.purge_reel(request.reel_id)
+        return edge_pb2.PurgeReelResponse(objects_purged=purged.objects, bytes_purged=purged.bytes)
 
 
 def _now_ms() -> int:

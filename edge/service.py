@@ -1,4 +1,6 @@
-"""Wiring of an edge node: Redis journal, shard channels, flusher, intake, gRPC servicer."""
+"""Wiring of an edge node: Redis journal, shard channels, flusher, intake, gRPC servicer,
+and the video side: origin media client, segment cache, prefetcher, HTTP server (HLS,
+/resolve, /healthz) and peer health probes."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from aiohttp import web
 from grpc import aio
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -18,8 +21,16 @@ from edge.count_cache import CountCache
 from edge.event_intake import EventIntake
 from edge.flusher import ShardFlusher
 from edge.grpc_api import EdgeServicer
+from edge.hls_http import HlsRoutes
+from edge.http_server import EdgeHttpServer
 from edge.journal import EdgeJournal
+from edge.nearest_edge import LatencyMap, parse_edge_urls
+from edge.origin_media import OriginMedia
+from edge.peer_health import PeerHealth
+from edge.prefetcher import Prefetcher
 from edge.reel_directory import ReelDirectory
+from edge.resolve_http import ResolveRoute
+from edge.segment_cache import SegmentCache
 from edge.shard_clients import ShardClients
 from edge.spam_forwarder import SpamForwarder
 from edge.spam_screen import ScreenLimits, SpamScreen
@@ -45,6 +56,10 @@ class EdgeService:
         self._servicer: EdgeServicer | None = None
         self._directory: ReelDirectory | None = None
         self._spam_forwarder: SpamForwarder | None = None
+        self._media: OriginMedia | None = None
+        self.segment_cache: SegmentCache | None = None
+        self._http: EdgeHttpServer | None = None
+        self._peers: PeerHealth | None = None
 
     def register(self, server: aio.Server) -> Sequence[str]:
         if self._servicer is None:
@@ -108,10 +123,12 @@ class EdgeService:
                 self._config.rpc_timeout_s,
             )
         screen, self._spam_forwarder = self._spam_parts()
+        self.segment_cache = self._start_video()
         self._servicer = EdgeServicer(
             EventIntake(self._config, self.journal, self._directory, screen, self._spam_forwarder),
             cache,
             self._config.watch_interval_s,
+            self.segment_cache,
         )
         self._work = [
             self._loops.start(self.journal.run_group_commit(), "group-commit"),
@@ -124,6 +141,55 @@ class EdgeService:
         # Follow streams run until close(); drain() does not wait for them.
         for shard in self._ring.shard_ids:
             self._loops.start(cache.run_subscription(shard), f"follow-{shard}")
+        if self._http is not None:
+            await self._http.start()
+
+    def _start_video(self) -> SegmentCache:
+        """Builds the video side (the HTTP server starts listening at the end of start())."""
+        config = self._config
+        self._media = OriginMedia(
+            config.origin_address, config.media_timeout_s, config.max_object_bytes
+        )
+        segment_cache = SegmentCache(
+            self._media,
+            config.segment_cache_bytes,
+            config.playlist_ttl_s,
+            config.playlist_stale_s,
+            max_fetches=config.max_origin_fetches,
+        )
+        prefetcher = None
+        if config.prefetch_workers > 0:
+            prefetcher = Prefetcher(segment_cache, config.prefetch_queue)
+            for worker in range(config.prefetch_workers):
+                self._loops.start(prefetcher.run_worker(), f"prefetch-{worker}")
+        edge_urls = parse_edge_urls(config.edge_http_urls)
+        edge_urls.setdefault(config.name, f"http://{config.http_address}")
+        self._peers = PeerHealth(
+            config.name, edge_urls, config.peer_probe_interval_s, timeout_s=1.0
+        )
+        self._loops.start(self._peers.run(), "peer-health")
+        app = web.Application()
+        HlsRoutes(
+            segment_cache,
+            prefetcher,
+            playlist_ttl_s=config.playlist_ttl_s,
+            playlist_stale_s=config.playlist_stale_s,
+            cold_start_bps=config.cold_start_bandwidth_bps,
+            save_data_bps=config.save_data_bandwidth_bps,
+            retry_after_s=config.retry_after_s,
+            allow_origin=config.cors_allow_origin,
+        ).add_to(app)
+        ResolveRoute(
+            LatencyMap.parse(config.region_latencies), edge_urls, self._peers.healthy
+        ).add_to(app)
+        self._http = EdgeHttpServer(
+            app,
+            config.http_address,
+            reuse_port=config.http_reuse_port,
+            shutdown_timeout_s=config.http_shutdown_timeout_s,
+            allow_origin=config.cors_allow_origin,
+        )
+        return segment_cache
 
     def _spam_parts(self) -> tuple[SpamScreen | None, SpamForwarder | None]:
         """The inline spam screen and the forwarder to the spam service, when configured."""
@@ -154,8 +220,13 @@ class EdgeService:
         return screen, forwarder
 
     async def drain(self, timeout_s: float) -> None:
-        """Journals what is in flight, then gives the senders `timeout_s` to deliver it;
-        anything left stays in the outbox and is sent after the next start."""
+        """Stops the HTTP server (in-flight responses finish), journals what is in flight,
+        then gives the senders `timeout_s` to deliver it; anything left stays in the outbox
+        and is sent after the next start."""
+        if self._peers is not None:
+            self._peers.stop_serving()
+        if self._http is not None:
+            await self._http.stop()
         if self.journal is None or self._flusher is None:
             return
         self.journal.close()
@@ -163,7 +234,13 @@ class EdgeService:
         await self._loops.wait(self._work, timeout_s)
 
     async def close(self) -> None:
+        if self._http is not None:
+            await self._http.stop()  # already stopped by drain() unless start-up failed
         await self._loops.cancel_all()
+        if self.segment_cache is not None:
+            await self.segment_cache.close()
+        if self._media is not None:
+            await self._media.close()
         if self._clients is not None:
             await self._clients.close()
         if self._directory is not None:

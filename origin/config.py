@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from reelstream.cassandra_client import CassandraConfigFields
-from reelstream.settings import load_config
+from reelstream.infra.local_process import var_dir
+from reelstream.settings import ConfigError, load_config
 
 
 @dataclass(frozen=True)
@@ -16,10 +18,63 @@ class OriginConfig(CassandraConfigFields):
     """host:port of the gRPC server."""
     metrics_port: int = 9171
     """Prometheus /metrics port on 127.0.0.1 (0 disables)."""
-    media_dir: str = "var/media"
-    """Content-addressed folder of transcoded reels."""
+    media_dir: str = ""
+    """Root of the origin's files: staged uploads, transcoding work and the content-addressed
+    media of reels. Empty means `<var dir>/media` (`$REELSTREAM_VAR_DIR`, default `var/`)."""
     log_level: str = "INFO"
     """Root log level."""
+
+    max_upload_bytes: int = 200 * 1024 * 1024
+    """Largest accepted upload (declared `total_bytes` and bytes actually sent)."""
+    max_duration_s: float = 180.0
+    """Longest accepted video."""
+    min_duration_s: float = 0.5
+    """Shortest accepted video (a single frame is an image, not a reel)."""
+    min_short_side_px: int = 144
+    """Smallest accepted short side of the displayed picture."""
+    max_long_side_px: int = 4096
+    """Largest accepted long side of the displayed picture."""
+    max_aspect_ratio: float = 4.0
+    """Largest accepted long side / short side."""
+    max_concurrent_uploads: int = 32
+    """Upload streams open at once; more get RESOURCE_EXHAUSTED."""
+    upload_ttl_s: float = 86_400.0
+    """Staged uploads untouched for this long are deleted (resumable until then)."""
+
+    ffmpeg_threads: int = 2
+    """Threads of the decoder and of each encoder of one ffmpeg process (memory grows with
+    threads: x264 keeps frames per thread)."""
+    ffprobe_timeout_s: float = 30.0
+    """Time limit of the probe of one upload (ffprobe + a short decode)."""
+    transcode_timeout_s: float = 900.0
+    """Time limit of one ladder transcode."""
+    transcode_workers: int = 1
+    """ffmpeg ladder processes running at once (each uses about `ffmpeg_threads` cores)."""
+    transcode_queue_size: int = 64
+    """Uploads waiting for a transcode worker; a full queue answers RESOURCE_EXHAUSTED and
+    keeps the staged upload so that the client can resume (finish) it later."""
+    x264_preset: str = "veryfast"
+    """libx264 preset of every rung."""
+    progress_write_interval_s: float = 1.0
+    """How often a running transcode writes its percent to Cassandra."""
+
+    segment_chunk_bytes: int = 256 * 1024
+    """Bytes per GetSegment message."""
+
+    def media_root(self) -> Path:
+        return Path(self.media_dir) if self.media_dir else var_dir() / "media"
+
+    def validate(self) -> None:
+        if self.max_upload_bytes <= 0 or self.max_duration_s <= 0:
+            raise ConfigError("max_upload_bytes and max_duration_s must be positive")
+        if not 0 < self.min_short_side_px <= self.max_long_side_px:
+            raise ConfigError("need 0 < min_short_side_px <= max_long_side_px")
+        if self.ffmpeg_threads < 1 or self.transcode_workers < 1:
+            raise ConfigError("ffmpeg_threads and transcode_workers must be at least 1")
+        if self.transcode_queue_size < 1 or self.max_concurrent_uploads < 1:
+            raise ConfigError("transcode_queue_size and max_concurrent_uploads must be >= 1")
+        if not 1024 <= self.segment_chunk_bytes <= 4 * 1024 * 1024:
+            raise ConfigError("segment_chunk_bytes must be within 1 KiB..4 MiB")
 
 
 def load(overrides: dict[str, object] | None = None) -> OriginConfig:

@@ -8,7 +8,18 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from origin.errors import (
+    MediaNotFound,
+    NotPlayable,
+    OriginBusy,
+    OriginError,
+    UploadConflict,
+    UploadRejected,
+)
+from origin.media_names import PLAYLIST_CONTENT_TYPE
+from origin.media_reader import MediaReader
 from origin.reel_catalog import ReelCatalog
+from origin.upload_intake import UploadIntake
 from protos import origin_pb2, origin_pb2_grpc
 from reelstream.cassandra_client import StoreUnavailable
 from reelstream.request_limits import MAX_REELS_PER_CALL, reel_ids_problem
@@ -16,12 +27,12 @@ from reelstream.request_limits import MAX_REELS_PER_CALL, reel_ids_problem
 # Servicer methods see requests and responses of several types.
 Context = aio.ServicerContext[Any, Any]
 
-VIDEO_PATH_PENDING = "the video path (upload, transcoding, HLS) is not built yet"
-
 
 class OriginServicer(origin_pb2_grpc.OriginServiceServicer):
-    def __init__(self, catalog: ReelCatalog) -> None:
+    def __init__(self, catalog: ReelCatalog, uploads: UploadIntake, media: MediaReader) -> None:
         self._catalog = catalog
+        self._uploads = uploads
+        self._media = media
 
     async def GetReel(
         self, request: origin_pb2.GetReelRequest, context: Context
@@ -70,17 +81,51 @@ class OriginServicer(origin_pb2_grpc.OriginServiceServicer):
         request_iterator: AsyncIterator[origin_pb2.UploadRequest],
         context: Context,
     ) -> origin_pb2.UploadResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, VIDEO_PATH_PENDING)
+        try:
+            return await self._uploads.receive(request_iterator)
+        except (OriginError, StoreUnavailable) as exc:
+            await _abort(context, exc)
         raise AssertionError("unreachable")
 
     async def GetManifest(
         self, request: origin_pb2.GetManifestRequest, context: Context
     ) -> origin_pb2.Manifest:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, VIDEO_PATH_PENDING)
-        raise AssertionError("unreachable")
+        try:
+            body = await self._media.manifest(request.reel_id, request.name)
+        except (OriginError, StoreUnavailable) as exc:
+            await _abort(context, exc)
+        return origin_pb2.Manifest(body=body, content_type=PLAYLIST_CONTENT_TYPE)
 
     async def GetSegment(
         self, request: origin_pb2.GetSegmentRequest, context: Context
     ) -> AsyncIterator[origin_pb2.SegmentChunk]:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, VIDEO_PATH_PENDING)
-        yield origin_pb2.SegmentChunk()  # pragma: no cover - makes this an async generator
+        try:
+            header, chunks = await self._media.segment(request.reel_id, request.name)
+        except (OriginError, StoreUnavailable) as exc:
+            await _abort(context, exc)
+        first = True
+        async for data in chunks:
+            if first:
+                yield origin_pb2.SegmentChunk(
+                    data=data, total_bytes=header.total_bytes, etag=header.etag
+                )
+                first = False
+            else:
+                yield origin_pb2.SegmentChunk(data=data)
+
+
+_STATUS_OF_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (UploadRejected, grpc.StatusCode.INVALID_ARGUMENT),
+    (UploadConflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (OriginBusy, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (MediaNotFound, grpc.StatusCode.NOT_FOUND),
+    (NotPlayable, grpc.StatusCode.FAILED_PRECONDITION),
+    (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+async def _abort(context: Context, exc: Exception) -> None:
+    for error_type, code in _STATUS_OF_ERROR:
+        if isinstance(exc, error_type):
+            await context.abort(code, str(exc))
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")

@@ -73,12 +73,26 @@ TABLES: tuple[str, ...] = (
         content_hash text,
         created_ms bigint
     )""",
+    # Resumable uploads of the origin: which reel an upload id fills and how big it is.
+    """CREATE TABLE IF NOT EXISTS {ks}.uploads (
+        upload_id text PRIMARY KEY,
+        reel_id bigint,
+        total_bytes bigint,
+        created_ms bigint
+    )""",
 )
 
 
 # Columns added after a table was first released: `CREATE TABLE IF NOT EXISTS` leaves an
 # existing table alone, so start-up adds whichever of these are missing.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("reel_state", "viewers", "blob static"),)
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("reel_state", "viewers", "blob static"),
+    # The origin's video path (issue 4): why a reel failed or was removed, where its media
+    # folder is (relative to the media root) and its renditions (JSON list).
+    ("reels", "state_reason", "text"),
+    ("reels", "media_key", "text"),
+    ("reels", "renditions", "text"),
+)
 
 
 async def apply_schema(client: CassandraClient) -> None:

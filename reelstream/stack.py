@@ -101,6 +101,10 @@ def plan(edges: int, shards: int) -> list[ServiceSpec]:
                     "REELSTREAM_EDGE_METRICS_PORT": str(9151 + j),
                     "REELSTREAM_EDGE_REDIS_URL": f"redis://127.0.0.1:{edge_redis_port(j)}/0",
                     "REELSTREAM_EDGE_COUNTER_ADDRESSES": ",".join(counters),
+                    "REELSTREAM_EDGE_HTTP_ADDRESS": f"127.0.0.1:{8080 + j}",
+                    "REELSTREAM_EDGE_EDGE_HTTP_URLS": ",".join(
+                        f"edge-{k}=http://127.0.0.1:{8080 + k}" for k in range(edges)
+                    ),
                 },
             )
         )

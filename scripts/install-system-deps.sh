@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Reelstream needs when a command is missing (idempotent):
 # redis-server, ffmpeg/ffprobe, a Java 17 runtime and Maven (to fetch and run Cassandra).
+# `install-system-deps.sh bench` also installs what the video benchmark compares against:
+# nginx (the reference static server) and wrk (the HTTP load tool).
 set -euo pipefail
 
 declare -A package_for=(
@@ -10,9 +12,13 @@ declare -A package_for=(
   [java]=openjdk-17-jre-headless
   [mvn]=maven
 )
+if [ "${1:-}" = "bench" ]; then
+  package_for[nginx]=nginx-light
+  package_for[wrk]=wrk
+fi
 missing=()
 for command in "${!package_for[@]}"; do
-  if ! command -v "$command" >/dev/null 2>&1; then
+  if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$command" >/dev/null 2>&1; then
     missing+=("${package_for[$command]}")
   fi
 done

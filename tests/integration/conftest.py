@@ -189,4 +189,6 @@ def edge_env(
         # Tests of the counting path run without an origin; test_end_to_end covers reels.
         "REELSTREAM_EDGE_VALIDATE_REELS": "false" if origin is None else "true",
         "REELSTREAM_EDGE_ORIGIN_ADDRESS": origin or "127.0.0.1:1",
+        # Every edge serves HLS too: a port of its own, so several edges can run at once.
+        "REELSTREAM_EDGE_HTTP_ADDRESS": f"127.0.0.1:{free_port()}",
     }
