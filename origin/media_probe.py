@@ -238,9 +238,9 @@ async def probe_file(path: Path, size_bytes: int, limits: ProbeLimits) -> Source
     try:
         result = await run_tool(ffprobe_argv(path), timeout_s=limits.timeout_s)
         if result.returncode < 0:
-            # Killed by a signal: seen once in a few hundred test runs on a loaded machine
-            # (SIGSEGV, not reproducible on the same file). Not the uploader's fault until
-            # it happens again.
+            # Killed by a signal. Seen (SIGSEGV before exec) while tools were spawned with
+            # fork() from a process full of gRPC threads; media_tool now spawns without
+            # fork handlers, and one retry keeps a stray crash from rejecting a good file.
             logger.warning(
                 "ffprobe killed by a signal, retrying once",
                 extra={"fields": {"signal": -result.returncode}},

@@ -32,7 +32,7 @@ class EncoderSettings:
     threads: int
 
 
-def _input_args(source: Path, threads: int) -> list[str]:
+def _input_args(source: Path, threads: int, duration_s: float) -> list[str]:
     return [
         "ffmpeg",
         "-hide_banner",
@@ -46,6 +46,10 @@ def _input_args(source: Path, threads: int) -> list[str]:
         DEMUXER_WHITELIST,
         "-threads",
         str(threads),
+        # Never read past the probed duration (+1 s): a container that understates its
+        # length cannot make the transcode exceed the duration limit.
+        "-t",
+        f"{duration_s + 1:.3f}",
         "-i",
         "file:" + str(source),
     ]
@@ -151,7 +155,7 @@ def ladder_argv(
     graph += [f"[s{i}]{_scale(rung)}[v{i}]" for i, rung in enumerate(rungs)]
     if with_stills:
         graph.append(f"[s{len(rungs)}]{_stills_filter(media, plan)}[stills]")
-    argv = _input_args(source, encoder.threads)
+    argv = _input_args(source, encoder.threads, media.duration_s)
     argv += ["-filter_complex_threads", "1", "-filter_complex", ";".join(graph)]
     if progress:
         argv += ["-progress", "pipe:1", "-stats_period", "0.5"]
@@ -192,7 +196,7 @@ def single_rung_argv(
     """One rung alone, with the ladder's exact settings (the benchmark's baseline)."""
     rung = plan.rungs[rung_index]
     one = LadderPlan(rungs=(rung,), frame_rate=plan.frame_rate)
-    argv = _input_args(source, encoder.threads)
+    argv = _input_args(source, encoder.threads, media.duration_s)
     argv += [
         "-filter_complex_threads",
         "1",

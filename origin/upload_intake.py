@@ -78,6 +78,7 @@ class UploadIntake:
         self._catalog = catalog
         self._pool = pool
         self._active: set[str] = set()
+        self._open_streams = 0
 
     async def receive(
         self, requests: AsyncIterator[origin_pb2.UploadRequest]
@@ -94,17 +95,20 @@ class UploadIntake:
         first = await anext(requests, None)
         if first is None or first.WhichOneof("part") != "metadata":
             raise UploadRejected("the first message of an upload must carry its metadata")
-        metadata = first.metadata
-        if len(self._active) >= self._config.max_concurrent_uploads:
-            raise OriginBusy(f"{len(self._active)} uploads in progress; retry later")
-        record = await self._open(metadata)
-        if record.upload_id in self._active:
-            raise UploadConflict(f"upload {record.upload_id} is being sent by another stream")
-        self._active.add(record.upload_id)
+        if self._open_streams >= self._config.max_concurrent_uploads:
+            raise OriginBusy(f"{self._open_streams} uploads in progress; retry later")
+        self._open_streams += 1
         try:
-            return await self._receive_chunks(record, requests)
+            record = await self._open(first.metadata)
+            if record.upload_id in self._active:
+                raise UploadConflict(f"upload {record.upload_id} is being sent by another stream")
+            self._active.add(record.upload_id)
+            try:
+                return await self._receive_chunks(record, requests)
+            finally:
+                self._active.discard(record.upload_id)
         finally:
-            self._active.discard(record.upload_id)
+            self._open_streams -= 1
 
     async def _open(self, metadata: origin_pb2.UploadMetadata) -> UploadRecord:
         if metadata.upload_id:
