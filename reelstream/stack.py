@@ -1,4 +1,5 @@
-"""The local stack on loopback: Cassandra, one Redis per edge, origin, counter shards, edges.
+"""The local stack on loopback: Cassandra, one Redis per edge, origin, counter shards, spam
+filter, edges.
 
 Processes are detached (they outlive the CLI), tracked by pid files under
 `$REELSTREAM_VAR_DIR/run`, log to `$REELSTREAM_VAR_DIR/log/<name>.log`, and are considered
@@ -88,6 +89,22 @@ def plan(edges: int, shards: int) -> list[ServiceSpec]:
                 },
             )
         )
+    # The spam filter (spam/): edges forward accepted events to it and screen inline with
+    # its blocklist; its verdicts reach the shards as corrections.
+    specs.append(
+        ServiceSpec(
+            "spam",
+            "spam",
+            50081,
+            9181,
+            {
+                "REELSTREAM_SPAM_GRPC_ADDRESS": "127.0.0.1:50081",
+                "REELSTREAM_SPAM_METRICS_PORT": "9181",
+                "REELSTREAM_SPAM_COUNTER_ADDRESSES": ",".join(counters),
+                "REELSTREAM_SPAM_ORIGIN_ADDRESS": "127.0.0.1:50071",
+            },
+        )
+    )
     for j in range(edges):
         specs.append(
             ServiceSpec(
@@ -102,6 +119,8 @@ def plan(edges: int, shards: int) -> list[ServiceSpec]:
                     "REELSTREAM_EDGE_REDIS_URL": f"redis://127.0.0.1:{edge_redis_port(j)}/0",
                     "REELSTREAM_EDGE_COUNTER_ADDRESSES": ",".join(counters),
                     "REELSTREAM_EDGE_HTTP_ADDRESS": f"127.0.0.1:{8080 + j}",
+                    "REELSTREAM_EDGE_SPAM_ADDRESS": "127.0.0.1:50081",
+                    "REELSTREAM_EDGE_SPAM_SCREEN_ENABLED": "true",
                     "REELSTREAM_EDGE_EDGE_HTTP_URLS": ",".join(
                         f"edge-{k}=http://127.0.0.1:{8080 + k}" for k in range(edges)
                     ),
