@@ -26,6 +26,14 @@ KIND_BY_WIDTH: dict[str, int] = {"minute": 1, "hour": 2, "day": 3}
 VIEWER_BUFFER_LIMIT = 256
 
 
+BucketKeys = tuple[tuple[str, int], ...]
+
+
+def bucket_keys(ts_ms: int) -> BucketKeys:
+    """The (width, start ms) of the minute, hour and day buckets holding `ts_ms`."""
+    return tuple((width, ts_ms - ts_ms % width_ms) for width, width_ms in BUCKET_WIDTHS_MS.items())
+
+
 @dataclass(slots=True)
 class ReelState:
     """Everything a shard knows about one reel."""
@@ -68,14 +76,18 @@ class ReelState:
         return self.viewers.count()
 
     def add_bucket(self, ts_ms: int, views: int, likes: int) -> None:
-        for width, width_ms in BUCKET_WIDTHS_MS.items():
-            key = (width, ts_ms - ts_ms % width_ms)
-            slot = self.buckets.get(key)
+        self.add_to_buckets(bucket_keys(ts_ms), views, likes)
+
+    def add_to_buckets(self, keys: BucketKeys, views: int, likes: int) -> None:
+        buckets = self.buckets
+        for key in keys:
+            slot = buckets.get(key)
             if slot is None:
-                slot = self.buckets[key] = [0, 0]
-            slot[0] += views
-            slot[1] += likes
-            self.dirty_buckets.add(key)
+                buckets[key] = [views, likes]
+            else:
+                slot[0] += views
+                slot[1] += likes
+        self.dirty_buckets.update(keys)
 
     def to_counts(self, reel_id: int) -> common_pb2.ReelCounts:
         return common_pb2.ReelCounts(
@@ -136,14 +148,19 @@ class ShardState:
                 is newer than the reel's snapshot (reels absent from it are applied).
         """
         changed: set[int] = set()
+        # A batch spans a minute or two: its bucket keys are built once per minute.
+        keys_by_minute: dict[int, BucketKeys] = {}
         for reel_id, minute, count in zip(
             batch.view_reel_ids, batch.view_minutes, batch.view_counts, strict=True
         ):
             if only_reels is not None and not only_reels.get(reel_id, True):
                 continue
+            keys = keys_by_minute.get(minute)
+            if keys is None:
+                keys = keys_by_minute[minute] = bucket_keys(minute * MINUTE_MS)
             reel = self.reel(reel_id)
             reel.views += count
-            reel.add_bucket(minute * MINUTE_MS, count, 0)
+            reel.add_to_buckets(keys, count, 0)
             changed.add(reel_id)
         for reel_id, user_id, ts_ms, liked in zip(
             batch.like_reel_ids,
