@@ -11,8 +11,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from counter.unique_viewers import UniqueViewers
 from protos import common_pb2, counter_pb2
 
@@ -63,7 +61,7 @@ class ReelState:
 
     def flush_viewers(self) -> UniqueViewers:
         if self.viewer_buffer:
-            self.viewers.add(np.fromiter(self.viewer_buffer, dtype=np.uint64))
+            self.viewers.add_list(self.viewer_buffer)
             self.viewer_buffer = []
         self.viewers_merged_at = time.monotonic()
         return self.viewers

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from reelstream.hashing import mix64_array
 
 EXACT_LIMIT = 1_000
+SMALL_MERGE_LIMIT = 64
 PRECISION = 16
 REGISTERS = 1 << PRECISION
 _ALPHA = 0.7213 / (1 + 1.079 / REGISTERS)
@@ -60,6 +61,16 @@ class UniqueViewers:
         # Rank = leading zeros of the remaining 48 bits + 1 (capped when they are all zero).
         rank = np.minimum(leading_zeros(rest) + 1, 64 - PRECISION + 1).astype(np.uint8)
         np.maximum.at(self._registers, index, rank)
+
+    def add_list(self, user_ids: list[int]) -> None:
+        """`add` for ids in a Python list. Small exact sets (the long tail of reels) merge
+        as Python sets: numpy's per-call overhead made each small merge cost ~15 us."""
+        if self._registers is None and len(self._exact) + len(user_ids) <= SMALL_MERGE_LIMIT:
+            merged = set(self._exact.tolist())
+            merged.update(user_ids)
+            self._exact = np.array(sorted(merged), dtype=np.uint64)
+            return
+        self.add(np.fromiter(user_ids, dtype=np.uint64, count=len(user_ids)))
 
     def count(self) -> int:
         if self._registers is None:

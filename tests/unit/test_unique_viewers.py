@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from counter.unique_viewers import EXACT_LIMIT, UniqueViewers
 
@@ -48,3 +50,12 @@ def test_leading_zeros_is_exact_at_power_of_two_boundaries() -> None:
 
     values = np.array([0, 1, 2**47 - 1, 2**47, 2**63 - 1, 2**63, 2**64 - 1], dtype=np.uint64)
     assert leading_zeros(values).tolist() == [64, 63, 17, 16, 1, 0, 0]
+
+
+@given(st.lists(st.lists(st.integers(0, 2**64 - 1), max_size=80), max_size=30))
+def test_adding_python_lists_equals_adding_arrays(chunks: list[list[int]]) -> None:
+    from_lists, from_arrays = UniqueViewers(), UniqueViewers()
+    for chunk in chunks:
+        from_lists.add_list(chunk)
+        from_arrays.add(np.array(chunk, dtype=np.uint64))
+    assert from_lists.to_bytes() == from_arrays.to_bytes()
