@@ -16,7 +16,7 @@ from profanity_check import predict_prob
 from moderation.signals import TEXT_BLOCKLIST, TEXT_MODEL, TEXT_WATCHLIST, Signal
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
-                       "$": "s", "!": "i", "+": "t"})  # fmt: skip
+                       "$": "s", "+": "t"})  # fmt: skip
 _REPEATS = re.compile(r"(.)\1{2,}")
 _WORD = re.compile(r"[a-z]+")
 
