@@ -33,11 +33,16 @@ class HashBanks:
             if bank not in self._enabled:
                 await self._store.put_bank(bank, True)
                 self._enabled[bank] = True
-        for bank in self._enabled:
+        for bank in list(self._enabled):
             entries = await self._store.bank_hashes(bank)
-            index = HashIndex()
-            await asyncio.to_thread(index.add_many, entries)
-            self._indexes[bank] = index
+            await asyncio.to_thread(self.load_index, bank, entries)
+
+    def load_index(self, bank: str, entries: dict[str, list[FrameHash]]) -> None:
+        """Replaces a bank's in-memory index (blocking; start-up and benchmarks)."""
+        index = HashIndex()
+        index.add_many(entries)
+        self._indexes[bank] = index
+        self._enabled.setdefault(bank, True)
 
     def sizes(self) -> dict[str, int]:
         return {bank: len(index) for bank, index in self._indexes.items()}

@@ -16,8 +16,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from protos import common_pb2, edge_pb2_grpc, moderation_pb2, moderation_pb2_grpc, origin_pb2
-from protos import origin_pb2_grpc
+from protos import (
+    common_pb2,
+    edge_pb2_grpc,
+    moderation_pb2,
+    moderation_pb2_grpc,
+    origin_pb2,
+    origin_pb2_grpc,
+)
 from tests.integration.conftest import ServiceProcess, free_port
 from tests.integration.moderation_clips import make_disguised_copy, make_original, make_unrelated
 
@@ -201,10 +207,9 @@ def test_upload_report_review_takedown_rematch_and_appeal(
             if isinstance(r, moderation_pb2.ReviewItem)
         ]  # fmt: skip
         assert len(won) == 1, results
-        assert (
-            [r for r in results if not isinstance(r, moderation_pb2.ReviewItem)]
-            == [grpc.StatusCode.NOT_FOUND] * 3
-        )
+        assert [r for r in results if not isinstance(r, moderation_pb2.ReviewItem)] == [
+            grpc.StatusCode.NOT_FOUND
+        ] * 3
         holder, item = won[0]
         assert item.reel_id == reel_id
         assert any(s.name == "reports:violence" for s in item.signals)
