@@ -194,3 +194,8 @@ k8s-validate: $(STAMP) ## kubeconform -strict on deploy/k8s (installs kubeconfor
 bench-video-edge: deps $(BENCH_STAMP) ## Edge hot segments vs nginx, hit ratio vs LRU/Belady, coalescing (BENCH_VIDEO_SECONDS=n)
 	@scripts/install-system-deps.sh bench
 	$(BIN)/python -m loadtest.bench.video_edge
+
+# --- Moderation (moderation/, docs/moderation.md)
+.PHONY: bench-moderation
+bench-moderation: deps ## Moderation latency vs transcode, NudeNet/vPDQ frames/s, bank lookup (100k hashes) -> results/bench-moderation.json
+	$(BIN)/python -m loadtest.bench.moderation

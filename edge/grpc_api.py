@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -28,11 +28,15 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
         cache: CountCache,
         watch_interval_s: float,
         segment_cache: SegmentCache | None = None,
+        forget_reel: Callable[[int], None] | None = None,
     ) -> None:
         self._intake = intake
         self._cache = cache
         self._watch_interval_s = watch_interval_s
         self._segment_cache = segment_cache
+        # Drops the reel-directory entry on a purge, so events of a removed reel are refused
+        # at once (their counts freeze) instead of after the directory's TTL.
+        self._forget_reel = forget_reel
 
     async def _submit(
         self, batch: common_pb2.EventBatch, context: Context
@@ -126,6 +130,8 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
     ) -> edge_pb2.PurgeReelResponse:
         if request.reel_id == 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reel_id must be set")
+        if self._forget_reel is not None:
+            self._forget_reel(request.reel_id)
         if self._segment_cache is None:
             return edge_pb2.PurgeReelResponse()
         purged = self._segment_cache.purge_reel(request.reel_id)

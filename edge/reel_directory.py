@@ -51,6 +51,9 @@ class ReelDirectory:
         self._timeout_s = timeout_s
         self._entries: OrderedDict[int, tuple[float, ReelInfo | None]] = OrderedDict()
         self._in_flight: dict[int, asyncio.Future[ReelInfo | None]] = {}
+        # Reels forgotten while a lookup of them was in flight: that answer may predate the
+        # takedown, so it is passed to its waiters but not cached.
+        self._forgotten_in_flight: set[int] = set()
 
     async def lookup(self, reel_ids: Iterable[int]) -> dict[int, ReelInfo | None]:
         now = time.monotonic()
@@ -96,10 +99,11 @@ class ReelDirectory:
             cache = False  # never cache a guess
         now = time.monotonic()
         for reel_id, info in results.items():
-            if cache:
+            if cache and reel_id not in self._forgotten_in_flight:
                 ttl = self._ttl_s if info is not None else self._unknown_ttl_s
                 self._entries[reel_id] = (now + ttl, info)
                 self._entries.move_to_end(reel_id)
+            self._forgotten_in_flight.discard(reel_id)
             future = self._in_flight.pop(reel_id, None)
             if future is not None and not future.done():
                 future.set_result(info)
@@ -109,6 +113,8 @@ class ReelDirectory:
     def forget(self, reel_id: int) -> None:
         """Drops a cached entry (a takedown must not wait for the TTL)."""
         self._entries.pop(reel_id, None)
+        if reel_id in self._in_flight:
+            self._forgotten_in_flight.add(reel_id)
 
     async def close(self) -> None:
         await self._channel.close()

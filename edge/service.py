@@ -129,6 +129,7 @@ class EdgeService:
             cache,
             self._config.watch_interval_s,
             self.segment_cache,
+            self._directory.forget if self._directory is not None else None,
         )
         self._work = [
             self._loops.start(self.journal.run_group_commit(), "group-commit"),

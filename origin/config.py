@@ -61,6 +61,12 @@ class OriginConfig(CassandraConfigFields):
     segment_chunk_bytes: int = 256 * 1024
     """Bytes per GetSegment message."""
 
+    moderation_address: str = ""
+    """gRPC address of the moderation service (AnalyzeReel before publish); empty disables
+    moderation: every transcoded reel is published."""
+    moderation_timeout_s: float = 300.0
+    """Deadline of one AnalyzeReel call (a reel is held for review when it keeps failing)."""
+
     def media_root(self) -> Path:
         return Path(self.media_dir) if self.media_dir else var_dir() / "media"
 

@@ -34,6 +34,8 @@ class ModerationSubject:
     """The reel's published media folder (playlists, segments)."""
     stills: tuple[Path, ...]
     """Poster and evenly spaced frames (JPEG), for image models and thumbnails."""
+    source: Path | None = None
+    """The uploaded file while it is still on disk (video hashing reads it)."""
 
 
 @dataclass(frozen=True)

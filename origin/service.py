@@ -16,6 +16,7 @@ from origin.media_reader import MediaReader
 from origin.media_store import MediaStore
 from origin.moderation_hook import ModerationHook, PublishEverything
 from origin.reel_catalog import ReelCatalog
+from origin.remote_moderation import RemoteModeration
 from origin.transcode_pool import TranscodePool
 from origin.upload_intake import UploadIntake
 from protos import origin_pb2, origin_pb2_grpc
@@ -34,6 +35,11 @@ class OriginService:
         self._client = CassandraClient(CassandraSettings.of(config))
         self._catalog = ReelCatalog(self._client)
         self._store = MediaStore(config.media_root())
+        self._remote_moderation: RemoteModeration | None = None
+        if moderation is None and config.moderation_address:
+            moderation = self._remote_moderation = RemoteModeration(
+                config.moderation_address, config.moderation_timeout_s
+            )
         self._pool = TranscodePool(
             config, self._store, self._catalog, moderation or PublishEverything()
         )
@@ -71,4 +77,6 @@ class OriginService:
 
     async def close(self) -> None:
         await self._loops.cancel_all()
+        if self._remote_moderation is not None:
+            await self._remote_moderation.close()
         await self._client.close()

@@ -244,4 +244,5 @@ class TranscodePool:
             duration_s=job.media.duration_s,
             media_dir=media_dir,
             stills=stills,
+            source=job.source,
         )

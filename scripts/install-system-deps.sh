@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Reelstream needs when a command is missing (idempotent):
-# redis-server, ffmpeg/ffprobe, a Java 17 runtime and Maven (to fetch and run Cassandra).
+# redis-server, ffmpeg/ffprobe, a Java 17 runtime and Maven (to fetch and run Cassandra), and
+# the libav*-dev headers and pkg-config that the `vpdq` wheel (moderation) builds against.
 # `install-system-deps.sh bench` also installs what the video benchmark compares against:
 # nginx (the reference static server) and wrk (the HTTP load tool).
 set -euo pipefail
@@ -22,6 +23,15 @@ for command in "${!package_for[@]}"; do
     missing+=("${package_for[$command]}")
   fi
 done
+# vpdq (PyPI, source only) compiles against these; checked by pkg-config module name.
+for module in libavdevice libavfilter libavformat libavcodec libswresample libswscale libavutil; do
+  if ! pkg-config --exists "$module" 2>/dev/null; then
+    missing+=("$module-dev")
+  fi
+done
+if ! command -v pkg-config >/dev/null 2>&1; then
+  missing+=(pkg-config)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

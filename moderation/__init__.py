@@ -1,0 +1,1 @@
+"""Content moderation of the origin tier: upload analysis, hash banks, reports, review, takedown."""

@@ -1,0 +1,27 @@
+"""Entry point: `reelstream-moderation` (or `python -m moderation`)."""
+
+from __future__ import annotations
+
+from moderation.config import load
+from moderation.service import ModerationService
+from reelstream.logs import configure_logging
+from reelstream.service_shell import ShellConfig, run, serve
+
+
+def main() -> None:
+    config = load()
+    configure_logging("moderation", config.log_level)
+    shell = ShellConfig(
+        service_name="moderation",
+        grpc_address=config.grpc_address,
+        metrics_port=config.metrics_port,
+    )
+
+    async def amain() -> None:
+        await serve(shell, ModerationService(config))
+
+    run(amain)
+
+
+if __name__ == "__main__":
+    main()
