@@ -1,5 +1,5 @@
 """The local stack on loopback: Cassandra, one Redis per edge, origin, counter shards, spam
-filter, edges.
+filter, moderation, edges.
 
 Processes are detached (they outlive the CLI), tracked by pid files under
 `$REELSTREAM_VAR_DIR/run`, log to `$REELSTREAM_VAR_DIR/log/<name>.log`, and are considered
@@ -70,6 +70,7 @@ def plan(edges: int, shards: int) -> list[ServiceSpec]:
                 "REELSTREAM_ORIGIN_GRPC_ADDRESS": "127.0.0.1:50071",
                 "REELSTREAM_ORIGIN_METRICS_PORT": "9171",
                 "REELSTREAM_ORIGIN_MEDIA_DIR": str(var_dir() / "media"),
+                "REELSTREAM_ORIGIN_MODERATION_ADDRESS": "127.0.0.1:50091",
             },
         )
     ]
@@ -102,6 +103,24 @@ def plan(edges: int, shards: int) -> list[ServiceSpec]:
                 "REELSTREAM_SPAM_METRICS_PORT": "9181",
                 "REELSTREAM_SPAM_COUNTER_ADDRESSES": ",".join(counters),
                 "REELSTREAM_SPAM_ORIGIN_ADDRESS": "127.0.0.1:50071",
+            },
+        )
+    )
+    # Moderation (moderation/): analyses uploads before they are published, runs reports,
+    # the review queue and takedowns (purging every edge).
+    specs.append(
+        ServiceSpec(
+            "moderation",
+            "moderation",
+            50091,
+            9191,
+            {
+                "REELSTREAM_MODERATION_GRPC_ADDRESS": "127.0.0.1:50091",
+                "REELSTREAM_MODERATION_METRICS_PORT": "9191",
+                "REELSTREAM_MODERATION_EDGE_ADDRESSES": ",".join(
+                    f"127.0.0.1:{50051 + k}" for k in range(edges)
+                ),
+                "REELSTREAM_MODERATION_COUNTER_ADDRESSES": ",".join(counters),
             },
         )
     )
