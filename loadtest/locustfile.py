@@ -12,9 +12,9 @@ from typing import Any
 
 from locust import events
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
-from loadtest import catalog, class_stats, suite_config
+from loadtest import catalog, class_stats, media_seed, suite_config
 from loadtest.users.bots import LockstepBot, ShortWatchBot
 from loadtest.users.creator import Creator
 from loadtest.users.moderation import Moderator, Reporter
@@ -44,6 +44,8 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     settings = suite_config.settings()
     if settings.seed_catalog and not isinstance(environment.runner, WorkerRunner):
         catalog.seed(environment, settings)
+    if not isinstance(environment.runner, MasterRunner):
+        media_seed.start(environment, settings, suite_config.playable_reels())
 
 
 events.init.add_listener(on_init)

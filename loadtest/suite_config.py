@@ -7,6 +7,7 @@ import functools
 import random
 
 from loadtest.load_settings import LoadSettings, load
+from loadtest.playable_reels import PlayableReels
 from loadtest.viewer_behaviour import ReelPicker
 
 
@@ -21,9 +22,9 @@ def reel_picker() -> ReelPicker:
 
 
 @functools.cache
-def media_reel_picker() -> ReelPicker:
-    media = settings().media_reel_ids
-    return ReelPicker(media) if media else reel_picker()
+def playable_reels() -> PlayableReels:
+    """This process's reels with HLS media (configured, seeded, or published by creators)."""
+    return PlayableReels(settings().media_reel_ids)
 
 
 def new_rng() -> random.Random:
