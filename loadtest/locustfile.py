@@ -38,6 +38,13 @@ if suite_config.settings().shape:
 
 def on_init(environment: Environment, **_: Any) -> None:
     class_stats.install(environment)
+    settings = suite_config.settings()
+    if not isinstance(environment.runner, MasterRunner):
+        # Before any gRPC channel exists (see loadtest/clip_library.py).
+        if settings.weight_table()["creator"] > 0:
+            suite_config.creator_clips().prepare()
+        if media_seed.needed(settings):
+            suite_config.seed_clips().prepare()
 
 
 def on_test_start(environment: Environment, **_: Any) -> None:
@@ -45,7 +52,8 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     if settings.seed_catalog and not isinstance(environment.runner, WorkerRunner):
         catalog.seed(environment, settings)
     if not isinstance(environment.runner, MasterRunner):
-        media_seed.start(environment, settings, suite_config.playable_reels())
+        reels = suite_config.playable_reels()
+        media_seed.start(environment, settings, suite_config.seed_clips(), reels)
 
 
 events.init.add_listener(on_init)

@@ -1,61 +1,29 @@
 """Creators: upload clips made by ffmpeg through the origin's client-streaming Upload, then
 follow the reel (GetReel) until the origin has transcoded and published it.
 
-Clips are made once per process (a few variants that differ in hue and tone, so content
-hashes differ; the origin reuses the transcoded media of bytes it already has), kept in a
-temporary folder. Every published reel joins the process's playable reels, so player
+Clips are made once per process (`suite_config.creator_clips`: a few variants that differ
+in hue and tone, so content hashes differ; the origin reuses the transcoded media of bytes
+it already has). Every published reel joins the process's playable reels, so player
 viewers also play fresh uploads (cold at the edge). The time from the end of the upload to
 PUBLISHED is reported as the figure `upload`/`time_to_publish_ms`.
 """
 
 from __future__ import annotations
 
-import tempfile
-import threading
 import time
-from pathlib import Path
 
 import grpc
 from locust import between, task
 from locust.env import Environment
 
 from loadtest import suite_config
-from loadtest.clip_upload import ClipSpec, NotPublished, make_clip, upload_clip, wait_published
+from loadtest.clip_upload import NotPublished, upload_clip, wait_published
 from loadtest.custom_stats import fire_sample
 from loadtest.grpc_user import GrpcUser
 from protos import origin_pb2_grpc
 
 WEIGHTS = suite_config.settings().weight_table()
-CLIP_VARIANTS = 3
 PUBLISH_TIMEOUT_S = 120.0
-
-
-class ClipLibrary:
-    """Short vertical test clips, made by ffmpeg on first use (one at a time per process)."""
-
-    def __init__(self, seconds: float) -> None:
-        self._seconds = seconds
-        self._folder = Path(tempfile.mkdtemp(prefix="reelstream-clips-"))
-        self._clips: dict[int, bytes] = {}
-        self._lock = threading.Lock()  # gevent-patched: other users run while ffmpeg does
-
-    def clip(self, variant: int) -> bytes:
-        variant %= CLIP_VARIANTS
-        with self._lock:
-            if variant not in self._clips:
-                spec = ClipSpec(seconds=self._seconds, variant=variant)
-                self._clips[variant] = make_clip(spec, self._folder / f"clip-{variant}.mp4")
-            return self._clips[variant]
-
-
-_library: ClipLibrary | None = None
-
-
-def clip_library() -> ClipLibrary:
-    global _library
-    if _library is None:
-        _library = ClipLibrary(suite_config.settings().clip_seconds)
-    return _library
 
 
 class Creator(GrpcUser):
@@ -77,7 +45,8 @@ class Creator(GrpcUser):
 
     @task
     def upload_and_publish(self) -> None:
-        clip = clip_library().clip(self.rng.randrange(CLIP_VARIANTS))
+        clips = suite_config.creator_clips()
+        clip = clips.clip(self.rng.randrange(len(clips)))
         self.uploads += 1
         caption = f"load test clip {self.uploads} of creator {self.creator_id}"
         try:
