@@ -113,7 +113,7 @@ bench-counters: deps $(BENCH_STAMP) ## Counting benchmark vs naive Cassandra, Re
 bench-video-transcode: deps $(BENCH_STAMP) ## Origin ladder: one ffmpeg process vs one per rung, origin overhead, first rung (BENCH_VIDEO_ROUNDS=n)
 	$(BIN)/python -m loadtest.bench.video_transcode
 
-bench: bench-counters ## Every benchmark
+bench: bench-counters bench-video bench-spam ## Every benchmark: counting, video (transcode + edge), spam filter
 
 bench-stop: ## Stop what an interrupted benchmark left running (its services, Redis, Cassandra)
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m loadtest.bench stop; fi
@@ -129,6 +129,10 @@ train-spam: deps ## Train the spam classifier on simulated traffic -> models/spa
 
 eval-spam: deps ## Evaluate the spam filter on held-out seeds and families -> results/eval-spam.json
 	$(BIN)/python -m spam.evaluation
+
+.PHONY: bench-spam
+bench-spam: eval-spam ## eval-spam, then its section of docs/benchmarks.md
+	$(BIN)/python -m loadtest.bench.spam_section
 
 # --- Load tests with Locust and independent gRPC clients (loadtest/, docs/loadtest.md).
 # Against the running stack (`make run`); loopback only, every run bounded in time.
@@ -189,7 +193,10 @@ k8s-validate: $(STAMP) ## kubeconform -strict on deploy/k8s (installs kubeconfor
 	$(BIN)/python -m reelstream.infra.k8s_validation
 
 # --- Video edge benchmark: edge vs nginx (wrk), cache policy vs LRU/Belady, coalescing.
-.PHONY: bench-video-edge
+.PHONY: bench-video-edge bench-video
+
+bench-video: bench-video-transcode bench-video-edge ## Both video benchmarks, then results/bench-video.json (issue 4's figures)
+	$(BIN)/python -m loadtest.bench.video_summary
 
 bench-video-edge: deps $(BENCH_STAMP) ## Edge hot segments vs nginx, hit ratio vs LRU/Belady, coalescing (BENCH_VIDEO_SECONDS=n)
 	@scripts/install-system-deps.sh bench
