@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 PROTOS := $(wildcard protos/*.proto)
 GENERATED := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: help deps system-deps venv proto run up down status logs test test-slow lint \
+.PHONY: help deps system-deps venv proto run up down status logs test test-slow test-player lint \
         cassandra-up cassandra-down cassandra-wipe cassandra-status cassandra-cluster-up \
         redis-up redis-down clean chaos
 
@@ -62,6 +62,10 @@ test: deps ## Install what is missing, start the real servers the tests need, ru
 
 test-slow: deps ## Also the long chaos/soak tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-player: deps ## hls.js in headless Chromium plays a reel from a real edge (installs chromium, node, npm packages)
+	@scripts/install-system-deps.sh player
+	$(BIN)/python -m pytest tests/integration/test_player.py $(PYTEST_ARGS)
 
 chaos: deps ## Fault suite: repeated kill -9 of edges, shards, Redis, Cassandra under load
 	$(BIN)/python -m pytest -m slow tests/integration/test_faults.py $(PYTEST_ARGS)
