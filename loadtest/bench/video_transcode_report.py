@@ -67,12 +67,17 @@ def markdown(results: Mapping[str, object]) -> str:
     rungs = results["rungs"]
     assert isinstance(rungs, list)
     table = "\n".join(rows)
+    machine = results["machine"]
+    assert isinstance(machine, dict)
     return f"""### Transcoding at the origin (`make bench-video-transcode`)
 
-Command: `{_command()}`. Clip: {results["clip"]}; ladder {", ".join(rungs)}, libx264
-`{results["preset"]}`, {results["ffmpeg_threads"]} threads per encoder; the fastest wall
-time of {results["rounds"]} round(s), order rotated between rounds. Load average at the end
-{results["load_average_at_end"]} (shared machine: CPU seconds are the steadier figure).
+Command: `{_command()}`.
+Clip: {results["clip"]}; ladder {", ".join(rungs)}, libx264 `{results["preset"]}`,
+{results["ffmpeg_threads"]} threads per encoder.
+Fastest wall time of {results["rounds"]} round(s), order rotated between rounds.
+Machine: {machine.get("nproc")} cores ({machine.get("cpu_model")}), load average at the end
+{results["load_average_at_end"]}: the machine is shared, so CPU seconds are the steadier
+figure.
 
 | measure | value | verdict |
 |---|---|---|
