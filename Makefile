@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 PROTOS := $(wildcard protos/*.proto)
 GENERATED := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: help deps system-deps venv proto run up down status logs test test-slow lint \
+.PHONY: help deps system-deps venv proto run up down status logs test test-slow test-player lint \
         cassandra-up cassandra-down cassandra-wipe cassandra-status cassandra-cluster-up \
         redis-up redis-down clean chaos
 
@@ -62,6 +62,10 @@ test: deps ## Install what is missing, start the real servers the tests need, ru
 
 test-slow: deps ## Also the long chaos/soak tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-player: deps ## hls.js in headless Chromium plays a reel from a real edge (installs chromium, node, npm packages)
+	@scripts/install-system-deps.sh player
+	$(BIN)/python -m pytest tests/integration/test_player.py $(PYTEST_ARGS)
 
 chaos: deps ## Fault suite: repeated kill -9 of edges, shards, Redis, Cassandra under load
 	$(BIN)/python -m pytest -m slow tests/integration/test_faults.py $(PYTEST_ARGS)
@@ -113,7 +117,7 @@ bench-counters: deps $(BENCH_STAMP) ## Counting benchmark vs naive Cassandra, Re
 bench-video-transcode: deps $(BENCH_STAMP) ## Origin ladder: one ffmpeg process vs one per rung, origin overhead, first rung (BENCH_VIDEO_ROUNDS=n)
 	$(BIN)/python -m loadtest.bench.video_transcode
 
-bench: bench-counters ## Every benchmark
+bench: bench-counters bench-video bench-spam ## Every benchmark: counting, video (transcode + edge), spam filter
 
 bench-stop: ## Stop what an interrupted benchmark left running (its services, Redis, Cassandra)
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m loadtest.bench stop; fi
@@ -129,6 +133,10 @@ train-spam: deps ## Train the spam classifier on simulated traffic -> models/spa
 
 eval-spam: deps ## Evaluate the spam filter on held-out seeds and families -> results/eval-spam.json
 	$(BIN)/python -m spam.evaluation
+
+.PHONY: bench-spam
+bench-spam: eval-spam ## eval-spam, then its section of docs/benchmarks.md
+	$(BIN)/python -m loadtest.bench.spam_section
 
 # --- Load tests with Locust and independent gRPC clients (loadtest/, docs/loadtest.md).
 # Against the running stack (`make run`); loopback only, every run bounded in time.
@@ -189,7 +197,10 @@ k8s-validate: $(STAMP) ## kubeconform -strict on deploy/k8s (installs kubeconfor
 	$(BIN)/python -m reelstream.infra.k8s_validation
 
 # --- Video edge benchmark: edge vs nginx (wrk), cache policy vs LRU/Belady, coalescing.
-.PHONY: bench-video-edge
+.PHONY: bench-video-edge bench-video
+
+bench-video: bench-video-transcode bench-video-edge ## Both video benchmarks, then results/bench-video.json (issue 4's figures)
+	$(BIN)/python -m loadtest.bench.video_summary
 
 bench-video-edge: deps $(BENCH_STAMP) ## Edge hot segments vs nginx, hit ratio vs LRU/Belady, coalescing (BENCH_VIDEO_SECONDS=n)
 	@scripts/install-system-deps.sh bench

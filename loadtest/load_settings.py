@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from reelstream.settings import ConfigError, load_config
 
 # User classes and their default weights. Classes that need features not merged yet are 0
-# (Locust then leaves them out): playback needs the HLS edge (issue 4), uploads the origin's
-# Upload (issue 4), moderators and reporters the moderation service (issue 6).
+# (Locust then leaves them out): moderators and reporters need the moderation service
+# (issue 6). Player viewers and creators drive the real video path (issue 4): the edges'
+# HLS over HTTP and the origin's Upload and transcoding.
 DEFAULT_WEIGHTS: dict[str, int] = {
     "viewer": 10,
-    "player_viewer": 0,
+    "player_viewer": 4,
     "short_watch_bot": 2,
     "lockstep_bot": 1,
-    "creator": 0,
+    "creator": 1,
     "reporter": 0,
     "moderator": 0,
 }
@@ -48,7 +49,17 @@ class LoadSettings:
     seed_catalog: bool = True
     """Import the simulated catalog into the origin (ImportReels) when a test starts."""
     media_reel_ids: tuple[int, ...] = ()
-    """Reels that have HLS media (player viewers watch these; empty: the whole catalog)."""
+    """Reels that have HLS media for player viewers. Empty: every process with player
+    viewers uploads `media_seed_clips` clips through the origin when the test starts and
+    plays those (plus every reel its creators see published)."""
+    media_seed_clips: int = 2
+    """Clips uploaded for player viewers when `media_reel_ids` is empty (same bytes every
+    run, so the origin reuses their transcoded media)."""
+    media_clip_seconds: float = 6.0
+    """Length of a seeded clip (480x854: the origin makes 480p, 360p and 240p rungs)."""
+    media_wait_s: float = 120.0
+    """How long a player viewer waits for a playable reel (seeding: upload + transcode)
+    before it watches the catalog without video."""
     users: int = 1_000_000
     """Viewer ids are drawn from 1 .. users."""
     weights: tuple[str, ...] = ()
@@ -94,6 +105,8 @@ class LoadSettings:
             raise ConfigError(f"shape must be one of {SHAPES[1:]} (or empty)")
         if self.time_scale <= 0:
             raise ConfigError("time_scale must be positive")
+        if self.media_seed_clips < 0 or self.media_clip_seconds <= 0:
+            raise ConfigError("media_seed_clips must be >= 0 and media_clip_seconds positive")
         self.weight_table()
 
     def weight_table(self) -> dict[str, int]:

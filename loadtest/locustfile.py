@@ -12,9 +12,9 @@ from typing import Any
 
 from locust import events
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
-from loadtest import catalog, class_stats, suite_config
+from loadtest import catalog, class_stats, media_seed, suite_config
 from loadtest.users.bots import LockstepBot, ShortWatchBot
 from loadtest.users.creator import Creator
 from loadtest.users.moderation import Moderator, Reporter
@@ -38,12 +38,22 @@ if suite_config.settings().shape:
 
 def on_init(environment: Environment, **_: Any) -> None:
     class_stats.install(environment)
+    settings = suite_config.settings()
+    if not isinstance(environment.runner, MasterRunner):
+        # Before any gRPC channel exists (see loadtest/clip_library.py).
+        if settings.weight_table()["creator"] > 0:
+            suite_config.creator_clips().prepare()
+        if media_seed.needed(settings):
+            suite_config.seed_clips().prepare()
 
 
 def on_test_start(environment: Environment, **_: Any) -> None:
     settings = suite_config.settings()
     if settings.seed_catalog and not isinstance(environment.runner, WorkerRunner):
         catalog.seed(environment, settings)
+    if not isinstance(environment.runner, MasterRunner):
+        reels = suite_config.playable_reels()
+        media_seed.start(environment, settings, suite_config.seed_clips(), reels)
 
 
 events.init.add_listener(on_init)

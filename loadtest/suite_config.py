@@ -6,7 +6,10 @@ from __future__ import annotations
 import functools
 import random
 
+from loadtest.clip_library import ClipLibrary
+from loadtest.clip_upload import ClipSpec
 from loadtest.load_settings import LoadSettings, load
+from loadtest.playable_reels import PlayableReels
 from loadtest.viewer_behaviour import ReelPicker
 
 
@@ -21,9 +24,30 @@ def reel_picker() -> ReelPicker:
 
 
 @functools.cache
-def media_reel_picker() -> ReelPicker:
-    media = settings().media_reel_ids
-    return ReelPicker(media) if media else reel_picker()
+def playable_reels() -> PlayableReels:
+    """This process's reels with HLS media (configured, seeded, or published by creators)."""
+    return PlayableReels(settings().media_reel_ids)
+
+
+CREATOR_CLIP_VARIANTS = 3
+
+
+@functools.cache
+def creator_clips() -> ClipLibrary:
+    """Creators' clips: 360x640, `clip_seconds` long (the origin makes 360p and 240p)."""
+    seconds = settings().clip_seconds
+    specs = [ClipSpec(360, 640, seconds, variant) for variant in range(CREATOR_CLIP_VARIANTS)]
+    return ClipLibrary(specs, "reelstream-clips-")
+
+
+@functools.cache
+def seed_clips() -> ClipLibrary:
+    """Media seeding's clips: 480x854 (480p, 360p and 240p rungs), `media_clip_seconds`
+    long; variants from 10 up, so they never share bytes with a creator's clip."""
+    seconds = settings().media_clip_seconds
+    count = max(1, settings().media_seed_clips)
+    specs = [ClipSpec(480, 854, seconds, 10 + index) for index in range(count)]
+    return ClipLibrary(specs, "reelstream-seed-")
 
 
 def new_rng() -> random.Random:

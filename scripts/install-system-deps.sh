@@ -3,7 +3,8 @@
 # redis-server, ffmpeg/ffprobe, a Java 17 runtime and Maven (to fetch and run Cassandra), and
 # the libav*-dev headers and pkg-config that the `vpdq` wheel (moderation) builds against.
 # `install-system-deps.sh bench` also installs what the video benchmark compares against:
-# nginx (the reference static server) and wrk (the HTTP load tool).
+# nginx (the reference static server) and wrk (the HTTP load tool); `install-system-deps.sh
+# player` what the real-player test needs: Chromium, Node.js and npm (tests/player/).
 set -euo pipefail
 
 declare -A package_for=(
@@ -16,6 +17,11 @@ declare -A package_for=(
 if [ "${1:-}" = "bench" ]; then
   package_for[nginx]=nginx-light
   package_for[wrk]=wrk
+fi
+if [ "${1:-}" = "player" ]; then
+  package_for[chromium]=chromium
+  package_for[node]=nodejs
+  package_for[npm]=npm
 fi
 missing=()
 for command in "${!package_for[@]}"; do

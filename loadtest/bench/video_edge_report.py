@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtest.bench.cache_trace import TraceSettings
+from loadtest.bench.doc_sections import replace_section
 from loadtest.bench.http_load import WrkResult
 from loadtest.bench.settings import REPO_ROOT
 
-DOCS_MD = REPO_ROOT / "docs" / "benchmarks.md"
 PLOT_PNG = REPO_ROOT / "docs" / "bench-video-edge.png"
-START = "<!-- bench-video-edge: generated, start -->"
-END = "<!-- bench-video-edge: generated, end -->"
+SECTION = "bench-video-edge"
 MAIN_SHARE = 0.05
 
 
@@ -129,7 +128,7 @@ def console_table(results: VideoEdgeResults) -> str:
 def _markdown(results: VideoEdgeResults) -> str:
     rows = "\n".join(f"| {' | '.join(row)} |" for row in _rows(results))
     trace = results.trace
-    return f"""## Video edge (`make bench-video-edge`)
+    return f"""### Edge (`make bench-video-edge`)
 
 Command: `{_command()}`. {results.workers} edge worker processes (SO_REUSEPORT) vs nginx
 with {results.workers} workers serving the same files from disk; wrk, 1 thread,
@@ -204,12 +203,4 @@ def write_outputs(results: VideoEdgeResults, json_path: Path) -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(document, indent=2) + "\n")
     write_plot(results, PLOT_PNG)
-    section = f"{START}\n{_markdown(results)}{END}\n"
-    text = DOCS_MD.read_text() if DOCS_MD.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS_MD.write_text(text)
+    replace_section(SECTION, _markdown(results))

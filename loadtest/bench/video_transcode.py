@@ -16,7 +16,8 @@ For one 15 s 1080x1920 30 fps clip (testsrc2 + sine, made once by ffmpeg), side 
 Wall seconds and the CPU seconds of the child processes (user + system) are recorded: on a
 shared machine CPU seconds are the steadier figure. With `BENCH_VIDEO_ROUNDS=n` every
 measurement is repeated n times (order rotated) and the fastest wall time is kept. Writes
-`results/bench-video-transcode.json` and prints a table.
+`results/bench-video-transcode.json` and the `bench-video-transcode` section of
+docs/benchmarks.md, and prints a table.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import uvloop
 
 from loadtest.bench.machine import describe_machine
 from loadtest.bench.settings import REPO_ROOT
+from loadtest.bench.video_transcode_report import console_table, write_section
 from origin.config import OriginConfig
 from origin.ladder import LadderPlan, plan_ladder
 from origin.ladder_transcode import finalize_ladder, transcode_ladder
@@ -222,34 +224,14 @@ def _plan(source: Path, config: OriginConfig) -> tuple[SourceMedia, LadderPlan]:
     return media, plan_ladder(media.width, media.height, media.frame_rate)
 
 
-def table(results: dict[str, object]) -> str:
-    rows = [
-        ("single ffmpeg process, whole ladder", "ladder_single_process_s", "s"),
-        ("one ffmpeg process per rung, in sequence", "ladder_per_rung_s", "s"),
-        ("  speed-up of the single process (target >= 1.2x)", "single_vs_per_rung_speedup", "x"),
-        ("  the same in CPU seconds", "single_vs_per_rung_cpu_ratio", "x"),
-        ("bare ffmpeg, the origin's command line", "ladder_bare_ffmpeg_s", "s"),
-        ("origin: probe + ladder + master + poster", "ladder_origin_s", "s"),
-        ("  origin / bare ffmpeg (target <= 1.05x)", "origin_overhead_ratio", "x"),
-        ("  the same in CPU seconds", "origin_overhead_cpu_ratio", "x"),
-        ("realtime factor (video s per wall s)", "realtime_factor", "x"),
-        ("time to the first playable rung", "first_rung_s", "s"),
-    ]
-    lines = [f"{'measure':<52} {'value':>9}", "-" * 62]
-    lines += [f"{label:<52} {results[key]!s:>8}{unit}" for label, key, unit in rows]
-    cpu = results["cpu_s"]
-    assert isinstance(cpu, dict)
-    lines.append("CPU seconds: " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
-    return "\n".join(lines)
-
-
 def main() -> int:
     rounds = int(os.environ.get("BENCH_VIDEO_ROUNDS", "1"))
     results = run(max(1, rounds))
     RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_JSON.write_text(json.dumps(results, indent=2) + "\n")
-    print("\n" + table(results))
-    print(f"\nwrote {RESULTS_JSON.relative_to(REPO_ROOT)}")
+    write_section(results)
+    print("\n" + console_table(results))
+    print(f"\nwrote {RESULTS_JSON.relative_to(REPO_ROOT)} and its section of docs/benchmarks.md")
     return 0
 
 

@@ -1,82 +1,47 @@
-"""The Locust suite against the real stack: a short headless run of every user class that
-the merged features support, its CSV statistics checked.
+"""The Locust suite against the real stack: a short headless run of every user class the
+merged features support, its CSV statistics checked.
 
-Origin, one counter shard and two edges run as processes; the HLS edge is not merged yet,
-so player viewers fetch a real ffmpeg-made ladder from a static HTTP server on a free port
-laid out like the edge's paths (/reels/{id}/master.m3u8, <rung>_init.mp4, <rung>_NNN.m4s).
+Origin, one counter shard and two edges (each with its HLS HTTP server) run as processes.
+Before Locust starts, two ffmpeg clips are uploaded through the origin's Upload and
+transcoded into real ladders; player viewers play them from the edges, creators upload
+more during the run.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
-import http.server
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 
+from loadtest.clip_upload import ClipSpec, make_clip, upload_clip, wait_published
+from protos import origin_pb2_grpc
 from tests.integration.conftest import REPO_ROOT, ServiceProcess, counter_env, edge_env, free_port
 
+pytestmark = pytest.mark.timeout(150)
+
 RUN_SECONDS = 15
-MEDIA_REELS = (1, 2, 3)
-ENABLED_CLASSES = ("Viewer", "PlayerViewer", "ShortWatchBot", "LockstepBot")
-LADDER = (("160p", "90x160", 100), ("256p", "144x256", 200), ("320p", "180x320", 400))
+MEDIA_CLIPS = (ClipSpec(480, 854, 6.0, variant=0), ClipSpec(360, 640, 4.0, variant=1))
+ENABLED_CLASSES = ("Viewer", "PlayerViewer", "ShortWatchBot", "LockstepBot", "Creator")
 
 
-def make_ladder(folder: Path) -> None:
-    """A 6 s, three-rung fMP4 HLS ladder with 2 s segments, named as the edge names them."""
-    folder.mkdir(parents=True)
-    scales = ";".join(
-        f"[s{i}]scale={size.replace('x', ':')}[v{i}]" for i, (_, size, _) in enumerate(LADDER)
-    )
-    splits = "".join(f"[s{i}]" for i in range(len(LADDER)))
-    command = [
-        "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", "testsrc2=size=180x320:rate=15:duration=6",
-        "-filter_complex", f"[0:v]split={len(LADDER)}{splits};{scales}",
-    ]  # fmt: skip
-    for i in range(len(LADDER)):
-        command += ["-map", f"[v{i}]"]
-    command += ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30"]
-    for i, (_, _, kbps) in enumerate(LADDER):
-        command += [f"-b:v:{i}", f"{kbps}k", f"-maxrate:v:{i}", f"{kbps}k"]
-        command += [f"-bufsize:v:{i}", f"{2 * kbps}k"]
-    names = " ".join(f"v:{i},name:{name}" for i, (name, _, _) in enumerate(LADDER))
-    command += [
-        "-sc_threshold", "0", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod",
-        "-hls_segment_type", "fmp4", "-var_stream_map", names,
-        "-master_pl_name", "master.m3u8", "-hls_segment_filename", "%v_%03d.m4s",
-        "-hls_fmp4_init_filename", "%v_init.mp4", "%v.m3u8",
-    ]  # fmt: skip
-    subprocess.run(command, cwd=folder, check=True, timeout=60)
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def hls_server(tmp_path: Path) -> Iterator[str]:
-    """Serves the same ladder as reels 1-3 under /reels/{id}/; yields the base URL."""
-    root = tmp_path / "media"
-    make_ladder(root / "ladder")
-    (root / "reels").mkdir()
-    for reel_id in MEDIA_REELS:
-        (root / "reels" / str(reel_id)).symlink_to(root / "ladder")
-    handler = functools.partial(QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def upload_media(origin: str, folder: Path) -> list[int]:
+    """Uploads MEDIA_CLIPS through the origin; returns the reel ids once all are PUBLISHED."""
+    reel_ids = []
+    with grpc.insecure_channel(origin) as channel:
+        stub = origin_pb2_grpc.OriginServiceStub(channel)
+        for index, spec in enumerate(MEDIA_CLIPS):
+            clip = make_clip(spec, folder / f"clip-{index}.mp4")
+            reel_ids.append(upload_clip(stub, clip, creator_id=1, caption=f"media {index}"))
+        for reel_id in reel_ids:
+            wait_published(stub, reel_id, timeout_s=60)
+    return reel_ids
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -89,9 +54,9 @@ def test_short_headless_run_of_every_enabled_user_class_succeeds(
     redis_port: int,
     keyspace: str,
     start_service: Callable[..., ServiceProcess],
-    hls_server: str,
     tmp_path: Path,
 ) -> None:
+    started = time.monotonic()
     origin = f"127.0.0.1:{free_port()}"
     start_service(
         "origin",
@@ -100,31 +65,40 @@ def test_short_headless_run_of_every_enabled_user_class_succeeds(
             "REELSTREAM_ORIGIN_GRPC_ADDRESS": origin,
             "REELSTREAM_ORIGIN_METRICS_PORT": "0",
             "REELSTREAM_ORIGIN_KEYSPACE": keyspace,
+            "REELSTREAM_ORIGIN_MEDIA_DIR": str(tmp_path / "media"),
+            "REELSTREAM_ORIGIN_FFMPEG_THREADS": "1",
+            "REELSTREAM_ORIGIN_X264_PRESET": "ultrafast",
         },
         origin,
     )
     counter = f"127.0.0.1:{free_port()}"
     start_service("counter", "counter-0", counter_env(keyspace, 0, 1, counter), counter)
     edges = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    http_edges = []
     for index, edge in enumerate(edges):
         env = edge_env(keyspace, f"edge-{index}", edge, redis_port, [counter], origin)
+        http_edges.append(f"http://{env['REELSTREAM_EDGE_HTTP_ADDRESS']}")
         start_service("edge", f"edge-{index}", env, edge)
+    media_reels = upload_media(origin, tmp_path)
+    print(f"stack up and {len(media_reels)} reels published in {time.monotonic() - started:.1f} s")
 
     prefix = tmp_path / "results" / "run"
     env = {
         **os.environ,
         "REELSTREAM_LOADTEST_EDGES": ",".join(edges),
-        "REELSTREAM_LOADTEST_HTTP_EDGES": f"{hls_server},{hls_server}",
+        "REELSTREAM_LOADTEST_HTTP_EDGES": ",".join(http_edges),
         "REELSTREAM_LOADTEST_ORIGIN": origin,
         "REELSTREAM_LOADTEST_REELS": "300",
-        "REELSTREAM_LOADTEST_MEDIA_REEL_IDS": ",".join(map(str, MEDIA_REELS)),
+        "REELSTREAM_LOADTEST_MEDIA_REEL_IDS": ",".join(map(str, media_reels)),
         "REELSTREAM_LOADTEST_TIME_SCALE": "0.05",
         "REELSTREAM_LOADTEST_BOT_GROUP_SIZE": "2",
-        "REELSTREAM_LOADTEST_WEIGHTS": "viewer=4,player_viewer=4,short_watch_bot=2,lockstep_bot=2",
+        "REELSTREAM_LOADTEST_WEIGHTS": (
+            "viewer=4,player_viewer=4,short_watch_bot=2,lockstep_bot=2,creator=1"
+        ),
     }
     command = [
         sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--headless",
-        "-u", "12", "-r", "12", "-t", f"{RUN_SECONDS}s", "--stop-timeout", "3",
+        "-u", "13", "-r", "13", "-t", f"{RUN_SECONDS}s", "--stop-timeout", "3",
         "--csv", str(prefix), "--html", str(prefix) + ".html", "--only-summary",
         "--loglevel", "WARNING", "--exit-code-on-error", "0",
     ]  # fmt: skip
@@ -157,10 +131,15 @@ def test_short_headless_run_of_every_enabled_user_class_succeeds(
     assert ("grpc", "EdgeService/SendEvents") in names
     assert ("grpc", "EdgeService/GetCounts") in names
     assert ("grpc", "OriginService/ImportReels") in names
+    assert ("grpc", "OriginService/Upload") in names
     assert ("GET", "/reels/[id]/master.m3u8") in names
     assert ("GET", "/reels/[id]/[segment]") in names
     for figure in ("startup_ms", "rebuffer_permille", "avg_bitrate_kbps", "rung_switches"):
         assert ("qoe", figure) in names
+    # The creator's clip was transcoded and published while the load ran.
+    publish = next(row for row in stats if row["Name"] == "time_to_publish_ms")
+    assert int(publish["Request Count"]) > 0
+    assert int(publish["Failure Count"]) == 0, Path(f"{prefix}_failures.csv").read_text()
 
     by_class = {
         row["User class"]: int(row["Requests"])

@@ -11,6 +11,7 @@ import pytest
 from loadtest.edge_resolver import by_latency
 from loadtest.hls_playlist import PlaylistError, parse_attributes, parse_master, parse_media
 from loadtest.load_settings import DEFAULT_WEIGHTS, load
+from loadtest.playable_reels import PlayableReels
 from loadtest.shape_profiles import LoadProfile
 from loadtest.viewer_behaviour import ReelPicker, plan_watch
 from reelstream.settings import ConfigError
@@ -96,10 +97,39 @@ def test_ramp_grows_and_diurnal_has_a_night_and_an_evening() -> None:
 
 def test_weights_default_to_the_merged_features_and_take_overrides() -> None:
     assert load({}).weight_table() == DEFAULT_WEIGHTS
-    assert DEFAULT_WEIGHTS["player_viewer"] == DEFAULT_WEIGHTS["creator"] == 0
-    table = load({"REELSTREAM_LOADTEST_WEIGHTS": "viewer=3, creator=1"}).weight_table()
+    # The video path is merged: players and creators are on; moderation (issue 6) is not.
+    assert DEFAULT_WEIGHTS["player_viewer"] > 0
+    assert DEFAULT_WEIGHTS["creator"] > 0
+    assert DEFAULT_WEIGHTS["reporter"] == DEFAULT_WEIGHTS["moderator"] == 0
+    table = load({"REELSTREAM_LOADTEST_WEIGHTS": "viewer=3, creator=0"}).weight_table()
     assert table["viewer"] == 3
-    assert table["creator"] == 1
+    assert table["creator"] == 0
+
+
+def test_playable_reels_start_empty_and_grow_with_published_reels() -> None:
+    reels = PlayableReels()
+    rng = random.Random(1)
+    assert reels.pick(rng) is None
+    assert not reels.wait_any(0.0)
+    reels.add(41)
+    reels.add(42)
+    reels.add(41)  # a reel published twice is one reel
+    assert len(reels) == 2
+    assert 42 in reels
+    assert 7 not in reels
+    assert reels.wait_any(0.0)
+    picks = Counter(reels.pick(rng) for _ in range(3_000))
+    # Zipf(1) in arrival order: the first reel is drawn about twice as often as the second.
+    assert set(picks) == {41, 42}
+    assert 1.6 < picks[41] / picks[42] < 2.4
+
+
+def test_configured_media_reels_are_playable_from_the_start() -> None:
+    settings = load({"REELSTREAM_LOADTEST_MEDIA_REEL_IDS": "5,6"})
+    reels = PlayableReels(settings.media_reel_ids)
+    assert reels.wait_any(0.0)
+    rng = random.Random(2)
+    assert {reels.pick(rng) for _ in range(50)} == {5, 6}
 
 
 @pytest.mark.parametrize("weights", ["viewers=3", "viewer", "viewer=-1", "viewer=x"])

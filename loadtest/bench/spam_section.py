@@ -1,0 +1,59 @@
+"""`python -m loadtest.bench.spam_section` (after `make eval-spam` in `make bench`): the
+spam filter's evaluation, `results/eval-spam.json`, as the generated `eval-spam` section of
+docs/benchmarks.md, beside the other benchmarks (docs/spam.md explains the method)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from loadtest.bench.doc_sections import replace_section
+from loadtest.bench.settings import REPO_ROOT
+
+RESULTS_JSON = REPO_ROOT / "results" / "eval-spam.json"
+SECTION = "eval-spam"
+
+
+def markdown(result: Mapping[str, object]) -> str:
+    families, seeds = result["per_family"], result["seeds"]
+    assert isinstance(families, dict)
+    assert isinstance(seeds, list)
+    rows = [
+        f"| overall (seeds {', '.join(map(str, seeds))};"
+        f" FPR on organic {result['false_positive_rate']}) |"
+        f" {result['precision']} | {result['recall']} |"
+    ]
+    for name, figures in families.items():
+        held_out = " (held out)" if figures.get("held_out_family") else ""
+        rows.append(f"| {name}{held_out} | {figures['precision']:.4f} | {figures['recall']:.4f} |")
+    table = "\n".join(rows)
+    return f"""## Spam filter (`make eval-spam`)
+
+Model {result["model_version"]}, evaluated on held-out seeds and one run per attacker
+family (method and targets: [spam.md](spam.md)).
+
+| traffic | precision | recall |
+|---|---|---|
+{table}
+
+Throughput on one core: scoring {result["scoring_events_per_s"]:,} events/s, feature
+extraction {result["feature_extraction_events_per_s"]:,} events/s, lockstep detection
+{result["lockstep_events_per_s"]:,} events/s.
+"""
+
+
+def main(path: Path = RESULTS_JSON) -> int:
+    try:
+        result = json.loads(path.read_text())
+    except FileNotFoundError:
+        print(f"{path.name} is missing: run `make eval-spam`", file=sys.stderr)
+        return 1
+    replace_section(SECTION, markdown(result))
+    print(f"wrote the {SECTION} section of docs/benchmarks.md from {path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

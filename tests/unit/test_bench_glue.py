@@ -1,0 +1,49 @@
+"""The benchmark glue: generated sections of docs/benchmarks.md and the issue-4 summary
+gathered from the two video benchmarks' results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loadtest.bench.doc_sections import replace_section
+from loadtest.bench.video_summary import PARTS, MissingResults, gather
+
+ISSUE_4_KEYS = {
+    "edge_rps_200k", "nginx_rps_200k", "edge_rps_1m", "nginx_rps_1m", "hit_ratio",
+    "hit_ratio_lru", "hit_ratio_belady", "ladder_single_process_s", "ladder_per_rung_s",
+    "ladder_bare_ffmpeg_s", "first_rung_s", "coalescing_origin_fetches",
+}  # fmt: skip
+
+
+def test_a_section_is_replaced_between_its_markers_and_the_rest_is_kept(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nintro\n")
+    replace_section("a", "## A\nfirst", doc)
+    replace_section("b", "## B\nsecond", doc)
+    replace_section("a", "## A\nagain", doc)
+    text = doc.read_text()
+    assert text.count("## A") == 1
+    assert "again" in text
+    assert "first" not in text
+    assert text.index("intro") < text.index("## A") < text.index("## B")
+
+
+def test_the_summary_has_every_figure_issue_4_asks_for(tmp_path: Path) -> None:
+    assert {key for keys in PARTS.values() for key in keys} == ISSUE_4_KEYS
+    for part, keys in PARTS.items():
+        figures = {key: 1.5 for key in keys}
+        (tmp_path / f"{part}.json").write_text(json.dumps({**figures, "other": 0}))
+    summary = gather(tmp_path)
+    assert summary.keys() >= ISSUE_4_KEYS
+    assert "other" not in summary
+
+
+def test_a_missing_part_names_the_target_to_run(tmp_path: Path) -> None:
+    (tmp_path / "bench-video-edge.json").write_text(
+        json.dumps({key: 1 for key in PARTS["bench-video-edge"]})
+    )
+    with pytest.raises(MissingResults, match="make bench-video-transcode"):
+        gather(tmp_path)
