@@ -16,7 +16,7 @@ GENERATED := $(PROTOS:.proto=_pb2.py)
 
 .PHONY: help deps system-deps venv proto run up down status logs test test-slow test-player lint \
         cassandra-up cassandra-down cassandra-wipe cassandra-status cassandra-cluster-up \
-        redis-up redis-down clean chaos
+        redis-up redis-down clean chaos fuzz
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -69,6 +69,12 @@ test-player: deps ## hls.js in headless Chromium plays a reel from a real edge (
 
 chaos: deps ## Fault suite: repeated kill -9 of edges, shards, Redis, Cassandra under load
 	$(BIN)/python -m pytest -m slow tests/integration/test_faults.py $(PYTEST_ARGS)
+
+FUZZ_EXAMPLES ?= 200
+fuzz: deps ## Bad-input suite in full: every RPC and the HLS endpoints fuzzed (FUZZ_EXAMPLES per RPC), malformed media
+	REELSTREAM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -s \
+	  tests/integration/test_fuzz_grpc.py tests/integration/test_fuzz_http.py \
+	  tests/integration/test_malformed_media.py $(PYTEST_ARGS)
 
 lint: deps ## ruff and mypy (strict)
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reelstream.settings import ConfigError, load_config
+from reelstream.user_tokens import parse_keys
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,13 @@ class EdgeConfig:
     spam_forward_max_events: int = 500_000
     """Events waiting to be forwarded to the spam service; beyond it they are shed
     (counted in edge_spam_events_shed_total)."""
+    require_user_tokens: bool = False
+    """App calls (SendEvents, StreamEvents, SendEvent, GetLikeState) must carry
+    `authorization: Bearer <token>` signed with one of `user_token_keys`, and may only send
+    events of the token's user (reelstream/user_tokens.py). Off by default for tests and
+    benchmarks; see docs/reliability.md."""
+    user_token_keys: tuple[str, ...] = ()
+    """Active token keys as kid:secret entries; several at once during a rotation."""
     log_level: str = "INFO"
     """Root log level."""
     http_address: str = "127.0.0.1:8080"
@@ -131,6 +139,12 @@ class EdgeConfig:
             raise ConfigError("prefetch and origin fetch limits must be positive")
         if self.playlist_ttl_s < 0 or self.playlist_stale_s < 0:
             raise ConfigError("playlist_ttl_s and playlist_stale_s must not be negative")
+        if self.require_user_tokens and not self.user_token_keys:
+            raise ConfigError("require_user_tokens needs at least one user_token_keys entry")
+        try:
+            parse_keys(self.user_token_keys)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         host, _, port = self.http_address.rpartition(":")
         if not host or not port.isdigit():
             raise ConfigError(f"http_address must be host:port, got {self.http_address!r}")

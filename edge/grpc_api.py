@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -16,6 +16,7 @@ from edge.segment_cache import SegmentCache
 from protos import common_pb2, edge_pb2, edge_pb2_grpc
 from reelstream.count_feed import TooManySubscribers
 from reelstream.request_limits import reel_ids_problem
+from reelstream.user_tokens import InvalidToken, TokenClaims, bearer_token, verify
 
 # Servicer methods see requests and responses of several types.
 Context = aio.ServicerContext[Any, Any]
@@ -29,7 +30,9 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
         watch_interval_s: float,
         segment_cache: SegmentCache | None = None,
         forget_reel: Callable[[int], None] | None = None,
+        token_keys: Mapping[str, bytes] | None = None,
     ) -> None:
+        self._token_keys = token_keys
         self._intake = intake
         self._cache = cache
         self._watch_interval_s = watch_interval_s
@@ -38,9 +41,38 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
         # at once (their counts freeze) instead of after the directory's TTL.
         self._forget_reel = forget_reel
 
+    async def _caller(self, context: Context) -> TokenClaims | None:
+        """The verified token of the call when user tokens are required (else None)."""
+        if self._token_keys is None:
+            return None
+        token = bearer_token(context.invocation_metadata())
+        if token is None:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "missing 'authorization: Bearer <token>'"
+            )
+            raise AssertionError("unreachable")
+        try:
+            return verify(self._token_keys, token, time.time())
+        except InvalidToken as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"invalid token: {exc}")
+            raise AssertionError("unreachable") from None
+
+    async def _check_users(self, user_ids: list[int], context: Context) -> None:
+        """Refuses a call acting for a user other than its token's."""
+        claims = await self._caller(context)
+        if claims is None or claims.user_id is None:
+            return
+        for index, user_id in enumerate(user_ids):
+            if user_id != claims.user_id:
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"event {index} is for user {user_id}; the token is for user {claims.user_id}",
+                )
+
     async def _submit(
         self, batch: common_pb2.EventBatch, context: Context
     ) -> edge_pb2.SendEventsResponse:
+        await self._check_users(list(batch.user_ids), context)
         try:
             return await self._intake.submit(batch)
         except MalformedBatch as exc:
@@ -98,6 +130,7 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
     ) -> common_pb2.GetLikeStateResponse:
         reel_ids = list(request.reel_ids)
         await self._check_reel_ids(reel_ids, context)
+        await self._check_users([request.user_id], context)
         try:
             liked = await self._cache.liked(request.user_id, reel_ids)
         except ShardUnavailable as exc:

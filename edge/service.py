@@ -37,6 +37,7 @@ from edge.spam_screen import ScreenLimits, SpamScreen
 from protos import edge_pb2, edge_pb2_grpc
 from reelstream.background import BackgroundLoops
 from reelstream.ring import ConsistentHashRing
+from reelstream.user_tokens import parse_keys
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class EdgeService:
             self._config.watch_interval_s,
             self.segment_cache,
             self._directory.forget if self._directory is not None else None,
+            parse_keys(self._config.user_token_keys) if self._config.require_user_tokens else None,
         )
         self._work = [
             self._loops.start(self.journal.run_group_commit(), "group-commit"),

@@ -21,6 +21,8 @@ from google.protobuf.message import Message
 from locust import User
 from locust.env import Environment
 
+from loadtest.auth_token import with_token
+
 grpc_gevent.init_gevent()
 
 RequestT = TypeVar("RequestT")
@@ -90,7 +92,7 @@ def reporting_channel(
     address: str, environment: Environment, context: dict[str, Any]
 ) -> grpc.Channel:
     """An insecure channel to `address` whose calls are reported to Locust."""
-    channel = grpc.insecure_channel(address)
+    channel = with_token(grpc.insecure_channel(address))
     return grpc.intercept_channel(channel, LocustInterceptor(environment, context))
 
 

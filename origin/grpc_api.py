@@ -22,7 +22,12 @@ from origin.reel_catalog import ReelCatalog
 from origin.upload_intake import UploadIntake
 from protos import origin_pb2, origin_pb2_grpc
 from reelstream.cassandra_client import StoreUnavailable
-from reelstream.request_limits import MAX_REELS_PER_CALL, reel_ids_problem
+from reelstream.request_limits import (
+    MAX_ID,
+    MAX_REELS_PER_CALL,
+    reel_id_problem,
+    reel_ids_problem,
+)
 
 # Servicer methods see requests and responses of several types.
 Context = aio.ServicerContext[Any, Any]
@@ -37,8 +42,9 @@ class OriginServicer(origin_pb2_grpc.OriginServiceServicer):
     async def GetReel(
         self, request: origin_pb2.GetReelRequest, context: Context
     ) -> origin_pb2.Reel:
-        if request.reel_id == 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reel_id must be set")
+        problem = reel_id_problem(request.reel_id)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         try:
             reel = await self._catalog.get(request.reel_id)
         except StoreUnavailable as exc:
@@ -67,9 +73,12 @@ class OriginServicer(origin_pb2_grpc.OriginServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_REELS_PER_CALL} reels per call"
             )
-        bad = [r.reel_id for r in request.reels if not 0 < r.reel_id < 2**63]
-        if bad:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad reel ids: {bad[:5]}")
+        for reel in request.reels:
+            problem = imported_reel_problem(reel)
+            if problem:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"reel {reel.reel_id}: {problem}"
+                )
         try:
             await self._catalog.put_many(list(request.reels))
         except StoreUnavailable as exc:
@@ -90,6 +99,9 @@ class OriginServicer(origin_pb2_grpc.OriginServiceServicer):
     async def GetManifest(
         self, request: origin_pb2.GetManifestRequest, context: Context
     ) -> origin_pb2.Manifest:
+        problem = reel_id_problem(request.reel_id)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         try:
             body = await self._media.manifest(request.reel_id, request.name)
         except (OriginError, StoreUnavailable) as exc:
@@ -99,6 +111,9 @@ class OriginServicer(origin_pb2_grpc.OriginServiceServicer):
     async def GetSegment(
         self, request: origin_pb2.GetSegmentRequest, context: Context
     ) -> AsyncIterator[origin_pb2.SegmentChunk]:
+        problem = reel_id_problem(request.reel_id)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         try:
             header, chunks = await self._media.segment(request.reel_id, request.name)
         except (OriginError, StoreUnavailable) as exc:
@@ -112,6 +127,26 @@ class OriginServicer(origin_pb2_grpc.OriginServiceServicer):
                 first = False
             else:
                 yield origin_pb2.SegmentChunk(data=data)
+
+
+# Cassandra `int` columns are signed 32-bit.
+MAX_INT32 = 2**31 - 1
+KNOWN_STATES = frozenset(origin_pb2.ReelState.values())
+
+
+def imported_reel_problem(reel: origin_pb2.Reel) -> str | None:
+    """Why `reel` cannot be stored as given (found by the bad-input suite: values past
+    the columns' range and unknown states failed in the driver with UNKNOWN)."""
+    problem = reel_id_problem(reel.reel_id)
+    if problem:
+        return problem
+    if reel.creator_id > MAX_ID:
+        return "creator_id must be below 2^63"
+    if reel.state not in KNOWN_STATES:
+        return f"unknown state {reel.state}"
+    if reel.duration_ms > MAX_INT32 or reel.progress_percent > 100:
+        return "duration_ms must be below 2^31 and progress_percent at most 100"
+    return None
 
 
 _STATUS_OF_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (

@@ -27,6 +27,14 @@ logger = logging.getLogger(__name__)
 ACCEPTED_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "mpegts"})
 # The demuxers above, for ffmpeg's `-format_whitelist`.
 DEMUXER_WHITELIST = "mov,matroska,mpegts"
+# What ffprobe may open: the accepted containers plus image and audio demuxers, so those
+# files still get a specific reason. Never playlist or script demuxers (hls, concat, ...):
+# the bad-input suite found ffprobe following an uploaded HLS playlist's `file:` entries,
+# reading local files before the upload was refused.
+PROBE_DEMUXER_WHITELIST = (
+    f"{DEMUXER_WHITELIST},gif,image2,png_pipe,jpeg_pipe,webp_pipe,bmp_pipe,tiff_pipe,"
+    "mp3,aac,wav,ogg,flac"
+)
 ACCEPTED_VIDEO_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mpeg2video"})
 IMAGE_CODECS = frozenset({"png", "mjpeg", "jpegls", "bmp", "gif", "webp", "tiff", "apng"})
 
@@ -186,6 +194,8 @@ def ffprobe_argv(path: Path) -> list[str]:
         "error",
         "-protocol_whitelist",
         PROTOCOL_WHITELIST,
+        "-format_whitelist",
+        PROBE_DEMUXER_WHITELIST,
         "-count_packets",  # demuxes the whole file (no decoding): finds truncation cheaply
         "-show_format",
         "-show_streams",

@@ -5,6 +5,7 @@ reelstream down                          stop everything `up` started
 reelstream status                        services, health, Cassandra and Redis
 reelstream logs [-n LINES] [NAME]        tail the services' logs
 reelstream autoscale [--dry-run] [...]   size edges with the HPA algorithm (autoscale --help)
+reelstream token --user ID [...]         mint a signed user token (token --help)
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from reelstream import autoscaler
 
         return autoscaler.main(arguments[1:])
+    if arguments[:1] == ["token"]:
+        from reelstream import token_cli
+
+        return token_cli.main(arguments[1:])
     parser = argparse.ArgumentParser(
         prog="reelstream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -74,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.add_argument("name", nargs="?", default="")
     logs.set_defaults(handler=_logs)
     commands.add_parser("autoscale", help="run the autoscaler (reelstream autoscale --help)")
+    commands.add_parser("token", help="mint a signed user token (reelstream token --help)")
     args = parser.parse_args(arguments)
     try:
         return int(args.handler(args))

@@ -1,16 +1,29 @@
-"""Limits on reads that name many reels, shared by every tier's gRPC boundary."""
+"""Limits on request values shared by every tier's gRPC boundary: how many reels one call
+may name, and the id range every store can hold (Cassandra `bigint` is signed 64-bit, so
+ids are in [1, 2^63); the edge refuses events outside it too)."""
 
 from __future__ import annotations
 
-from collections.abc import Sized
+from collections.abc import Collection
 
 MAX_REELS_PER_CALL = 1000
+MAX_ID = 2**63 - 1
 
 
-def reel_ids_problem(reel_ids: Sized) -> str | None:
+def reel_id_problem(reel_id: int) -> str | None:
+    """Why `reel_id` cannot name a reel, or None if it can."""
+    if not 0 < reel_id <= MAX_ID:
+        return f"reel_id must be in [1, 2^63), got {reel_id}"
+    return None
+
+
+def reel_ids_problem(reel_ids: Collection[int]) -> str | None:
     """Why a list of reel ids cannot be served in one call, or None if it can."""
     if not len(reel_ids):
         return "reel_ids is empty"
     if len(reel_ids) > MAX_REELS_PER_CALL:
         return f"at most {MAX_REELS_PER_CALL} reel_ids per call, got {len(reel_ids)}"
+    bad = [reel_id for reel_id in reel_ids if not 0 < reel_id <= MAX_ID]
+    if bad:
+        return f"reel_ids must be in [1, 2^63); {len(bad)} are not (first: {bad[0]})"
     return None

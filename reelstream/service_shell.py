@@ -25,7 +25,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from reelstream.abort_cycles import AbortCycleInterceptor
 from reelstream.grpc_metrics import MetricsInterceptor
+from reelstream.malformed_requests import MalformedRequestInterceptor
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +131,13 @@ async def serve(config: ShellConfig, component: Component) -> None:
     starting.result()  # a failed start-up raises here
     _tune_garbage_collector()
     server = aio.server(
-        interceptors=[MetricsInterceptor()],
+        # Outermost first: refused calls free their requests at once; metrics count every
+        # call, refusals of undecodable requests included.
+        interceptors=[
+            AbortCycleInterceptor(),
+            MetricsInterceptor(),
+            MalformedRequestInterceptor(),
+        ],
         options=server_options(),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )

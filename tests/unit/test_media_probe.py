@@ -106,3 +106,14 @@ def test_unplayable_files_are_refused_with_a_reason(data: dict[str, Any], expect
 
 def test_a_partial_file_reported_by_the_demuxer_is_truncated() -> None:
     assert "truncated" in reason(report(video=h264()), 0, "[mov @ 0x1] stream 1: partial file")
+
+
+def test_the_probe_never_opens_playlist_or_script_demuxers() -> None:
+    from pathlib import Path
+
+    from origin.media_probe import ffprobe_argv
+
+    argv = ffprobe_argv(Path("/x/upload"))
+    allowed = argv[argv.index("-format_whitelist") + 1].split(",")
+    assert "mov" in allowed
+    assert not {"hls", "concat", "ffconcat", "tee", "data"} & set(allowed)
