@@ -47,6 +47,10 @@ def bench_specs(edges: int, shards: int) -> list[ServiceSpec]:
             index = int(spec.name.rsplit("-", 1)[1])
             env["REELSTREAM_EDGE_VIEW_DEDUPE_WINDOW_S"] = "0"
             env["REELSTREAM_EDGE_VALIDATE_REELS"] = "0"
+            # The counting pipeline alone: no inline spam screen (its per-user buckets would
+            # refuse some of the generator's events) and no forwarding to a spam service.
+            env["REELSTREAM_EDGE_SPAM_SCREEN_ENABLED"] = "false"
+            env["REELSTREAM_EDGE_SPAM_ADDRESS"] = ""
             env["REELSTREAM_EDGE_REDIS_URL"] = f"redis://127.0.0.1:{EDGE_REDIS_BASE_PORT + index}/0"
         else:
             continue
