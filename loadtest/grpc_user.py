@@ -36,6 +36,14 @@ def short_method_name(method: str | bytes) -> str:
     return f"{service.rpartition('.')[2]}/{name}"
 
 
+# Answers that are a normal outcome for the calling user, not a failed request: they are
+# reported under "<method> (<CODE>)" without an exception.
+OUTCOME_CODES: dict[str, frozenset[grpc.StatusCode]] = {
+    # A moderator asking for work when the review queue is empty.
+    "ModerationService/ClaimReview": frozenset({grpc.StatusCode.NOT_FOUND}),
+}
+
+
 class LocustInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):
     """Times each call and fires Locust's request event when it completes."""
 
@@ -48,15 +56,20 @@ class LocustInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClient
     ) -> grpc._CallFuture[ResponseT]:
         exception: BaseException | None = None
         length = 0
+        name = short_method_name(method)
         try:
             response = call.result()
             if isinstance(response, Message):
                 length = response.ByteSize()
         except grpc.RpcError as exc:
-            exception = exc
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            if code is not None and code in OUTCOME_CODES.get(name, frozenset()):
+                name = f"{name} ({code.name})"
+            else:
+                exception = exc
         self._environment.events.request.fire(
             request_type="grpc",
-            name=short_method_name(method),
+            name=name,
             response_time=(time.perf_counter() - started) * 1000,
             response_length=length,
             response=None,

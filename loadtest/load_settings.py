@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 from reelstream.settings import ConfigError, load_config
 
-# User classes and their default weights. Classes that need features not merged yet are 0
-# (Locust then leaves them out): moderators and reporters need the moderation service
-# (issue 6). Player viewers and creators drive the real video path (issue 4): the edges'
-# HLS over HTTP and the origin's Upload and transcoding.
+# User classes and their default weights. Reporters and moderators are 0 by default (Locust
+# then leaves them out): their reports hide popular reels and their decisions change what
+# the other users play, so a run enables them on purpose (REELSTREAM_LOADTEST_WEIGHTS, e.g.
+# "...,reporter=1,moderator=1") against a stack with the moderation service (`make run`
+# starts it). Player viewers and creators drive the real video path: the edges' HLS over
+# HTTP and the origin's Upload and transcoding.
 DEFAULT_WEIGHTS: dict[str, int] = {
     "viewer": 10,
     "player_viewer": 4,
@@ -38,7 +40,7 @@ class LoadSettings:
     """HLS base URLs, entry i served by edge i; empty means http://127.0.0.1:8080+i."""
     origin: str = "127.0.0.1:50071"
     """Origin gRPC address (catalog seeding, uploads)."""
-    moderation: str = "127.0.0.1:50071"
+    moderation: str = "127.0.0.1:50091"
     """ModerationService address (reporters, moderators)."""
     reels: int = 1_000
     """Reel ids first_reel_id .. first_reel_id + reels - 1, picked with Zipf(1) popularity."""

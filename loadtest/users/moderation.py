@@ -1,6 +1,8 @@
-"""Reporters and moderators: stubs against protos/moderation.proto, off by default until the
-moderation service (issue 6) exists; until then every call is an UNIMPLEMENTED or
-UNAVAILABLE failure in the stats, which is the point of keeping them at weight 0."""
+"""Reporters and moderators against the moderation service (protos/moderation.proto).
+
+Off by default (see `load_settings.DEFAULT_WEIGHTS`). Moderators keep or age-restrict what
+they review and never remove: a takedown would purge reels the other simulated users are
+playing; takedowns are proven by tests/integration/test_moderation_e2e.py instead."""
 
 from __future__ import annotations
 
@@ -75,9 +77,9 @@ class Moderator(_ModerationUser):
         if not item.item_id:
             return  # empty queue
         decision = (
-            moderation_pb2.DECISION_REMOVE
+            moderation_pb2.DECISION_AGE_RESTRICT
             if item.priority > 0.9
-            else (moderation_pb2.DECISION_KEEP)
+            else moderation_pb2.DECISION_KEEP
         )
         try:
             self.moderation.DecideReview(

@@ -79,6 +79,22 @@ def test_short_headless_run_of_every_enabled_user_class_succeeds(
         env = edge_env(keyspace, f"edge-{index}", edge, redis_port, [counter], origin)
         http_edges.append(f"http://{env['REELSTREAM_EDGE_HTTP_ADDRESS']}")
         start_service("edge", f"edge-{index}", env, edge)
+    moderation = f"127.0.0.1:{free_port()}"
+    start_service(
+        "moderation",
+        "moderation",
+        {
+            "REELSTREAM_MODERATION_GRPC_ADDRESS": moderation,
+            "REELSTREAM_MODERATION_METRICS_PORT": "0",
+            "REELSTREAM_MODERATION_KEYSPACE": keyspace,
+            "REELSTREAM_MODERATION_EDGE_ADDRESSES": ",".join(edges),
+            "REELSTREAM_MODERATION_COUNTER_ADDRESSES": counter,
+            # Every report escalates, so the moderators have a queue to work.
+            "REELSTREAM_MODERATION_REPORT_ESCALATE_WEIGHT": "0.5",
+            "REELSTREAM_MODERATION_REPORT_HIDE_WEIGHT": "1000",
+        },
+        moderation,
+    )
     media_reels = upload_media(origin, tmp_path)
     print(f"stack up and {len(media_reels)} reels published in {time.monotonic() - started:.1f} s")
 
@@ -88,17 +104,19 @@ def test_short_headless_run_of_every_enabled_user_class_succeeds(
         "REELSTREAM_LOADTEST_EDGES": ",".join(edges),
         "REELSTREAM_LOADTEST_HTTP_EDGES": ",".join(http_edges),
         "REELSTREAM_LOADTEST_ORIGIN": origin,
+        "REELSTREAM_LOADTEST_MODERATION": moderation,
         "REELSTREAM_LOADTEST_REELS": "300",
         "REELSTREAM_LOADTEST_MEDIA_REEL_IDS": ",".join(map(str, media_reels)),
         "REELSTREAM_LOADTEST_TIME_SCALE": "0.05",
         "REELSTREAM_LOADTEST_BOT_GROUP_SIZE": "2",
         "REELSTREAM_LOADTEST_WEIGHTS": (
-            "viewer=4,player_viewer=4,short_watch_bot=2,lockstep_bot=2,creator=1"
+            "viewer=4,player_viewer=4,short_watch_bot=2,lockstep_bot=2,creator=1,"
+            "reporter=2,moderator=1"
         ),
     }
     command = [
         sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--headless",
-        "-u", "13", "-r", "13", "-t", f"{RUN_SECONDS}s", "--stop-timeout", "3",
+        "-u", "16", "-r", "16", "-t", f"{RUN_SECONDS}s", "--stop-timeout", "3",
         "--csv", str(prefix), "--html", str(prefix) + ".html", "--only-summary",
         "--loglevel", "WARNING", "--exit-code-on-error", "0",
     ]  # fmt: skip
@@ -132,6 +150,8 @@ def test_short_headless_run_of_every_enabled_user_class_succeeds(
     assert ("grpc", "EdgeService/GetCounts") in names
     assert ("grpc", "OriginService/ImportReels") in names
     assert ("grpc", "OriginService/Upload") in names
+    assert ("grpc", "ModerationService/ReportReel") in names
+    assert any(name.startswith("ModerationService/ClaimReview") for _, name in names)
     assert ("GET", "/reels/[id]/master.m3u8") in names
     assert ("GET", "/reels/[id]/[segment]") in names
     for figure in ("startup_ms", "rebuffer_permille", "avg_bitrate_kbps", "rung_switches"):
