@@ -38,7 +38,7 @@ class ShardFlusher:
         clients: ShardClients,
         flush_interval_s: float,
         rpc_timeout_s: float,
-        window: int = 4,
+        window: int = 16,
     ) -> None:
         self._journal = journal
         self._clients = clients
