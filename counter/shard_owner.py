@@ -418,7 +418,9 @@ class CounterShard:
             return
         with SNAPSHOT_SECONDS.time():
             await self._store.begin_snapshot(lease, job.snapshot_id, job.seqs)
-            limit = asyncio.Semaphore(32)
+            # Writes wait for Cassandra's commitlog fsync (batch sync): many in flight
+            # share one fsync, so concurrency is what keeps roll-ups fast.
+            limit = asyncio.Semaphore(128)
 
             async def write(reel: _ReelSnapshot) -> None:
                 async with limit:
