@@ -24,7 +24,7 @@ from edge.errors import (
 from edge.hls_names import HlsObject
 from edge.media_object import MediaObject, quoted_etag
 from protos import origin_pb2, origin_pb2_grpc
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 
 ORIGIN_FETCHES = Counter(
     "edge_origin_fetches_total", "Files requested from the origin", ["kind", "outcome"]
@@ -49,7 +49,7 @@ class OriginMedia:
     """A MediaSource reading from the origin's gRPC media API."""
 
     def __init__(self, origin_address: str, timeout_s: float, max_object_bytes: int) -> None:
-        self._channel = aio.insecure_channel(origin_address, options=channel_options())
+        self._channel = open_channel(origin_address)
         self._origin = origin_pb2_grpc.OriginServiceStub(self._channel)
         self._timeout_s = timeout_s
         self._max_object_bytes = max_object_bytes

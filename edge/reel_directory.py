@@ -21,7 +21,7 @@ from prometheus_client import Counter
 
 from edge.event_validation import ReelInfo
 from protos import origin_pb2, origin_pb2_grpc
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class ReelDirectory:
         unknown_ttl_s: float,
         timeout_s: float,
     ) -> None:
-        self._channel = aio.insecure_channel(origin_address, options=channel_options())
+        self._channel = open_channel(origin_address)
         self._origin = origin_pb2_grpc.OriginServiceStub(self._channel)
         self._max_entries = max_entries
         self._ttl_s = ttl_s

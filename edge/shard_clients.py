@@ -5,7 +5,7 @@ from __future__ import annotations
 from grpc import aio
 
 from protos import counter_pb2, counter_pb2_grpc
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 
 _APPLY_BATCH = "/reelstream.v1.CounterService/ApplyBatch"
 SerializedApply = aio.UnaryUnaryMultiCallable[bytes, counter_pb2.ApplyBatchResponse]
@@ -15,9 +15,7 @@ class ShardClients:
     """One channel and stub per shard id (entry i of the address list serves shard i)."""
 
     def __init__(self, addresses: tuple[str, ...]) -> None:
-        self._channels = [
-            aio.insecure_channel(address, options=channel_options()) for address in addresses
-        ]
+        self._channels = [open_channel(address) for address in addresses]
         self.stubs = [counter_pb2_grpc.CounterServiceStub(ch) for ch in self._channels]
         # ApplyBatch with the request already serialised: outbox batches are kept as the
         # bytes journaled in Redis, and parsing them only to serialise them again cost the

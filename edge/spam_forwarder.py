@@ -17,11 +17,10 @@ from collections.abc import Callable
 import grpc
 import numpy as np
 import numpy.typing as npt
-from grpc import aio
 from prometheus_client import Counter
 
 from protos import common_pb2, spam_pb2, spam_pb2_grpc
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ class SpamForwarder:
         self, edge_id: str, address: str, max_events: int, interval_s: float, timeout_s: float
     ) -> None:
         self._edge_id = edge_id
-        self._channel = aio.insecure_channel(address, options=channel_options())
+        self._channel = open_channel(address)
         self.stub = spam_pb2_grpc.SpamServiceStub(self._channel)
         self._max_events = max_events
         self._interval_s = interval_s

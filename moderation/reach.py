@@ -12,8 +12,8 @@ from grpc import aio
 
 from moderation.review_priority import reach_of, views_velocity
 from protos import common_pb2, counter_pb2_grpc
+from reelstream.channels import open_channel
 from reelstream.ring import ConsistentHashRing
-from reelstream.service_shell import channel_options
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +22,7 @@ VELOCITY_MINUTES = 5
 
 class ReachMeter:
     def __init__(self, counter_addresses: Sequence[str], timeout_s: float) -> None:
-        self._channels = [
-            aio.insecure_channel(a, options=channel_options()) for a in counter_addresses
-        ]
+        self._channels = [open_channel(a) for a in counter_addresses]
         self._shards = [counter_pb2_grpc.CounterServiceStub(c) for c in self._channels]
         self._ring = (
             ConsistentHashRing.of_size(len(counter_addresses)) if counter_addresses else None

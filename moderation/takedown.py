@@ -20,7 +20,7 @@ from grpc import aio
 
 from origin.reel_catalog import ReelCatalog
 from protos import edge_pb2, edge_pb2_grpc, origin_pb2
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +47,7 @@ class ReelStates:
         deadline_s: float,
     ) -> None:
         self._catalog = catalog
-        self._edges = {
-            address: aio.insecure_channel(address, options=channel_options())
-            for address in edge_addresses
-        }
+        self._edges = {address: open_channel(address) for address in edge_addresses}
         self._rpc_timeout_s = rpc_timeout_s
         self._deadline_s = deadline_s
 

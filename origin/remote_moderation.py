@@ -15,7 +15,7 @@ from grpc import aio
 
 from origin.moderation_hook import ModerationDecision, ModerationSubject, Verdict
 from protos import moderation_pb2, moderation_pb2_grpc
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ VERDICT_OF = {
 
 class RemoteModeration:
     def __init__(self, address: str, timeout_s: float) -> None:
-        self._channel = aio.insecure_channel(address, options=channel_options())
+        self._channel = open_channel(address)
         self._stub = moderation_pb2_grpc.ModerationServiceStub(self._channel)
         self._timeout_s = timeout_s
 

@@ -26,13 +26,11 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from reelstream.abort_cycles import AbortCycleInterceptor
+from reelstream.channels import MAX_MESSAGE_BYTES
 from reelstream.grpc_metrics import MetricsInterceptor
 from reelstream.malformed_requests import MalformedRequestInterceptor
 
 logger = logging.getLogger(__name__)
-
-# Message size limits protect every server from memory blow-ups by one caller.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 class Component(Protocol):
@@ -83,19 +81,6 @@ def server_options() -> list[tuple[str, Any]]:
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
-    ]
-
-
-def channel_options() -> list[tuple[str, Any]]:
-    """Channel options of every Reelstream client channel."""
-    return [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.keepalive_time_ms", 20_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
 
 

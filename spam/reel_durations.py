@@ -12,10 +12,9 @@ from collections import OrderedDict
 import grpc
 import numpy as np
 import numpy.typing as npt
-from grpc import aio
 
 from protos import origin_pb2, origin_pb2_grpc
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 from spam.windows import unique_sorted
 
 logger = logging.getLogger(__name__)
@@ -27,11 +26,7 @@ U64 = npt.NDArray[np.uint64]
 
 class ReelDurations:
     def __init__(self, origin_address: str, max_entries: int, timeout_s: float) -> None:
-        self._channel = (
-            aio.insecure_channel(origin_address, options=channel_options())
-            if origin_address
-            else None
-        )
+        self._channel = open_channel(origin_address) if origin_address else None
         self._origin = origin_pb2_grpc.OriginServiceStub(self._channel) if self._channel else None
         self._max_entries = max_entries
         self._timeout_s = timeout_s

@@ -13,7 +13,7 @@ from grpc import aio
 
 from protos import counter_pb2_grpc, spam_pb2, spam_pb2_grpc
 from reelstream.background import BackgroundLoops
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 from spam.config import SpamConfig
 from spam.grpc_api import SpamServicer
 from spam.model import SpamModel
@@ -31,10 +31,7 @@ class SpamService:
 
     async def start(self) -> None:
         model = await asyncio.to_thread(SpamModel.load, Path(self._config.model_path))
-        self._channels = [
-            aio.insecure_channel(address, options=channel_options())
-            for address in self._config.counter_addresses
-        ]
+        self._channels = [open_channel(address) for address in self._config.counter_addresses]
         shards = [counter_pb2_grpc.CounterServiceStub(channel) for channel in self._channels]
         self._durations = ReelDurations(
             self._config.origin_address, 1_000_000, self._config.rpc_timeout_s

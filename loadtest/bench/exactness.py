@@ -15,12 +15,11 @@ import urllib.request
 from dataclasses import dataclass, field
 
 import numpy as np
-from grpc import aio
 
 from loadtest.bench.grpc_driver import DriveResult
 from loadtest.bench.workload import PAIR_SHIFT, BatchPool, IntArray
 from protos import common_pb2, edge_pb2_grpc
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 
 DEPTH = re.compile(r"^edge_journal_depth_events\s+([0-9.e+]+)$", re.MULTILINE)
 
@@ -103,7 +102,7 @@ def _expected(
 
 
 async def read_counts(address: str, reel_ids: list[int]) -> list[common_pb2.ReelCounts]:
-    async with aio.insecure_channel(address, options=channel_options()) as channel:
+    async with open_channel(address) as channel:
         stub = edge_pb2_grpc.EdgeServiceStub(channel)
         request = common_pb2.GetCountsRequest(reel_ids=reel_ids)
         response = await stub.GetCounts(request, timeout=30)

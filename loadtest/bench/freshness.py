@@ -21,7 +21,7 @@ import numpy as np
 from grpc import aio
 
 from protos import common_pb2, edge_pb2_grpc
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 
 PROBE_REEL = 9_000_000_001
 PROBE_USER = 1
@@ -57,8 +57,8 @@ class FreshnessProbe:
         poll_s: float = 0.01,
         grace_s: float = 15.0,
     ) -> None:
-        self._writer_channel = aio.insecure_channel(writer_address, options=channel_options())
-        self._reader_channel = aio.insecure_channel(reader_address, options=channel_options())
+        self._writer_channel = open_channel(writer_address)
+        self._reader_channel = open_channel(reader_address)
         self._writer = edge_pb2_grpc.EdgeServiceStub(self._writer_channel)
         self._reader = edge_pb2_grpc.EdgeServiceStub(self._reader_channel)
         self._interval_s = interval_s

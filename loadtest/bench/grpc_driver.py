@@ -22,7 +22,7 @@ from grpc import aio
 
 from loadtest.bench.workload import BatchPool, IntArray
 from protos import edge_pb2
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 
 SEND_EVENTS = "/reelstream.v1.EdgeService/SendEvents"
 CALL_TIMEOUT_S = 10.0
@@ -73,7 +73,7 @@ class EdgeTargets:
 
     def __init__(self, addresses: list[str]) -> None:
         self.addresses = addresses
-        self._channels = [aio.insecure_channel(a, options=channel_options()) for a in addresses]
+        self._channels = [open_channel(a) for a in addresses]
         self.send_calls: list[SendCall] = [
             ch.unary_unary(
                 SEND_EVENTS,
