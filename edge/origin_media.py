@@ -22,6 +22,7 @@ from edge.errors import (
     ReelRemoved,
 )
 from edge.hls_names import HlsObject
+from edge.mapped_body import body_view, hold_body
 from edge.media_object import MediaObject, quoted_etag
 from protos import origin_pb2, origin_pb2_grpc
 from reelstream.channels import open_channel
@@ -109,8 +110,8 @@ class OriginMedia:
             raise OriginUnavailable(
                 f"reel {obj.reel_id} {obj.name}: stream ended at {received} of {announced} bytes"
             )
-        body = b"".join(parts)
-        return MediaObject(body, obj.content_type, quoted_etag(etag, body))
+        body = hold_body(parts, received)
+        return MediaObject(body, obj.content_type, quoted_etag(etag, body_view(body)))
 
     async def close(self) -> None:
         await self._channel.close()

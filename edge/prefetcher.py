@@ -20,6 +20,7 @@ from prometheus_client import Counter
 
 from edge.errors import MediaError
 from edge.hls_names import HlsFileKind, HlsObject
+from edge.mapped_body import body_bytes
 from edge.segment_cache import SegmentCache
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Prefetcher:
         playlist = self._cache.peek(
             HlsObject(obj.reel_id, f"{obj.rung}.m3u8", HlsFileKind.RENDITION_PLAYLIST, obj.rung)
         )
-        if playlist is not None and obj.name.encode() not in playlist.body:
+        if playlist is not None and obj.name.encode() not in body_bytes(playlist.body):
             return "past_end"
         try:
             self._queue.put_nowait(obj)

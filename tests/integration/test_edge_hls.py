@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import subprocess
 import time
 import urllib.request
@@ -366,3 +367,64 @@ def test_an_unreachable_origin_gets_503_with_retry_after(
     with failure.value as error:
         assert error.code == 503
         assert error.headers["Retry-After"] == "2"
+
+
+async def test_large_segments_go_out_by_sendfile_whole_and_in_ranges(
+    edge: EdgeUnderTest, http: aiohttp.ClientSession, ladder: Path
+) -> None:
+    data = (ladder / "360p_001.m4s").read_bytes()
+    assert len(data) > 2 * 64 * 1024, "the clip must have segments large enough for sendfile"
+    before = edge.metric("edge_http_sendfile_bytes_total")
+    async with http.get(edge.url(1, "360p_001.m4s")) as response:
+        assert await response.read() == data
+    async with http.get(edge.url(1, "360p_001.m4s"), headers={"Range": "bytes=1000-"}) as response:
+        assert response.status == 206
+        assert await response.read() == data[1000:]
+    assert edge.metric("edge_http_sendfile_bytes_total") - before == 2 * len(data) - 1000
+
+
+def test_a_slow_reader_gets_every_byte_on_a_kept_alive_connection(
+    edge: EdgeUnderTest, ladder: Path
+) -> None:
+    """A full socket stops sendfile part-way; the transport must write the rest, in order,
+    and the next response on the connection must start where the previous one ended.
+    The requests are pipelined: more than the kernel's largest send buffer (4 MB) waits
+    for a reader that has not started reading."""
+    files = ("360p_000.m4s", "360p_001.m4s", "360p_002.m4s")
+    names = [files[i % len(files)] for i in range(48)]
+    port = int(edge.base.rsplit(":", 1)[1])
+    sent_by_sendfile = edge.metric("edge_http_sendfile_bytes_total")
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(("127.0.0.1", port))
+        for name in names:
+            request = f"GET /reels/1/{name} HTTP/1.1\r\nHost: edge\r\n\r\n"
+            client.sendall(request.encode())
+        time.sleep(1.0)  # let the edge fill the socket and fall back to its write path
+        received = bytearray()
+        expected = [(ladder / name).read_bytes() for name in names]
+        client.settimeout(10)
+        for body in expected:
+            head = _read_until(client, received, b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head[:100]
+            length = int(re.search(rb"Content-Length: (\d+)", head, re.I)[1])  # type: ignore[index]
+            assert length == len(body)
+            while len(received) < length:
+                chunk = client.recv(8192)
+                assert chunk, "connection closed mid-body"
+                received += chunk
+            assert bytes(received[:length]) == body
+            del received[:length]
+    sent_by_sendfile = edge.metric("edge_http_sendfile_bytes_total") - sent_by_sendfile
+    assert 0 < sent_by_sendfile < sum(map(len, expected)), "the write path took no part"
+
+
+def _read_until(client: socket.socket, buffer: bytearray, marker: bytes) -> bytes:
+    while marker not in buffer:
+        chunk = client.recv(8192)
+        assert chunk, "connection closed before the headers"
+        buffer += chunk
+    end = buffer.index(marker) + len(marker)
+    head = bytes(buffer[:end])
+    del buffer[:end]
+    return head
