@@ -19,12 +19,13 @@ tracebacks for the log.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from grpc import aio
+
+from reelstream.handler_wrapping import Behavior, relay_responses, rewrap_handler
 
 Context = aio.ServicerContext[Any, Any]
 
@@ -39,33 +40,30 @@ def forget_frames(error: BaseException) -> None:
         current = current.__cause__ or current.__context__
 
 
-def _unary_response(behavior: Callable[..., Any]) -> Callable[..., Any]:
-    async def guarded(request: Any, context: Context) -> Any:
+def _guard(behavior: Behavior, request_streaming: bool, response_streaming: bool) -> Behavior:
+    del request_streaming  # the request (or request iterator) is dropped alike
+    if not response_streaming:
+
+        async def guarded(request: Any, context: Context) -> Any:
+            try:
+                return await behavior(request, context)
+            except aio.AbortError as exc:
+                forget_frames(exc)
+                del request
+                raise
+
+        return guarded
+
+    async def guarded_stream(request: Any, context: Context) -> AsyncIterator[Any]:
         try:
-            return await behavior(request, context)
+            async for item in relay_responses(behavior(request, context)):
+                yield item
         except aio.AbortError as exc:
             forget_frames(exc)
             del request
             raise
 
-    return guarded
-
-
-def _streaming_response(behavior: Callable[..., Any]) -> Callable[..., Any]:
-    async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
-        try:
-            result = behavior(request, context)
-            if inspect.isasyncgen(result):
-                async for item in result:
-                    yield item
-            else:  # a handler that writes with context.write() and returns
-                await result
-        except aio.AbortError as exc:
-            forget_frames(exc)
-            del request, result
-            raise
-
-    return guarded
+    return guarded_stream
 
 
 class AbortCycleInterceptor(aio.ServerInterceptor):
@@ -79,23 +77,4 @@ class AbortCycleInterceptor(aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        parse, serialize = handler.request_deserializer, handler.response_serializer
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary_response(handler.unary_unary), parse, serialize
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _unary_response(handler.stream_unary), parse, serialize
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _streaming_response(handler.unary_stream), parse, serialize
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                _streaming_response(handler.stream_stream), parse, serialize
-            )
-        return handler
+        return None if handler is None else rewrap_handler(handler, _guard)

@@ -12,13 +12,14 @@ stream alike. Found by the bad-input suite (tests/integration/test_fuzz_grpc.py)
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from grpc import aio
+
+from reelstream.handler_wrapping import Behavior, relay_responses, rewrap_handler
 
 Context = aio.ServicerContext[Any, Any]
 
@@ -57,46 +58,34 @@ async def _checked_stream(requests: AsyncIterator[Any], context: Context) -> Asy
         yield request
 
 
-def _unary_request(behavior: Callable[..., Any]) -> Callable[..., Any]:
+def _check(behavior: Behavior, request_streaming: bool, response_streaming: bool) -> Behavior:
+    if request_streaming:
+
+        async def checked_stream(requests: AsyncIterator[Any], context: Context) -> Any:
+            return await behavior(_checked_stream(requests, context), context)
+
+        async def checked_stream_streaming(
+            requests: AsyncIterator[Any], context: Context
+        ) -> AsyncIterator[Any]:
+            async for item in relay_responses(
+                behavior(_checked_stream(requests, context), context)
+            ):
+                yield item
+
+        return checked_stream_streaming if response_streaming else checked_stream
+
     async def checked(request: Any, context: Context) -> Any:
         if isinstance(request, Undecodable):
             await _refuse(context, request)
         return await behavior(request, context)
 
-    return checked
-
-
-def _unary_request_streaming(behavior: Callable[..., Any]) -> Callable[..., Any]:
-    async def checked(request: Any, context: Context) -> AsyncIterator[Any]:
+    async def checked_streaming(request: Any, context: Context) -> AsyncIterator[Any]:
         if isinstance(request, Undecodable):
             await _refuse(context, request)
-        result = behavior(request, context)
-        if inspect.isasyncgen(result):
-            async for item in result:
-                yield item
-        else:  # a handler that writes with context.write() and returns
-            await result
+        async for item in relay_responses(behavior(request, context)):
+            yield item
 
-    return checked
-
-
-def _stream_request(behavior: Callable[..., Any]) -> Callable[..., Any]:
-    async def checked(requests: AsyncIterator[Any], context: Context) -> Any:
-        return await behavior(_checked_stream(requests, context), context)
-
-    return checked
-
-
-def _stream_request_streaming(behavior: Callable[..., Any]) -> Callable[..., Any]:
-    async def checked(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
-        result = behavior(_checked_stream(requests, context), context)
-        if inspect.isasyncgen(result):
-            async for item in result:
-                yield item
-        else:
-            await result
-
-    return checked
+    return checked_streaming if response_streaming else checked
 
 
 class MalformedRequestInterceptor(aio.ServerInterceptor):
@@ -112,22 +101,4 @@ class MalformedRequestInterceptor(aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        parse = safe_deserializer(handler.request_deserializer)
-        serialize = handler.response_serializer
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary_request(handler.unary_unary), parse, serialize
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _unary_request_streaming(handler.unary_stream), parse, serialize
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _stream_request(handler.stream_unary), parse, serialize
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                _stream_request_streaming(handler.stream_stream), parse, serialize
-            )
-        return handler
+        return rewrap_handler(handler, _check, safe_deserializer(handler.request_deserializer))
