@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -101,9 +105,5 @@ def test_an_unknown_claim_is_refused() -> None:
 
 
 def _sign(secret: str, payload: str) -> str:
-    import base64
-    import hashlib
-    import hmac
-
     digest = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
