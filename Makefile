@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 PROTOS := $(wildcard protos/*.proto)
 GENERATED := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: help deps system-deps venv proto run up down status logs test test-slow test-player lint \
+.PHONY: help deps system-deps venv proto run up down status logs test test-slow test-player test-console console-moderator lint \
         cassandra-up cassandra-down cassandra-wipe cassandra-status cassandra-cluster-up \
         redis-up redis-down clean chaos fuzz
 
@@ -66,6 +66,14 @@ test-slow: deps ## Also the long chaos/soak tests
 test-player: deps ## hls.js in headless Chromium plays a reel from a real edge (installs chromium, node, npm packages)
 	@scripts/install-system-deps.sh player
 	$(BIN)/python -m pytest tests/integration/test_player.py $(PYTEST_ARGS)
+
+test-console: deps ## The moderator console in headless Chromium: login, poster, remove (installs chromium, node, npm packages)
+	@scripts/install-system-deps.sh player
+	$(BIN)/python -m pytest tests/integration/test_console_browser.py $(PYTEST_ARGS)
+
+console-moderator: deps ## Add a moderator to the console (NAME=alice; asks for the password; restart the stack after the first)
+	@test -n "$(NAME)" || { echo "usage: make console-moderator NAME=<name>"; exit 2; }
+	$(BIN)/python -m origin.console_passwords $${REELSTREAM_VAR_DIR:-var}/console-moderators $(NAME)
 
 chaos: deps ## Fault suite: repeated kill -9 of edges, shards, Redis, Cassandra under load
 	$(BIN)/python -m pytest -m slow tests/integration/test_faults.py $(PYTEST_ARGS)

@@ -25,8 +25,9 @@ class EdgeConfig:
     origin_address: str = "127.0.0.1:50071"
     """The origin, asked about reels (GetReels) to validate events."""
     validate_reels: bool = True
-    """Reject events of unknown or removed reels and apply the 50%-of-a-short-reel view rule.
-    Off only for load tests of the counting path alone."""
+    """Reject events of unknown or removed reels and apply the 50%-of-a-short-reel view rule;
+    gate HLS by the reel's state (410 removed, 403 age-restricted without an age-verified
+    token). Off only for load tests of the counting or video path alone."""
     reel_cache_entries: int = 2_000_000
     """Reels whose state and duration the edge keeps."""
     reel_cache_ttl_s: float = 60.0
@@ -87,7 +88,9 @@ class EdgeConfig:
     events of the token's user (reelstream/user_tokens.py). Off by default for tests and
     benchmarks; see docs/reliability.md."""
     user_token_keys: tuple[str, ...] = ()
-    """Active token keys as kid:secret entries; several at once during a rotation."""
+    """Active token keys as kid:secret entries; several at once during a rotation. Also
+    verify the tokens of viewers of age-restricted reels (even when `require_user_tokens`
+    is off); with none, age-restricted reels are served to nobody."""
     log_level: str = "INFO"
     """Root log level."""
     http_address: str = "127.0.0.1:8080"

@@ -33,6 +33,8 @@ class ReelInfo:
 
     removed: bool
     duration_ms: int
+    age_restricted: bool = False
+    """Media served only to age-verified viewers (events are counted as for any reel)."""
 
 
 @dataclass(frozen=True)

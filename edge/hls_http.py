@@ -1,15 +1,18 @@
 """HLS over HTTP: `/reels/{id}/master.m3u8`, rendition playlists, init and media segments.
 
 The only module mapping media errors to HTTP statuses:
-- 400 malformed reel id, file name or query parameter; 404 unknown reel or file (and a
-  file not ready yet, with Retry-After); 410 removed reel; 502 an object over the size
-  limit; 503 with Retry-After when the origin is unreachable or the edge is overloaded.
+- 400 malformed reel id, file name or query parameter; 403 an age-restricted reel without
+  an age-verified user token (edge/age_gate.py); 404 unknown reel or file (and a file not
+  ready yet, with Retry-After); 410 removed reel; 502 an object over the size limit; 503
+  with Retry-After when the origin is unreachable or the edge is overloaded.
 
 Caching headers: segments are immutable (content-addressed at the origin) and cached by
 browsers and CDNs for a year; playlists get a short max-age with stale-while-revalidate;
-the master varies with the client hints it was cut for. Every answer carries a strong
-ETag (304 for a matching If-None-Match), `Accept-Ranges: bytes` (206/416 for Range, with
-If-Range honoured) and CORS headers so browser players (hls.js) can read it.
+the master varies with the client hints it was cut for; an age-restricted reel's files are
+`private` (no shared cache may hand them to another viewer) and vary with Authorization.
+Every answer carries a strong ETag (304 for a matching If-None-Match), `Accept-Ranges:
+bytes` (206/416 for Range, with If-Range honoured) and CORS headers so browser players
+(hls.js) can read it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from edge.age_gate import AgeGate
 from edge.byte_range import ByteRange, parse_range
 from edge.device_hints import CLIENT_HINT_HEADERS, MalformedHint, caps_from_request
 from edge.errors import (
@@ -67,8 +71,10 @@ class HlsRoutes:
         save_data_bps: int,
         retry_after_s: int,
         allow_origin: str,
+        age_gate: AgeGate | None = None,
     ) -> None:
         self._cache = cache
+        self._age_gate = age_gate
         self._prefetcher = prefetcher
         self._cold_start_bps = cold_start_bps
         self._save_data_bps = save_data_bps
@@ -115,6 +121,13 @@ class HlsRoutes:
                 caps = caps_from_request(request.query, request.headers)
             except MalformedHint as exc:
                 return self._error(400, str(exc))
+        restricted = False
+        if self._age_gate is not None:
+            verdict = await self._age_gate.check(obj.reel_id, request.headers.get("Authorization"))
+            if not verdict.allowed:
+                retry = {"Retry-After": self._retry_after} if verdict.status == 503 else None
+                return self._error(verdict.status, verdict.reason, retry)
+            restricted = verdict.restricted
         try:
             media = await self._cache.get(obj)
         except MediaError as exc:
@@ -143,6 +156,9 @@ class HlsRoutes:
         headers["Cache-Control"] = (
             self._playlist_cache_control if obj.kind.is_playlist else SEGMENT_CACHE_CONTROL
         )
+        if restricted:
+            headers["Cache-Control"] = headers["Cache-Control"].replace("public", "private")
+            headers["Vary"] = ", ".join(v for v in (headers.get("Vary"), "Authorization") if v)
         return await self._respond(request, MediaObject(body, media.content_type, etag), headers)
 
     async def _respond(

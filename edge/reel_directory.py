@@ -1,11 +1,15 @@
-"""What the edge knows about reels (exists? removed? how long?), cached from the origin.
+"""What the edge knows about reels (exists? removed? age-restricted? how long?), cached from
+the origin. Events are validated with it and, when `validate_reels` is on, every HLS request
+is gated by it (410 removed, 403 age-restricted without an age-verified token).
 
 Misses are coalesced: however many calls miss the same reel at once, one GetReels call to the
 origin asks for it, and every miss waiting at that moment shares that call (up to 1,000 ids
 per call). Known reels are cached for `ttl_s`, unknown ones for a shorter time so a new
-upload becomes countable quickly. If the origin cannot answer, events are accepted as if the
-reels existed (counting something is better than losing real views while the origin
-restarts); the metric `edge_reel_lookup_failures_total` shows when that happens.
+upload becomes countable quickly. If the origin cannot answer, an expired entry is used
+as it was (a stale state beats a guess); a reel with no entry at all gets `ASSUMED`:
+events are accepted as if it existed (counting something is better than losing real views
+while the origin restarts) and HLS answers 503 (its age restriction is unknown). The
+metric `edge_reel_lookup_failures_total` shows when that happens.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ LOOKUP_FAILURES = Counter("edge_reel_lookup_failures_total", "Failed origin look
 MAX_IDS_PER_CALL = 1000
 
 
-# Returned when the origin is unreachable: validate as if the reel existed.
+# Returned when the origin is unreachable and the reel was never seen: validate as if the
+# reel existed. Compared by identity (`info is ASSUMED`).
 ASSUMED = ReelInfo(removed=False, duration_ms=0)
 
 
@@ -88,6 +93,7 @@ class ReelDirectory:
                 results[brief.reel_id] = ReelInfo(
                     removed=brief.state == origin_pb2.REEL_STATE_REMOVED,
                     duration_ms=brief.duration_ms,
+                    age_restricted=brief.age_restricted,
                 )
         except aio.AioRpcError as exc:
             LOOKUP_FAILURES.inc(len(reel_ids))
@@ -95,7 +101,7 @@ class ReelDirectory:
                 "origin lookup failed; accepting events of these reels unchecked",
                 extra={"fields": {"reels": len(reel_ids), "code": exc.code().name}},
             )
-            results = dict.fromkeys(reel_ids, ASSUMED)
+            results = {reel_id: self._stale(reel_id) for reel_id in reel_ids}
             cache = False  # never cache a guess
         now = time.monotonic()
         for reel_id, info in results.items():
@@ -109,6 +115,10 @@ class ReelDirectory:
                 future.set_result(info)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
+
+    def _stale(self, reel_id: int) -> ReelInfo:
+        entry = self._entries.get(reel_id)
+        return entry[1] if entry is not None and entry[1] is not None else ASSUMED
 
     def forget(self, reel_id: int) -> None:
         """Drops a cached entry (a takedown must not wait for the TTL)."""

@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from edge.age_gate import AgeGate
 from edge.config import EdgeConfig
 from edge.count_cache import CountCache
 from edge.event_intake import EventIntake
@@ -181,6 +182,11 @@ class EdgeService:
             save_data_bps=config.save_data_bandwidth_bps,
             retry_after_s=config.retry_after_s,
             allow_origin=config.cors_allow_origin,
+            age_gate=(
+                AgeGate(self._directory, parse_keys(config.user_token_keys))
+                if self._directory is not None
+                else None
+            ),
         ).add_to(app)
         ResolveRoute(
             LatencyMap.parse(config.region_latencies), edge_urls, self._peers.healthy

@@ -23,6 +23,11 @@ class NotClaimed(ModerationError):
     """The moderator holds no valid lease on the item (never claimed, expired, or decided)."""
 
 
+class ClaimRefused(ModerationError):
+    """This item may not be claimed by this moderator now (another one holds it, or it is an
+    appeal of their own decision)."""
+
+
 class AppealRefused(ModerationError):
     """Not the reel's creator, nothing to appeal, or this decision was appealed already."""
 

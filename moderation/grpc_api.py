@@ -13,6 +13,7 @@ from moderation.analysis import Analyzer, Upload
 from moderation.errors import (
     AnalysisBusy,
     AppealRefused,
+    ClaimRefused,
     NotClaimed,
     UnknownBank,
     UnknownItem,
@@ -21,9 +22,10 @@ from moderation.errors import (
 from moderation.hash_banks import HashBanks
 from moderation.hash_index import FrameHash, hex_to_words
 from moderation.policy import Outcome
+from moderation.review_priority import priority
 from moderation.review_queue import AGE_RESTRICT, KEEP, REMOVE, ReviewQueue
 from moderation.signals import Signal
-from moderation.store import ModerationStore
+from moderation.store import ModerationStore, ReviewItem, now_ms
 from protos import moderation_pb2, moderation_pb2_grpc
 from reelstream.cassandra_client import StoreUnavailable
 
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 Context = aio.ServicerContext[Any, Any]
 
 DEFAULT_LEASE_S = 120
+DEFAULT_LISTING = 100
+MAX_LISTING = 1000
 MAX_BANK_HASHES = 10_000
 VERDICTS = {
     Outcome.PUBLISH: moderation_pb2.VERDICT_PUBLISH,
@@ -48,6 +52,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (UnknownReel, grpc.StatusCode.NOT_FOUND),
     (UnknownItem, grpc.StatusCode.NOT_FOUND),
     (NotClaimed, grpc.StatusCode.FAILED_PRECONDITION),
+    (ClaimRefused, grpc.StatusCode.FAILED_PRECONDITION),
     (AppealRefused, grpc.StatusCode.FAILED_PRECONDITION),
     (AnalysisBusy, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
@@ -76,6 +81,19 @@ def _frame_hashes(hashes: Any) -> list[FrameHash]:
         hex_to_words(h.hash_hex)
         found.append(FrameHash(h.kind, h.hash_hex.lower(), h.quality, h.frame))
     return found
+
+
+def _item_message(
+    item: ReviewItem, rank: float, lease_expires_ms: int
+) -> moderation_pb2.ReviewItem:
+    return moderation_pb2.ReviewItem(
+        item_id=item.item_id,
+        reel_id=item.reel_id,
+        priority=rank,
+        signals=_signal_messages(item.signals),
+        lease_expires_ms=lease_expires_ms,
+        is_appeal=item.kind == "appeal",
+    )
 
 
 class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
@@ -162,21 +180,46 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "moderator_id must be set")
         lease_s = min(float(request.lease_seconds or DEFAULT_LEASE_S), self._max_lease_s)
         try:
-            claimed = await self._queue.claim(request.moderator_id, lease_s)
+            if request.item_id:
+                claimed = await self._queue.claim_item(
+                    request.item_id, request.moderator_id, lease_s
+                )
+            else:
+                found = await self._queue.claim(request.moderator_id, lease_s)
+                if found is None:
+                    await context.abort(
+                        grpc.StatusCode.NOT_FOUND, "no open review item for this moderator"
+                    )
+                    raise AssertionError("unreachable")
+                claimed = found
         except Exception as exc:
             await _abort(context, exc)
-        if claimed is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no open review item for this moderator")
-            raise AssertionError("unreachable")
-        item = claimed.item
-        return moderation_pb2.ReviewItem(
-            item_id=item.item_id,
-            reel_id=item.reel_id,
-            priority=claimed.priority,
-            signals=_signal_messages(item.signals),
-            lease_expires_ms=claimed.lease_expires_ms,
-            is_appeal=item.kind == "appeal",
-        )
+        return _item_message(claimed.item, claimed.priority, claimed.lease_expires_ms)
+
+    async def ListReviewQueue(
+        self, request: moderation_pb2.ListReviewQueueRequest, context: Context
+    ) -> moderation_pb2.ReviewQueueListing:
+        limit = min(request.limit or DEFAULT_LISTING, MAX_LISTING)
+        try:
+            items = await self._queue.open_items()
+        except Exception as exc:
+            await _abort(context, exc)
+        now = now_ms()
+        return moderation_pb2.ReviewQueueListing(
+            items=[
+                moderation_pb2.QueuedItem(
+                    item=_item_message(
+                        item, priority(item.severity, item.likelihood, item.reach),
+                        item.lease_expires_ms,
+                    ),
+                    claimed_by=item.claimed_by if item.lease_expires_ms >= now else "",
+                    created_ms=item.created_ms,
+                    excluded_moderator=item.excluded_moderator,
+                )
+                for item in items[:limit]
+            ],
+            total_open=len(items),
+        )  # fmt: skip
 
     async def DecideReview(
         self, request: moderation_pb2.DecideReviewRequest, context: Context

@@ -29,6 +29,14 @@ TABLES: tuple[str, ...] = (
         excluded_moderator text, claimed_by text, lease_expires_ms bigint,
         decided_by text, decision text, decision_reason text, created_ms bigint,
         appeal_of text)""",
+    # The open review items, in one partition that every moderation process lists and
+    # claims from (a queue is at most a few thousand items; decided ones leave it).
+    """CREATE TABLE IF NOT EXISTS {ks}.mod_open_items (
+        queue text, item_id text, PRIMARY KEY (queue, item_id))""",
+    # At most one open review item per reel, also across processes (INSERT IF NOT EXISTS;
+    # replaced by LWT when the item it names was decided).
+    """CREATE TABLE IF NOT EXISTS {ks}.mod_open_reviews (
+        reel_id bigint PRIMARY KEY, item_id text)""",
     # The audit trail of a reel, in time order.
     """CREATE TABLE IF NOT EXISTS {ks}.mod_audit (
         reel_id bigint, at_ms bigint, audit_id text, actor text, action text,

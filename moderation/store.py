@@ -8,6 +8,7 @@ lightweight transactions: a report per (reel, reporter), a claim / decision of a
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -18,6 +19,9 @@ from cassandra.query import PreparedStatement
 from moderation.hash_index import FrameHash
 from moderation.signals import Signal, signals_from_json, signals_to_json
 from reelstream.cassandra_client import CassandraClient, Row
+
+OPEN_QUEUE = "open"
+MAX_PARALLEL_READS = 32
 
 
 def now_ms() -> int:
@@ -107,6 +111,15 @@ class ModerationStore:
             "decide": f"UPDATE {ks}.mod_review_items SET state = 'decided', decided_by = ?,"
             " decision = ?, decision_reason = ? WHERE item_id = ?"
             " IF state = 'open' AND claimed_by = ? AND lease_expires_ms >= ?",
+            "open_add": f"INSERT INTO {ks}.mod_open_items (queue, item_id) VALUES (?, ?)",
+            "open_drop": f"DELETE FROM {ks}.mod_open_items WHERE queue = ? AND item_id = ?",
+            "open_ids": f"SELECT item_id FROM {ks}.mod_open_items WHERE queue = ?",
+            "reel_review_put": f"INSERT INTO {ks}.mod_open_reviews (reel_id, item_id)"
+            " VALUES (?, ?) IF NOT EXISTS",
+            "reel_review_swap": f"UPDATE {ks}.mod_open_reviews SET item_id = ?"
+            " WHERE reel_id = ? IF item_id = ?",
+            "reel_review_release": f"DELETE FROM {ks}.mod_open_reviews WHERE reel_id = ?"
+            " IF item_id = ?",
             "audit_put": f"INSERT INTO {ks}.mod_audit (reel_id, at_ms, audit_id, actor, action,"
             " reason, signals) VALUES (?, ?, ?, ?, ?, ?, ?)",
             "audit": f"SELECT reel_id, at_ms, audit_id, actor, action, reason, signals"
@@ -196,6 +209,44 @@ class ModerationStore:
     async def item(self, item_id: str) -> ReviewItem | None:
         rows = await self._run("item", item_id)
         return _item(rows[0]) if rows else None
+
+    # --- the shared open queue
+    async def add_open(self, item_id: str) -> None:
+        await self._run("open_add", OPEN_QUEUE, item_id)
+
+    async def drop_open(self, item_id: str) -> None:
+        await self._run("open_drop", OPEN_QUEUE, item_id)
+
+    async def open_items(self) -> list[ReviewItem]:
+        """Every open item, read from Cassandra (what any moderation process sees)."""
+        ids = [row.item_id for row in await self._run("open_ids", OPEN_QUEUE)]
+        limit = asyncio.Semaphore(MAX_PARALLEL_READS)
+
+        async def one(item_id: str) -> ReviewItem | None:
+            async with limit:
+                return await self.item(item_id)
+
+        found = await asyncio.gather(*(one(i) for i in ids))
+        open_items = []
+        for item_id, item in zip(ids, found, strict=True):
+            if item is not None and item.state == "open":
+                open_items.append(item)
+            else:  # decided by a process that stopped before dropping it from the queue
+                await self.drop_open(item_id)
+        return open_items
+
+    async def bind_reel_review(self, reel_id: int, item_id: str) -> str:
+        """Makes `item_id` the reel's open review unless it has one; the reel's item id."""
+        rows = await self._run("reel_review_put", reel_id, item_id)
+        return item_id if rows[0].applied else str(rows[0].item_id)
+
+    async def rebind_reel_review(self, reel_id: int, stale_id: str, item_id: str) -> bool:
+        """Replaces a decided item as the reel's open review (False: someone else did)."""
+        rows = await self._run("reel_review_swap", item_id, reel_id, stale_id)
+        return bool(rows[0].applied)
+
+    async def release_reel_review(self, reel_id: int, item_id: str) -> None:
+        await self._run("reel_review_release", reel_id, item_id)
 
     async def set_reach(self, item_id: str, reach: float) -> None:
         await self._run("reach", reach, item_id)

@@ -5,7 +5,9 @@ and `GetReels` reports it removed), then asks every edge to purge it: `PurgeReel
 edge's cached segments and playlists and its reel-directory entry, so the edge answers 410
 and refuses events of the reel (its counts freeze) at once instead of after its cache TTL.
 Every edge is called in parallel and retried until it confirms or `deadline_s` passes.
-Hiding (IN_REVIEW) purges the same way; restoring (PUBLISHED) needs no purge.
+Hiding (IN_REVIEW) and age-restricting purge the same way (an edge re-learns the reel's
+state, restriction included, on its next request); publishing purges only when it lifts an
+age restriction.
 """
 
 from __future__ import annotations
@@ -64,7 +66,18 @@ class ReelStates:
         return await self.purge_everywhere(reel_id, reason)
 
     async def publish(self, reel_id: int, reason: str) -> None:
+        """PUBLISHED for everyone (an age restriction is lifted)."""
+        reel = await self._catalog.get(reel_id)
         await self._catalog.set_state(reel_id, origin_pb2.REEL_STATE_PUBLISHED, reason)
+        if reel is not None and reel.age_restricted:
+            await self._catalog.set_age_restricted(reel_id, False)
+            await self.purge_everywhere(reel_id, reason)
+
+    async def age_restrict(self, reel_id: int, reason: str) -> PurgeReport:
+        """PUBLISHED for age-verified viewers only."""
+        await self._catalog.set_age_restricted(reel_id, True)
+        await self._catalog.set_state(reel_id, origin_pb2.REEL_STATE_PUBLISHED, reason)
+        return await self.purge_everywhere(reel_id, reason)
 
     async def purge_everywhere(self, reel_id: int, reason: str) -> PurgeReport:
         started = time.monotonic()

@@ -67,6 +67,22 @@ class OriginConfig(CassandraConfigFields):
     moderation_timeout_s: float = 300.0
     """Deadline of one AnalyzeReel call (a reel is held for review when it keeps failing)."""
 
+    console_moderators_file: str = ""
+    """The moderator console's accounts, one `<name>:scrypt:...` line each (made by `python -m
+    origin.console_passwords FILE NAME`). Empty: no console. Needs `moderation_address`."""
+    console_address: str = "127.0.0.1:8070"
+    """host:port of the moderator console's HTTP server (loopback: put TLS in front of it
+    before exposing it)."""
+    console_session_ttl_s: float = 8 * 3600.0
+    """How long a console login lasts."""
+    console_max_sessions: int = 1000
+    """Console sessions kept at once (the oldest is logged out beyond it)."""
+    console_secure_cookies: bool = False
+    """Mark console cookies Secure (set it when the console is served over HTTPS)."""
+    console_rpc_timeout_s: float = 30.0
+    """Deadline of the console's calls to the moderation service (a removal waits for the
+    purge at every edge)."""
+
     def media_root(self) -> Path:
         return Path(self.media_dir) if self.media_dir else var_dir() / "media"
 
@@ -79,6 +95,13 @@ class OriginConfig(CassandraConfigFields):
             raise ConfigError("ffmpeg_threads and transcode_workers must be at least 1")
         if self.transcode_queue_size < 1 or self.max_concurrent_uploads < 1:
             raise ConfigError("transcode_queue_size and max_concurrent_uploads must be >= 1")
+        if self.console_moderators_file and not self.moderation_address:
+            raise ConfigError(
+                "console_moderators_file needs moderation_address (the console"
+                " decides through the moderation service)"
+            )
+        if self.console_session_ttl_s <= 0 or self.console_max_sessions < 1:
+            raise ConfigError("console_session_ttl_s and console_max_sessions must be positive")
         if not 1024 <= self.segment_chunk_bytes <= 4 * 1024 * 1024:
             raise ConfigError("segment_chunk_bytes must be within 1 KiB..4 MiB")
 

@@ -57,14 +57,16 @@ class ReelCatalog:
         ks = self._client.keyspace
         for name, cql in {
             "read": f"SELECT reel_id, creator_id, caption, hashtags, state, progress_percent,"
-            f" duration_ms, content_hash, created_ms, renditions FROM {ks}.reels"
+            f" duration_ms, content_hash, created_ms, renditions, age_restricted FROM {ks}.reels"
             f" WHERE reel_id = ?",
-            "brief": f"SELECT reel_id, state, duration_ms FROM {ks}.reels WHERE reel_id = ?",
+            "brief": f"SELECT reel_id, state, duration_ms, age_restricted FROM {ks}.reels"
+            f" WHERE reel_id = ?",
             "serving": f"SELECT state, media_key, state_reason FROM {ks}.reels WHERE reel_id = ?",
             "write": f"INSERT INTO {ks}.reels (reel_id, creator_id, caption, hashtags, state,"
             f" progress_percent, duration_ms, content_hash, created_ms)"
             f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             "state": f"UPDATE {ks}.reels SET state = ?, state_reason = ? WHERE reel_id = ?",
+            "age_restricted": f"UPDATE {ks}.reels SET age_restricted = ? WHERE reel_id = ?",
             "progress": f"UPDATE {ks}.reels SET progress_percent = ? WHERE reel_id = ?",
             "accepted": f"UPDATE {ks}.reels SET state = ?, progress_percent = 0,"
             f" duration_ms = ?, content_hash = ? WHERE reel_id = ?",
@@ -96,6 +98,7 @@ class ReelCatalog:
             content_hash=row.content_hash or "",
             created_ms=row.created_ms or 0,
             renditions=renditions_json.from_json(row.renditions),
+            age_restricted=bool(row.age_restricted),
         )
 
     async def serving_info(self, reel_id: int) -> ServingInfo | None:
@@ -120,6 +123,7 @@ class ReelCatalog:
                 reel_id=row.reel_id,
                 state=_state_value(row.state),
                 duration_ms=row.duration_ms or 0,
+                age_restricted=bool(row.age_restricted),
             )
             for rows in found
             for row in rows
@@ -168,6 +172,9 @@ class ReelCatalog:
         self, reel_id: int, state: origin_pb2.ReelState.ValueType, reason: str = ""
     ) -> None:
         await self._client.execute(self._statements["state"], (_state_name(state), reason, reel_id))
+
+    async def set_age_restricted(self, reel_id: int, restricted: bool) -> None:
+        await self._client.execute(self._statements["age_restricted"], (restricted, reel_id))
 
     async def set_progress(self, reel_id: int, percent: int) -> None:
         await self._client.execute(self._statements["progress"], (percent, reel_id))

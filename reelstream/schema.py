@@ -92,6 +92,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("reels", "state_reason", "text"),
     ("reels", "media_key", "text"),
     ("reels", "renditions", "text"),
+    # Moderation (issue 6): served only to age-verified viewers.
+    ("reels", "age_restricted", "boolean"),
 )
 
 

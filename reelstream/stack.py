@@ -71,6 +71,13 @@ def plan(edges: int, shards: int) -> list[ServiceSpec]:
                 "REELSTREAM_ORIGIN_METRICS_PORT": "9171",
                 "REELSTREAM_ORIGIN_MEDIA_DIR": str(var_dir() / "media"),
                 "REELSTREAM_ORIGIN_MODERATION_ADDRESS": "127.0.0.1:50091",
+                # The moderator console (127.0.0.1:8070) runs once a moderator exists:
+                # `make console-moderator NAME=alice` writes this file.
+                **(
+                    {"REELSTREAM_ORIGIN_CONSOLE_MODERATORS_FILE": str(moderators)}
+                    if (moderators := var_dir() / "console-moderators").is_file()
+                    else {}
+                ),
             },
         )
     ]

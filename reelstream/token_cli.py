@@ -2,6 +2,7 @@
 
     reelstream token --user 42 [--ttl 3600] [--kid k1] [--keys k1:secret,...]
     reelstream token --any-user ...      a service token for any user id (load generators)
+    reelstream token --user 42 --age-verified   ... with the age-verified claim
 
 Keys default to REELSTREAM_EDGE_USER_TOKEN_KEYS (the edge's setting); the first key signs
 unless --kid names another.
@@ -22,6 +23,9 @@ def main(argv: Sequence[str]) -> int:
     subject = parser.add_mutually_exclusive_group(required=True)
     subject.add_argument("--user", type=int, help="the user id the token binds")
     subject.add_argument("--any-user", action="store_true", help="a service token")
+    parser.add_argument(
+        "--age-verified", action="store_true", help="add the age-verified claim (av)"
+    )
     parser.add_argument("--ttl", type=int, default=3600, help="seconds of validity")
     parser.add_argument("--kid", default="", help="key id to sign with (default: the first)")
     parser.add_argument(
@@ -37,7 +41,8 @@ def main(argv: Sequence[str]) -> int:
         keys = parse_keys(entries)
         key_id = args.kid or next(iter(keys))
         who: int | str = ANY_USER if args.any_user else args.user
-        print(mint(keys, key_id, who, int(time.time()) + args.ttl))
+        expires_s = int(time.time()) + args.ttl
+        print(mint(keys, key_id, who, expires_s, age_verified=args.age_verified))
     except ValueError as exc:
         parser.error(str(exc))
     return 0

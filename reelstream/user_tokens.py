@@ -6,6 +6,11 @@ unpadded base64url HMAC-SHA256 of everything before it, under the key named by t
 The subject is a user id (1..2^63-1) or `*`, a service token allowed to send events of
 any user (load generators, trusted aggregators; minted by operators only).
 
+Claims: a token may carry extra signed claims as a sixth part before the signature,
+`rs1.<kid>.<subject>.<expiry>.<claims>.<signature>`, claims being `+`-joined names from
+`KNOWN_CLAIMS`: `av` says the user's age was verified (edges serve age-restricted reels
+only to such tokens). A token without claims keeps the five-part form.
+
 Key rotation: a verifier holds several keys at once (`kid:secret` pairs); a new key is
 added everywhere first, minting moves to it, and the old one is removed once the tokens
 signed with it have expired.
@@ -23,6 +28,8 @@ PREFIX = "rs1"
 ANY_USER = "*"
 MAX_TOKEN_CHARS = 512
 MAX_USER_ID = 2**63 - 1
+AGE_VERIFIED = "av"
+KNOWN_CLAIMS = frozenset({AGE_VERIFIED})
 
 
 class InvalidToken(ValueError):
@@ -35,6 +42,8 @@ class TokenClaims:
     user_id: int | None
     """None for a service token (subject `*`)."""
     expires_s: int
+    age_verified: bool = False
+    """The `av` claim: the user's age was verified (age-restricted reels)."""
 
     def allows(self, user_id: int) -> bool:
         return self.user_id is None or self.user_id == user_id
@@ -59,13 +68,22 @@ def _signature(secret: bytes, payload: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def mint(keys: Mapping[str, bytes], key_id: str, subject: int | str, expires_s: int) -> str:
+def mint(
+    keys: Mapping[str, bytes],
+    key_id: str,
+    subject: int | str,
+    expires_s: int,
+    *,
+    age_verified: bool = False,
+) -> str:
     """A token for `subject` (a user id or `*`) signed with key `key_id`."""
     if key_id not in keys:
         raise ValueError(f"no key {key_id!r}")
     if subject != ANY_USER and not (isinstance(subject, int) and 0 < subject <= MAX_USER_ID):
         raise ValueError("the subject is a user id in [1, 2^63) or '*'")
     payload = f"{PREFIX}.{key_id}.{subject}.{expires_s}"
+    if age_verified:
+        payload += f".{AGE_VERIFIED}"
     return f"{payload}.{_signature(keys[key_id], payload)}"
 
 
@@ -78,9 +96,13 @@ def verify(keys: Mapping[str, bytes], token: str, now_s: float) -> TokenClaims:
     if len(token) > MAX_TOKEN_CHARS:
         raise InvalidToken("token too long")
     parts = token.split(".")
-    if len(parts) != 5 or parts[0] != PREFIX:
-        raise InvalidToken(f"malformed token: expected {PREFIX}.<kid>.<user>.<expiry>.<sig>")
-    _, key_id, subject, expires_text, signature = parts
+    if len(parts) not in (5, 6) or parts[0] != PREFIX:
+        raise InvalidToken(
+            f"malformed token: expected {PREFIX}.<kid>.<user>.<expiry>[.<claims>].<sig>"
+        )
+    _, key_id, subject, expires_text = parts[:4]
+    signature = parts[-1]
+    claims = set(parts[4].split("+")) if len(parts) == 6 else set()
     secret = keys.get(key_id)
     if secret is None:
         raise InvalidToken(f"unknown key id {key_id[:32]!r} (rotated out?)")
@@ -92,11 +114,14 @@ def verify(keys: Mapping[str, bytes], token: str, now_s: float) -> TokenClaims:
     expires_s = int(expires_text)
     if expires_s <= now_s:
         raise InvalidToken("token expired")
+    if not claims <= KNOWN_CLAIMS:
+        raise InvalidToken(f"unknown claims {sorted(claims - KNOWN_CLAIMS)!r}"[:120])
+    age_verified = AGE_VERIFIED in claims
     if subject == ANY_USER:
-        return TokenClaims(key_id, None, expires_s)
+        return TokenClaims(key_id, None, expires_s, age_verified)
     if not subject.isdigit() or not 0 < int(subject) <= MAX_USER_ID:
         raise InvalidToken("malformed subject")
-    return TokenClaims(key_id, int(subject), expires_s)
+    return TokenClaims(key_id, int(subject), expires_s, age_verified)
 
 
 def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:

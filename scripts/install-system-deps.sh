@@ -4,7 +4,7 @@
 # the libav*-dev headers and pkg-config that the `vpdq` wheel (moderation) builds against.
 # `install-system-deps.sh bench` also installs what the video benchmark compares against:
 # nginx (the reference static server) and wrk (the HTTP load tool); `install-system-deps.sh
-# player` what the real-player test needs: Chromium, Node.js and npm (tests/player/).
+# player` what the browser tests need: Chromium, Node.js and npm (tests/player/, tests/console/).
 set -euo pipefail
 
 declare -A package_for=(

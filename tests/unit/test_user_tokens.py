@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -77,3 +81,29 @@ def test_the_load_generator_attaches_its_token(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("REELSTREAM_LOADTEST_TOKEN", raising=False)
     channel = object()
     assert with_token(channel) is channel  # type: ignore[arg-type]
+
+
+def test_the_age_verified_claim_is_signed_and_read_back() -> None:
+    plain = verify(KEYS, mint(KEYS, "k1", 42, 2_000), now_s=1_000)
+    verified = verify(KEYS, mint(KEYS, "k1", 42, 2_000, age_verified=True), now_s=1_000)
+    assert (plain.age_verified, verified.age_verified) == (False, True)
+    assert verified.user_id == 42
+
+
+def test_a_claim_added_to_a_signed_token_breaks_its_signature() -> None:
+    kid, user, expiry, signature = mint(KEYS, "k1", 42, 2_000).split(".")[1:]
+    forged = f"rs1.{kid}.{user}.{expiry}.av.{signature}"
+    with pytest.raises(InvalidToken, match="bad signature"):
+        verify(KEYS, forged, now_s=1_000)
+
+
+def test_an_unknown_claim_is_refused() -> None:
+    payload = "rs1.k1.42.2000.admin"
+    token = f"{payload}.{_sign('first-secret-0123456789', payload)}"
+    with pytest.raises(InvalidToken, match="unknown claims"):
+        verify(KEYS, token, now_s=1_000)
+
+
+def _sign(secret: str, payload: str) -> str:
+    digest = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
