@@ -14,7 +14,7 @@ from grpc import aio
 
 from origin.errors import OriginError
 from protos import moderation_pb2, moderation_pb2_grpc
-from reelstream.service_shell import channel_options
+from reelstream.channels import open_channel
 
 DECISIONS = {
     "keep": moderation_pb2.DECISION_KEEP,
@@ -53,7 +53,7 @@ def _refused(exc: aio.AioRpcError) -> ReviewRefused:
 
 class ReviewClient:
     def __init__(self, address: str, timeout_s: float) -> None:
-        self._channel = aio.insecure_channel(address, options=channel_options())
+        self._channel = open_channel(address)
         self._stub = moderation_pb2_grpc.ModerationServiceStub(self._channel)
         self._timeout_s = timeout_s
 
