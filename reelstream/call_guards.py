@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from grpc import aio
@@ -21,9 +21,9 @@ Context = aio.ServicerContext[Any, Any]
 CallCheck = Callable[[str, Context], Awaitable[None]]
 """Given the full method name and the context: returns to let the call through, or aborts."""
 
-Continuation = Callable[
-    [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-]
+Continuation: TypeAlias = (
+    "Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]]"
+)
 
 
 async def _stream_of(result: Any) -> AsyncIterator[Any]:
