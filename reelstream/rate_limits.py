@@ -1,6 +1,7 @@
 """Per-caller rate limits on every server: a token bucket per caller, one token per RPC.
 
-The caller is its certificate identity under mutual TLS, else its peer host (plaintext).
+The caller is its certificate identity at its peer host (many apps share the `app`
+identity, each from its own address), or the peer host alone in plaintext.
 Limits count RPCs, not the events inside them: the edge->counter path carries ~200k
 events/s in a few hundred batches/s, far below the defaults (`SecuritySettings`). A caller
 over its limit gets RESOURCE_EXHAUSTED naming it, the limit and when to retry, with the
@@ -99,7 +100,8 @@ class RateLimitInterceptor(GuardInterceptor):
 
     async def _limit(self, method: str, context: Context) -> None:
         identity = peer_identity(context)
-        caller = f"identity {identity!r}" if identity else f"peer {peer_host(context)}"
+        host = peer_host(context)
+        caller = f"identity {identity!r} at {host}" if identity else f"peer {host}"
         retry_after_s = self._buckets.retry_after_s(caller)
         if retry_after_s > 0:
             message = (

@@ -26,7 +26,7 @@ class SecuritySettings:
     identity: str = ""
     """The certificate this process presents; empty: the tier's own (edge, counter, ...)."""
     rate_limit_rpcs_per_s: float = 5_000.0
-    """Sustained RPCs per second one caller (identity, else peer address) may make to one
+    """Sustained RPCs per second one caller (identity at peer host) may make to one
     server; beyond its burst it gets RESOURCE_EXHAUSTED with a retry delay (0 disables)."""
     rate_limit_burst: float = 10_000.0
     """RPCs one caller may make at once before the sustained rate applies."""
