@@ -16,7 +16,7 @@ GENERATED := $(PROTOS:.proto=_pb2.py)
 
 .PHONY: help deps system-deps venv proto run up down status logs test test-slow test-player test-console console-moderator lint \
         cassandra-up cassandra-down cassandra-wipe cassandra-status cassandra-cluster-up \
-        redis-up redis-down clean chaos fuzz
+        redis-up redis-down clean chaos fuzz certs
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -40,6 +40,9 @@ $(GENERATED) &: $(PROTOS) $(STAMP)
 proto: $(GENERATED) ## Regenerate the gRPC code in protos/ from the .proto files
 
 deps: system-deps venv proto ## Everything needed to run and test
+
+certs: deps ## Development CA and one mTLS certificate per identity in var/certs (idempotent; docs/security.md)
+	$(BIN)/python -m reelstream.infra.dev_certs
 
 run: deps ## Install what is missing, start the whole stack and print the endpoints
 	$(BIN)/reelstream up --edges $(EDGES) --shards $(SHARDS)

@@ -15,6 +15,7 @@ def main() -> None:
         service_name=f"counter-{config.shard}",
         grpc_address=config.grpc_address,
         metrics_port=config.metrics_port,
+        identity="counter",
     )
 
     async def amain() -> None:

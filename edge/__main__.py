@@ -15,6 +15,7 @@ def main() -> None:
         service_name=config.name,
         grpc_address=config.grpc_address,
         metrics_port=config.metrics_port,
+        identity="edge",
     )
 
     async def amain() -> None:

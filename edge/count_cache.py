@@ -128,6 +128,8 @@ class CountCache:
                     yield await queue.get()
 
             try:
+                # No deadline: a subscription for the edge's lifetime. Channel keepalive
+                # (reelstream/channels.py) breaks it when the shard stops answering.
                 async for update in self._clients.stubs[shard].FollowCounts(requests()):
                     backoff_s = 0.1
                     self._apply(update)

@@ -147,6 +147,8 @@ class SpamForwarder:
         """Follows WatchBlocklist, reconnecting after a pause when the stream breaks."""
         while True:
             try:
+                # No deadline: a subscription for the edge's lifetime. Channel keepalive
+                # (reelstream/channels.py) breaks it when the spam service stops answering.
                 stream = self.stub.WatchBlocklist(
                     spam_pb2.WatchBlocklistRequest(edge_id=self._edge_id)
                 )

@@ -16,6 +16,7 @@ from locust.env import Environment
 from loadtest.grpc_user import reporting_channel
 from loadtest.load_settings import LoadSettings
 from protos import origin_pb2, origin_pb2_grpc
+from reelstream.caller_policy import ADMIN
 
 IMPORT_CHUNK = 1_000
 logger = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ def seed(environment: Environment, settings: LoadSettings) -> int:
     """Imports reels first_reel_id.. as PUBLISHED; returns how many the origin took."""
     now_ms = int(time.time() * 1000)
     imported = 0
-    channel = reporting_channel(settings.origin, environment, {"user_class": "setup"})
+    # ImportReels is an operator's call (reelstream/caller_policy.py).
+    channel = reporting_channel(settings.origin, environment, {"user_class": "setup"}, ADMIN)
     try:
         origin = origin_pb2_grpc.OriginServiceStub(channel)
         ids = settings.reel_ids

@@ -8,6 +8,9 @@
 #
 # Environment: PROBE_EDGES, PROBE_COUNTERS, PROBE_ORIGIN (space-separated host:port),
 # PROBE_OUT (results folder), GHZ_REQUESTS, GHZ_CONCURRENCY, GRPCURL, GHZ (tool paths).
+# Transport: mutual TLS as the `admin` identity with the certificates of `make certs`
+# (REELSTREAM_CERTS_DIR, default var/certs), or plaintext when REELSTREAM_PLAINTEXT=1 (the
+# stack must run the same way; docs/security.md).
 set -euo pipefail
 
 PROBE_EDGES=${PROBE_EDGES:-"127.0.0.1:50051 127.0.0.1:50052"}
@@ -19,6 +22,18 @@ GHZ_CONCURRENCY=${GHZ_CONCURRENCY:-10}
 GRPCURL=${GRPCURL:-grpcurl}
 GHZ=${GHZ:-ghz}
 PROBE_REELS=10  # reels 1..10 are imported into the catalog so the edges accept the views
+
+if [[ "${REELSTREAM_PLAINTEXT:-0}" =~ ^(1|true|yes|on)$ ]]; then
+  GRPCURL_TLS=(-plaintext)
+  GHZ_TLS=(--insecure)
+else
+  certs=${REELSTREAM_CERTS_DIR:-var/certs}
+  for file in ca.pem admin.pem admin.key; do
+    [[ -r "$certs/$file" ]] || { echo "no $certs/$file: run 'make certs'" >&2; exit 1; }
+  done
+  GRPCURL_TLS=(-cacert "$certs/ca.pem" -cert "$certs/admin.pem" -key "$certs/admin.key")
+  GHZ_TLS=(--cacert "$certs/ca.pem" --cert "$certs/admin.pem" --key "$certs/admin.key")
+fi
 
 mkdir -p "$PROBE_OUT"
 failures=0
@@ -38,13 +53,13 @@ probe_call() {
 
 for address in $PROBE_ORIGIN $PROBE_COUNTERS $PROBE_EDGES; do
   echo "== $address"
-  if ! services=$("$GRPCURL" -plaintext -max-time 5 "$address" list); then
+  if ! services=$("$GRPCURL" "${GRPCURL_TLS[@]}" -max-time 5 "$address" list); then
     echo "   cannot list services (is the stack running? 'make run')"
     failures=$((failures + 1))
     continue
   fi
   for service in $services; do
-    methods=$("$GRPCURL" -plaintext -max-time 5 "$address" describe "$service" |
+    methods=$("$GRPCURL" "${GRPCURL_TLS[@]}" -max-time 5 "$address" describe "$service" |
       grep -c '^  rpc ' || true)
     call=$(probe_call "$service")
     if [[ -z "$call" ]]; then
@@ -53,7 +68,7 @@ for address in $PROBE_ORIGIN $PROBE_COUNTERS $PROBE_EDGES; do
     fi
     method=${call%% *}
     request=${call#* }
-    if output=$("$GRPCURL" -plaintext -max-time 5 -d "$request" "$address" \
+    if output=$("$GRPCURL" "${GRPCURL_TLS[@]}" -max-time 5 -d "$request" "$address" \
         "$service/$method" 2>&1); then
       echo "   $service: $methods methods; $method OK ($(echo "$output" | tr -d ' \n' | cut -c1-80))"
     else
@@ -67,7 +82,7 @@ done
 reels=$(for r in $(seq 1 $PROBE_REELS); do
   printf '{"reel_id":"%s","state":"REEL_STATE_PUBLISHED","duration_ms":20000},' "$r"
 done)
-"$GRPCURL" -plaintext -max-time 10 -d "{\"reels\":[${reels%,}]}" "$PROBE_ORIGIN" \
+"$GRPCURL" "${GRPCURL_TLS[@]}" -max-time 10 -d "{\"reels\":[${reels%,}]}" "$PROBE_ORIGIN" \
   reelstream.v1.OriginService/ImportReels >/dev/null
 
 # A batch of PROBE_REELS views by one viewer per request: user id "<epoch s><request number>"
@@ -83,7 +98,7 @@ for edge in $PROBE_EDGES; do
   echo "== ghz: EdgeService/SendEvents on $edge ($GHZ_REQUESTS batches of $PROBE_REELS views, $GHZ_CONCURRENCY concurrent)"
   # ghz's reflection lookup fails against Python gRPC servers ("Symbol not found", ghz issue
   # #419) while grpcurl's works; ghz reads the contract from protos/ instead.
-  if "$GHZ" --insecure --proto protos/edge.proto --import-paths . \
+  if "$GHZ" "${GHZ_TLS[@]}" --proto protos/edge.proto --import-paths . \
       --call reelstream.v1.EdgeService/SendEvents -d "$batch" \
       -n "$GHZ_REQUESTS" -c "$GHZ_CONCURRENCY" --timeout 10s \
       -O json -o "$PROBE_OUT/ghz_$name.json" "$edge" &&
@@ -106,7 +121,7 @@ done
 # gRPC status OK says nothing of refusals inside the response: the counts show what counted.
 first_edge=${PROBE_EDGES%% *}
 echo "== counts of reels 1 and $PROBE_REELS on $first_edge after the ghz runs:"
-"$GRPCURL" -plaintext -max-time 5 -d "{\"reel_ids\":[\"1\",\"$PROBE_REELS\"]}" "$first_edge" \
+"$GRPCURL" "${GRPCURL_TLS[@]}" -max-time 5 -d "{\"reel_ids\":[\"1\",\"$PROBE_REELS\"]}" "$first_edge" \
   reelstream.v1.EdgeService/GetCounts | tr -d ' \n'
 echo
 echo "grpc-probe: $failures failure(s); ghz reports in $PROBE_OUT/"

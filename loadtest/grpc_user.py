@@ -7,13 +7,17 @@ carries request_type "grpc", the method as "Service/Method", the response time i
 response's serialized size and the RpcError, if any; its context names the user class.
 Unary-unary and client-streaming calls (SendEvents, GetCounts, Upload, ...) are covered;
 the suite makes no streaming-response call.
+
+Channels use mutual TLS like every Reelstream client (reelstream/channels.py): simulated
+apps present the `app` certificate, moderators the `moderator` one (`identity` of the user
+class), catalog seeding the `admin` one; plaintext with REELSTREAM_PLAINTEXT=1.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import grpc
 import grpc.experimental.gevent as grpc_gevent
@@ -22,6 +26,8 @@ from locust import User
 from locust.env import Environment
 
 from loadtest.auth_token import with_token
+from reelstream.caller_policy import APP
+from reelstream.channels import open_blocking_channel
 
 grpc_gevent.init_gevent()
 
@@ -102,10 +108,10 @@ class LocustInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClient
 
 
 def reporting_channel(
-    address: str, environment: Environment, context: dict[str, Any]
+    address: str, environment: Environment, context: dict[str, Any], identity: str = APP
 ) -> grpc.Channel:
-    """An insecure channel to `address` whose calls are reported to Locust."""
-    channel = with_token(grpc.insecure_channel(address))
+    """A channel to `address` presenting `identity` whose calls are reported to Locust."""
+    channel = with_token(open_blocking_channel(address, identity))
     return grpc.intercept_channel(channel, LocustInterceptor(environment, context))
 
 
@@ -114,6 +120,8 @@ class GrpcUser(User):
     address (a real client keeps its connection), closed when the user stops."""
 
     abstract = True
+    identity: ClassVar[str] = APP
+    """The certificate this kind of user presents (docs/security.md)."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
@@ -126,7 +134,7 @@ class GrpcUser(User):
     def channel(self, address: str) -> grpc.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = reporting_channel(address, self.environment, self.context())
+            channel = reporting_channel(address, self.environment, self.context(), self.identity)
             self._channels[address] = channel
         return channel
 

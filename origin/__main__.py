@@ -15,6 +15,7 @@ def main() -> None:
         service_name="origin",
         grpc_address=config.grpc_address,
         metrics_port=config.metrics_port,
+        identity="origin",
     )
 
     async def amain() -> None:

@@ -26,9 +26,13 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from reelstream.abort_cycles import AbortCycleInterceptor
+from reelstream.caller_policy import CallerPolicyInterceptor
 from reelstream.channels import MAX_MESSAGE_BYTES
 from reelstream.grpc_metrics import MetricsInterceptor
 from reelstream.malformed_requests import MalformedRequestInterceptor
+from reelstream.rate_limits import CallerBuckets, RateLimitInterceptor
+from reelstream.security_settings import SecuritySettings, security_settings
+from reelstream.transport_security import server_credentials, use_identity
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,8 @@ class ShellConfig:
     service_name: str
     grpc_address: str
     metrics_port: int
+    identity: str = ""
+    """The tier's certificate identity (edge, counter, ...); REELSTREAM_IDENTITY overrides."""
     shutdown_grace_s: float = 5.0
     drain_timeout_s: float = 10.0
     max_concurrent_rpcs: int = 2000
@@ -71,7 +77,7 @@ def metrics_host() -> str:
     return os.environ.get("REELSTREAM_METRICS_HOST", "127.0.0.1")
 
 
-def server_options() -> list[tuple[str, Any]]:
+def server_options(max_streams_per_connection: int = 1_000) -> list[tuple[str, Any]]:
     """Channel options of every Reelstream server."""
     return [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -81,7 +87,24 @@ def server_options() -> list[tuple[str, Any]]:
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
+        # One connection cannot take the whole server's maximum_concurrent_rpcs.
+        ("grpc.max_concurrent_streams", max_streams_per_connection),
     ]
+
+
+def security_interceptors(security: SecuritySettings) -> list[aio.ServerInterceptor]:
+    """Authorisation by caller identity (mutual TLS only) and per-caller rate limits."""
+    interceptors: list[aio.ServerInterceptor] = []
+    if not security.plaintext:
+        interceptors.append(CallerPolicyInterceptor())
+    if security.rate_limit_rpcs_per_s > 0:
+        buckets = CallerBuckets(
+            security.rate_limit_rpcs_per_s,
+            security.rate_limit_burst,
+            security.rate_limit_max_callers,
+        )
+        interceptors.append(RateLimitInterceptor(buckets, security.rate_limit_rpcs_per_s))
+    return interceptors
 
 
 async def serve(config: ShellConfig, component: Component) -> None:
@@ -98,6 +121,14 @@ async def serve(config: ShellConfig, component: Component) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+
+    # Certificates are checked before anything starts: without them (and without the
+    # explicit plaintext switch) the process refuses to start and says why.
+    security = security_settings()
+    identity = use_identity(config.identity)
+    credentials = server_credentials(identity, security)
+    if credentials is None:
+        logger.warning("REELSTREAM_PLAINTEXT=1: serving without TLS or caller identities")
 
     # Stores first: a server that answers before its journal or lease exists would fail
     # every call; until then the process is simply not listening (health not SERVING).
@@ -121,9 +152,10 @@ async def serve(config: ShellConfig, component: Component) -> None:
         interceptors=[
             AbortCycleInterceptor(),
             MetricsInterceptor(),
+            *security_interceptors(security),
             MalformedRequestInterceptor(),
         ],
-        options=server_options(),
+        options=server_options(security.max_streams_per_connection),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
     health_servicer = health.aio.HealthServicer()
@@ -132,7 +164,11 @@ async def serve(config: ShellConfig, component: Component) -> None:
     reflection.enable_server_reflection(
         [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(config.grpc_address)
+    port = (
+        server.add_insecure_port(config.grpc_address)
+        if credentials is None
+        else server.add_secure_port(config.grpc_address, credentials)
+    )
     if port == 0:
         raise RuntimeError(f"cannot bind gRPC address {config.grpc_address}")
     if config.metrics_port:
@@ -146,6 +182,7 @@ async def serve(config: ShellConfig, component: Component) -> None:
         extra={
             "fields": {
                 "grpc": config.grpc_address,
+                "transport": "plaintext" if credentials is None else f"mtls as {identity}",
                 "metrics_port": config.metrics_port,
                 "services": ",".join(service_names),
             }

@@ -4,6 +4,10 @@ filter, moderation, edges.
 Processes are detached (they outlive the CLI), tracked by pid files under
 `$REELSTREAM_VAR_DIR/run`, log to `$REELSTREAM_VAR_DIR/log/<name>.log`, and are considered
 up only when their gRPC health check answers SERVING.
+
+Services talk mutual TLS with the certificates of `make certs` (made here when missing);
+`REELSTREAM_PLAINTEXT=1` in the environment of `reelstream up` runs them in plaintext
+instead (docs/security.md). Health checks present the `admin` identity.
 """
 
 from __future__ import annotations
@@ -16,8 +20,12 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from reelstream.infra import cassandra_node, local_process, redis_server
+from reelstream.caller_policy import ADMIN
+from reelstream.channels import open_blocking_channel
+from reelstream.infra import cassandra_node, dev_certs, local_process, redis_server
 from reelstream.infra.cassandra_runtime import default_base_dir
+from reelstream.security_settings import security_settings
+from reelstream.transport_security import TransportSecurityError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,12 +167,14 @@ def plan(edges: int, shards: int) -> list[ServiceSpec]:
 def health(address: str, timeout_s: float = 1.0) -> str:
     """The overall gRPC health status of a server, or why it could not be read."""
     try:
-        with grpc.insecure_channel(address) as channel:
+        with open_blocking_channel(address, ADMIN) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
             return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
     except grpc.RpcError as exc:
         return f"DOWN ({exc.code().name})"
+    except TransportSecurityError as exc:
+        return f"UNKNOWN ({exc})"
 
 
 def start_service(spec: ServiceSpec) -> int:
@@ -202,6 +212,10 @@ def wait_serving(specs: list[ServiceSpec], timeout_s: float) -> None:
 
 def up(edges: int = 2, shards: int = 2, timeout_s: float = 300.0) -> list[ServiceSpec]:
     """Brings the whole stack up (idempotent) and waits until every service is SERVING."""
+    if not security_settings().plaintext:
+        made = dev_certs.ensure_certificates()
+        if made:
+            print(f"made certificates for {', '.join(made)} in {dev_certs.default_certs_dir()}")
     cassandra_node.up(1, timeout_s=timeout_s)
     for j in range(edges):
         redis_server.up(name=f"edge-{j}", port=edge_redis_port(j))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Reelstream needs when a command is missing (idempotent):
-# redis-server, ffmpeg/ffprobe, a Java 17 runtime and Maven (to fetch and run Cassandra), and
-# the libav*-dev headers and pkg-config that the `vpdq` wheel (moderation) builds against.
+# redis-server, ffmpeg/ffprobe, a Java 17 runtime and Maven (to fetch and run Cassandra),
+# openssl (`make certs`: the development CA and the mTLS certificates), and the libav*-dev
+# headers and pkg-config that the `vpdq` wheel (moderation) builds against.
 # `install-system-deps.sh bench` also installs what the video benchmark compares against:
 # nginx (the reference static server) and wrk (the HTTP load tool); `install-system-deps.sh
 # player` what the browser tests need: Chromium, Node.js and npm (tests/player/, tests/console/).
@@ -13,6 +14,7 @@ declare -A package_for=(
   [ffprobe]=ffmpeg
   [java]=openjdk-17-jre-headless
   [mvn]=maven
+  [openssl]=openssl
 )
 if [ "${1:-}" = "bench" ]; then
   package_for[nginx]=nginx-light

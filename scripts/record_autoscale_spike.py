@@ -7,6 +7,9 @@ be running), sends calm traffic (~200 events/s), a spike (as fast as 3 threads c
 `reelstream.metrics_recorder`. Bounded: about `--calm + --spike + --calm-after` seconds.
 
     REELSTREAM_VAR_DIR=... .venv/bin/python scripts/record_autoscale_spike.py --out FILE.csv
+
+The services and the senders use mutual TLS with the certificates of `make certs`, or
+plaintext with REELSTREAM_PLAINTEXT=1 (docs/security.md).
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ import threading
 import time
 from pathlib import Path
 
-import grpc
 from cassandra.cluster import Cluster
 
 from protos import common_pb2, edge_pb2_grpc
+from reelstream.caller_policy import APP
+from reelstream.channels import open_blocking_channel
 from reelstream.metrics_recorder import record
 from reelstream.stack import health
 
@@ -109,14 +113,14 @@ def main() -> int:
             )
 
         def calm_sender() -> None:
-            with grpc.insecure_channel(edge_address) as channel:
+            with open_blocking_channel(edge_address, APP) as channel:
                 stub = edge_pb2_grpc.EdgeServiceStub(channel)
                 while not stop.is_set():
                     stub.SendEvents(batch(20), timeout=10)
                     stop.wait(0.1)
 
         def spike_sender() -> None:
-            with grpc.insecure_channel(edge_address) as channel:
+            with open_blocking_channel(edge_address, APP) as channel:
                 stub = edge_pb2_grpc.EdgeServiceStub(channel)
                 while not stop.is_set():
                     if spike_on.is_set():

@@ -12,7 +12,10 @@ def main() -> None:
     config = load()
     configure_logging("spam", config.log_level)
     shell = ShellConfig(
-        service_name="spam", grpc_address=config.grpc_address, metrics_port=config.metrics_port
+        service_name="spam",
+        grpc_address=config.grpc_address,
+        metrics_port=config.metrics_port,
+        identity="spam",
     )
 
     async def amain() -> None:

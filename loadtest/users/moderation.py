@@ -13,6 +13,7 @@ from locust.env import Environment
 from loadtest import suite_config
 from loadtest.grpc_user import GrpcUser
 from protos import moderation_pb2, moderation_pb2_grpc
+from reelstream.caller_policy import MODERATOR
 
 WEIGHTS = suite_config.settings().weight_table()
 REPORT_REASONS = (
@@ -61,6 +62,7 @@ class Moderator(_ModerationUser):
 
     weight = WEIGHTS["moderator"]
     wait_time = between(2, 5)
+    identity = MODERATOR  # only moderators may claim and decide reviews
 
     def on_start(self) -> None:
         self.moderator_id = f"loadtest-moderator-{self.rng.randrange(10_000)}"

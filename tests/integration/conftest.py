@@ -24,6 +24,11 @@ from reelstream.infra import cassandra_node, redis_server
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_REDIS_PORT = 6399
 
+# The suite's services and its own clients speak plaintext, switched on explicitly in this one
+# place (processes the fixtures start inherit it); tests/integration/test_mtls.py runs real
+# services with mutual TLS and overrides it for them (docs/security.md).
+os.environ["REELSTREAM_PLAINTEXT"] = "1"
+
 
 def free_port() -> int:
     with socket.socket() as sock:
