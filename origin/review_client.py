@@ -14,6 +14,7 @@ from grpc import aio
 
 from origin.errors import OriginError
 from protos import moderation_pb2, moderation_pb2_grpc
+from reelstream.caller_policy import MODERATOR
 from reelstream.channels import open_channel
 
 DECISIONS = {
@@ -53,7 +54,7 @@ def _refused(exc: aio.AioRpcError) -> ReviewRefused:
 
 class ReviewClient:
     def __init__(self, address: str, timeout_s: float) -> None:
-        self._channel = open_channel(address)
+        self._channel = open_channel(address, identity=MODERATOR)
         self._stub = moderation_pb2_grpc.ModerationServiceStub(self._channel)
         self._timeout_s = timeout_s
 

@@ -70,6 +70,7 @@ POLICY: Mapping[str, frozenset[str]] = {
     # Moderation: viewers report and creators appeal; only moderators work the queue.
     "/reelstream.v1.ModerationService/ReportReel": APP_CALLERS,
     "/reelstream.v1.ModerationService/Appeal": APP_CALLERS,
+    "/reelstream.v1.ModerationService/ListReviewQueue": frozenset({MODERATOR, ADMIN}),
     "/reelstream.v1.ModerationService/ClaimReview": frozenset({MODERATOR}),
     "/reelstream.v1.ModerationService/DecideReview": frozenset({MODERATOR}),
     "/reelstream.v1.ModerationService/GetAuditTrail": frozenset({MODERATOR, ADMIN}),

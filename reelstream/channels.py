@@ -32,9 +32,10 @@ def channel_options() -> list[tuple[str, Any]]:
     ]
 
 
-def open_channel(address: str) -> aio.Channel:
-    """An asyncio channel from this process to the Reelstream service at `address`."""
-    credentials = channel_credentials()
+def open_channel(address: str, identity: str | None = None) -> aio.Channel:
+    """An asyncio channel to the Reelstream service at `address`, presenting `identity`
+    (default: this process's; the moderator console in the origin acts as `moderator`)."""
+    credentials = channel_credentials(identity)
     if credentials is None:
         return aio.insecure_channel(address, options=channel_options())
     return aio.secure_channel(address, credentials, options=channel_options())
