@@ -6,13 +6,16 @@
 #     (run from the repository root: ghz reads protos/edge.proto).
 # Loopback only; ghz is bounded by a request count. Exits non-zero when any call fails.
 #
-# Environment: PROBE_EDGES, PROBE_COUNTERS, PROBE_ORIGIN (space-separated host:port),
+# Environment: PROBE_EDGES, PROBE_COUNTERS, PROBE_ORIGIN, PROBE_SPAM, PROBE_MODERATION
+# (space-separated host:port; empty skips that tier),
 # PROBE_OUT (results folder), GHZ_REQUESTS, GHZ_CONCURRENCY, GRPCURL, GHZ (tool paths).
 set -euo pipefail
 
 PROBE_EDGES=${PROBE_EDGES:-"127.0.0.1:50051 127.0.0.1:50052"}
 PROBE_COUNTERS=${PROBE_COUNTERS:-"127.0.0.1:50061 127.0.0.1:50062"}
 PROBE_ORIGIN=${PROBE_ORIGIN:-"127.0.0.1:50071"}
+PROBE_SPAM=${PROBE_SPAM-"127.0.0.1:50081"}
+PROBE_MODERATION=${PROBE_MODERATION-"127.0.0.1:50091"}
 PROBE_OUT=${PROBE_OUT:-results/grpc-probe}
 GHZ_REQUESTS=${GHZ_REQUESTS:-2000}
 GHZ_CONCURRENCY=${GHZ_CONCURRENCY:-10}
@@ -36,7 +39,7 @@ probe_call() {
   esac
 }
 
-for address in $PROBE_ORIGIN $PROBE_COUNTERS $PROBE_EDGES; do
+for address in $PROBE_ORIGIN $PROBE_COUNTERS $PROBE_SPAM $PROBE_MODERATION $PROBE_EDGES; do
   echo "== $address"
   if ! services=$("$GRPCURL" -plaintext -max-time 5 "$address" list); then
     echo "   cannot list services (is the stack running? 'make run')"
