@@ -145,7 +145,7 @@ lint: $(BENCH_STAMP)
 # --- Spam filter (spam/, docs/spam.md): simulated traffic, model artifact, evaluation.
 .PHONY: train-spam eval-spam
 
-train-spam: deps ## Train the spam classifier on simulated traffic -> models/spam/model-v1.pkl (+ .json)
+train-spam: deps ## Train the spam classifier on simulated traffic -> models/spam/model-v2.pkl (+ .json)
 	$(BIN)/python -m spam.training
 
 eval-spam: deps ## Evaluate the spam filter on held-out seeds and families -> results/eval-spam.json

@@ -6,7 +6,8 @@
 #     (run from the repository root: ghz reads protos/edge.proto).
 # Loopback only; ghz is bounded by a request count. Exits non-zero when any call fails.
 #
-# Environment: PROBE_EDGES, PROBE_COUNTERS, PROBE_ORIGIN (space-separated host:port),
+# Environment: PROBE_EDGES, PROBE_COUNTERS, PROBE_ORIGIN, PROBE_SPAM, PROBE_MODERATION
+# (space-separated host:port; empty skips that tier),
 # PROBE_OUT (results folder), GHZ_REQUESTS, GHZ_CONCURRENCY, GRPCURL, GHZ (tool paths).
 # Transport: mutual TLS as the `admin` identity with the certificates of `make certs`
 # (REELSTREAM_CERTS_DIR, default var/certs), or plaintext when REELSTREAM_PLAINTEXT=1 (the
@@ -16,6 +17,8 @@ set -euo pipefail
 PROBE_EDGES=${PROBE_EDGES:-"127.0.0.1:50051 127.0.0.1:50052"}
 PROBE_COUNTERS=${PROBE_COUNTERS:-"127.0.0.1:50061 127.0.0.1:50062"}
 PROBE_ORIGIN=${PROBE_ORIGIN:-"127.0.0.1:50071"}
+PROBE_SPAM=${PROBE_SPAM-"127.0.0.1:50081"}
+PROBE_MODERATION=${PROBE_MODERATION-"127.0.0.1:50091"}
 PROBE_OUT=${PROBE_OUT:-results/grpc-probe}
 GHZ_REQUESTS=${GHZ_REQUESTS:-2000}
 GHZ_CONCURRENCY=${GHZ_CONCURRENCY:-10}
@@ -51,7 +54,7 @@ probe_call() {
   esac
 }
 
-for address in $PROBE_ORIGIN $PROBE_COUNTERS $PROBE_EDGES; do
+for address in $PROBE_ORIGIN $PROBE_COUNTERS $PROBE_SPAM $PROBE_MODERATION $PROBE_EDGES; do
   echo "== $address"
   if ! services=$("$GRPCURL" "${GRPCURL_TLS[@]}" -max-time 5 "$address" list); then
     echo "   cannot list services (is the stack running? 'make run')"

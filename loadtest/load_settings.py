@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reelstream.settings import ConfigError, load_config
+from reelstream.user_tokens import parse_keys
 
 # User classes and their default weights. Reporters and moderators are 0 by default (Locust
 # then leaves them out): their reports hide popular reels and their decisions change what
@@ -21,8 +22,14 @@ from reelstream.settings import ConfigError, load_config
 DEFAULT_WEIGHTS: dict[str, int] = {
     "viewer": 10,
     "player_viewer": 4,
-    "short_watch_bot": 2,
+    # Attack families of the spam simulator (loadtest/spam_campaign.py), one campaign each.
+    "short_watch_bot": 1,
     "lockstep_bot": 1,
+    "like_farm_bot": 1,
+    "camouflaged_bot": 1,
+    "geo_hopping_bot": 1,
+    "takeover_bot": 1,
+    "slow_drip_bot": 1,
     "creator": 1,
     "reporter": 0,
     "moderator": 0,
@@ -75,10 +82,17 @@ class LoadSettings:
     """Chance that a viewer takes back a like of this session on a later reel."""
     counts_probability: float = 0.5
     """Chance that a viewer reads the reel's counts (GetCounts) when it starts."""
-    bot_group_size: int = 10
-    """Lockstep bots: members per group that hit the same reel together."""
-    bot_interval_s: float = 5.0
-    """Lockstep bots: seconds between two group actions."""
+    spam_accounts: int = 10
+    """Bots: attacker accounts (takeover: victims) in each campaign a bot user replays
+    (1..1000); each Locust user of a family runs its own campaigns with its own accounts."""
+    spam_trace_s: int = 3_600
+    """Bots: simulated period of one campaign (the simulator's duration_s, >= 600)."""
+    spam_time_scale: float = 0.02
+    """Bots: real seconds per simulated second of a campaign (0.02: an hour in 72 s)."""
+    user_token_keys: tuple[str, ...] = ()
+    """kid:secret entries (the edges' REELSTREAM_EDGE_USER_TOKEN_KEYS). When set, every
+    app user signs its SendEvents calls with a token for its own user id (a bot for the
+    account it acts as), as a real app does; empty: only REELSTREAM_LOADTEST_TOKEN, if set."""
     clip_seconds: float = 2.0
     """Creators: length of the clip ffmpeg makes for each upload."""
     upload_chunk_bytes: int = 256 * 1024
@@ -109,6 +123,15 @@ class LoadSettings:
             raise ConfigError("time_scale must be positive")
         if self.media_seed_clips < 0 or self.media_clip_seconds <= 0:
             raise ConfigError("media_seed_clips must be >= 0 and media_clip_seconds positive")
+        if not 0 < self.spam_accounts <= 1_000 or self.spam_trace_s < 600:
+            raise ConfigError("spam_accounts must be in 1..1000 and spam_trace_s >= 600")
+        if self.spam_time_scale <= 0:
+            raise ConfigError("spam_time_scale must be positive")
+        if self.user_token_keys:
+            try:
+                parse_keys(self.user_token_keys)
+            except ValueError as exc:
+                raise ConfigError(f"user_token_keys: {exc}") from exc
         self.weight_table()
 
     def weight_table(self) -> dict[str, int]:

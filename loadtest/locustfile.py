@@ -2,7 +2,9 @@
 
 User classes (weights from REELSTREAM_LOADTEST_WEIGHTS, e.g. "viewer=5,lockstep_bot=1";
 classes at weight 0 are left out by Locust):
-  Viewer, PlayerViewer, ShortWatchBot, LockstepBot, Creator, Reporter, Moderator.
+  Viewer, PlayerViewer, Creator, Reporter, Moderator, and one bot class per attack family
+  of the spam simulator: ShortWatchBot, LockstepBot, LikeFarmBot, CamouflagedBot,
+  GeoHoppingBot, TakeoverBot, SlowDripBot.
 A load shape replaces -u/-r/-t when REELSTREAM_LOADTEST_SHAPE is set.
 """
 
@@ -15,18 +17,31 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtest import catalog, class_stats, media_seed, suite_config
-from loadtest.users.bots import LockstepBot, ShortWatchBot
+from loadtest.users.bots import (
+    CamouflagedBot,
+    GeoHoppingBot,
+    LikeFarmBot,
+    LockstepBot,
+    ShortWatchBot,
+    SlowDripBot,
+    TakeoverBot,
+)
 from loadtest.users.creator import Creator
 from loadtest.users.moderation import Moderator, Reporter
 from loadtest.users.viewers import PlayerViewer, Viewer
 
 __all__ = [
+    "CamouflagedBot",
     "Creator",
+    "GeoHoppingBot",
+    "LikeFarmBot",
     "LockstepBot",
     "Moderator",
     "PlayerViewer",
     "Reporter",
     "ShortWatchBot",
+    "SlowDripBot",
+    "TakeoverBot",
     "Viewer",
 ]
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reelstream.cassandra_client import CassandraConfigFields
 from reelstream.settings import ConfigError, load_config
 from spam.model import DEFAULT_MODEL_PATH
 
 
 @dataclass(frozen=True)
-class SpamConfig:
-    """Settings of the spam service process."""
+class SpamConfig(CassandraConfigFields):
+    """Settings of the spam service process (verdicts are kept in Cassandra)."""
 
     grpc_address: str = "127.0.0.1:50081"
     """host:port of the gRPC server."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -13,12 +14,17 @@ from grpc import aio
 
 from protos import counter_pb2_grpc, spam_pb2, spam_pb2_grpc
 from reelstream.background import BackgroundLoops
+from reelstream.cassandra_client import CassandraClient, CassandraSettings
 from reelstream.channels import open_channel
+from reelstream.schema import apply_schema
 from spam.config import SpamConfig
 from spam.grpc_api import SpamServicer
 from spam.model import SpamModel
 from spam.reel_durations import ReelDurations
 from spam.spam_filter import SpamFilter
+from spam.verdict_store import VerdictStore
+
+logger = logging.getLogger(__name__)
 
 
 class SpamService:
@@ -26,11 +32,16 @@ class SpamService:
         self._config = config
         self._loops = BackgroundLoops()
         self._channels: list[aio.Channel] = []
+        self._client = CassandraClient(CassandraSettings.of(config))
         self._durations: ReelDurations | None = None
         self.filter: SpamFilter | None = None
 
     async def start(self) -> None:
         model = await asyncio.to_thread(SpamModel.load, Path(self._config.model_path))
+        await self._client.connect()
+        await apply_schema(self._client)
+        store = VerdictStore(self._client)
+        await store.prepare()
         self._channels = [open_channel(address) for address in self._config.counter_addresses]
         shards = [counter_pb2_grpc.CounterServiceStub(channel) for channel in self._channels]
         self._durations = ReelDurations(
@@ -38,7 +49,9 @@ class SpamService:
         )
         # Verdict ids must never repeat across restarts: the correction ids derive from them.
         instance = f"{socket.gethostname()}-{os.getpid()}-{int(time.time() * 1000)}"
-        self.filter = SpamFilter(self._config, model, shards, self._durations, instance)
+        self.filter = SpamFilter(self._config, model, shards, self._durations, instance, store)
+        restored = await self.filter.restore()
+        logger.info("verdicts restored", extra={"fields": {"verdicts": restored}})
         self._loops.start(self.filter.run_judge(), "judge")
 
     def register(self, server: aio.Server) -> Sequence[str]:
@@ -58,3 +71,4 @@ class SpamService:
             await self._durations.close()
         for channel in reversed(self._channels):
             await channel.close()
+        await self._client.close()

@@ -2,8 +2,11 @@
 corrections through the counter shards, plus the blocklist and appeals.
 
 The judgement (features, model, lockstep) is CPU work and runs in a worker thread; only the
-judge loop touches the history, so nothing else mutates it meanwhile. Corrections that fail
-stay pending and are retried every round with the same ids (idempotent at the shards).
+judge loop touches the history, so nothing else mutates it meanwhile. Every verdict and
+reversal is saved in the verdict store before its correction is sent and marked applied
+after (spam/verdict_store.py); corrections that fail stay pending and are retried every
+round with the same ids (idempotent at the shards). `restore` takes the stored verdicts
+back after a restart, with the corrections still unapplied.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import grpc
 from prometheus_client import Counter, Histogram
 
 from protos import common_pb2, counter_pb2, counter_pb2_grpc, spam_pb2
+from reelstream.cassandra_client import StoreUnavailable
 from reelstream.correction_router import apply_corrections
 from spam.blocklist import Blocklist
 from spam.config import SpamConfig
@@ -27,6 +32,7 @@ from spam.history import EventHistory
 from spam.judging import judge
 from spam.model import SpamModel
 from spam.reel_durations import ReelDurations
+from spam.verdict_store import VerdictStore
 from spam.verdicts import Verdict, VerdictBook
 
 logger = logging.getLogger(__name__)
@@ -41,6 +47,19 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@dataclass
+class PendingCorrection:
+    """A verdict's correction (or, with `reversal`, its reversal) not yet applied."""
+
+    verdict: Verdict
+    reversal: bool
+    saved: bool = False
+    """The verdict's current state is in the store (write-ahead of the correction)."""
+
+    def batch(self) -> counter_pb2.CorrectionBatch:
+        return self.verdict.reversal() if self.reversal else self.verdict.correction()
+
+
 class SpamFilter:
     def __init__(
         self,
@@ -49,11 +68,13 @@ class SpamFilter:
         shards: Sequence[counter_pb2_grpc.CounterServiceAsyncStub],
         durations: ReelDurations,
         instance: str,
+        store: VerdictStore,
     ) -> None:
         self._config = config
         self._model = model
         self._shards = shards
         self._durations = durations
+        self._store = store
         self.buffer = EventBuffer(config.max_buffered_events)
         self.history = EventHistory(int(config.history_s * 1000), config.max_history_events)
         self.book = VerdictBook(instance)
@@ -61,9 +82,26 @@ class SpamFilter:
             config.blocklist_min_flagged_events, config.blocklist_max_entries
         )
         self.blocklist_changed = asyncio.Condition()
-        self._pending: list[counter_pb2.CorrectionBatch] = []
+        self._pending: list[PendingCorrection] = []
         self._lock = asyncio.Lock()
         self.rounds = 0
+
+    async def restore(self) -> int:
+        """Takes back the stored verdicts; their unapplied corrections (and reversals)
+        become pending again. Returns how many verdicts were restored.
+
+        Raises:
+            StoreUnavailable: Cassandra did not answer.
+        """
+        stored = await self._store.load()
+        async with self._lock:
+            self.book.restore(s.verdict for s in stored)
+            for entry in stored:
+                if not entry.applied:
+                    self._pending.append(PendingCorrection(entry.verdict, False, saved=True))
+                if entry.verdict.reversed and not entry.reversal_applied:
+                    self._pending.append(PendingCorrection(entry.verdict, True, saved=True))
+        return len(stored)
 
     def submit(self, request: spam_pb2.SubmitEventsRequest) -> int:
         frame = EventFrame.from_batch(request.events, now_ms())
@@ -103,7 +141,7 @@ class SpamFilter:
                     async with self.blocklist_changed:
                         self.blocklist_changed.notify_all()
                 if verdict is not None:
-                    self._pending.append(verdict.correction())
+                    self._pending.append(PendingCorrection(verdict, reversal=False))
                     logger.info(
                         "verdict",
                         extra={
@@ -120,17 +158,22 @@ class SpamFilter:
             return verdict
 
     async def _apply_pending(self) -> None:
-        still: list[counter_pb2.CorrectionBatch] = []
-        for correction in self._pending:
+        still: list[PendingCorrection] = []
+        for pending in self._pending:
+            correction = pending.batch()
             try:
+                if not pending.saved:
+                    await self._store.save(pending.verdict)
+                    pending.saved = True
                 await apply_corrections(correction, self._shards, self._config.rpc_timeout_s)
-            except grpc.RpcError as exc:
+                await self._store.mark_applied(pending.verdict.verdict_id, pending.reversal)
+            except (grpc.RpcError, StoreUnavailable) as exc:
                 CORRECTION_FAILURES.inc()
                 logger.warning(
                     "correction not applied yet; retrying next round",
-                    extra={"fields": {"batch": correction.batch_id, "error": exc}},
+                    extra={"fields": {"batch": correction.batch_id, "error": str(exc)}},
                 )
-                still.append(correction)
+                still.append(pending)
         self._pending = still
 
     @property
@@ -147,7 +190,7 @@ class SpamFilter:
         async with self._lock:
             verdict = self.book.reverse(verdict_id)
             # The removal itself must be applied first (it may still be pending).
-            self._pending.append(verdict.reversal())
+            self._pending.append(PendingCorrection(verdict, reversal=True))
             if self.blocklist.forgive(verdict.user_ids):
                 async with self.blocklist_changed:
                     self.blocklist_changed.notify_all()

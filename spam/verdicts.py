@@ -10,6 +10,7 @@ corrections.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,6 +105,14 @@ class VerdictBook:
         self.verdicts[verdict.verdict_id] = verdict
         self._removed_like_pairs |= pairs
         return verdict
+
+    def restore(self, verdicts: Iterable[Verdict]) -> None:
+        """Takes back the verdicts of earlier runs (saved in the verdict store). New ids
+        never collide with theirs: the prefix names this run."""
+        for verdict in verdicts:
+            self.verdicts[verdict.verdict_id] = verdict
+            if not verdict.reversed:
+                self._removed_like_pairs |= set(verdict.like_pairs)
 
     def reverse(self, verdict_id: str) -> Verdict:
         """Marks a verdict reversed and returns it.

@@ -1,85 +1,140 @@
-"""Bot populations, the traffic the spam filter (issue 5) is meant to catch.
+"""Bot populations from the spam simulator: one Locust user class per attack family.
 
-- `ShortWatchBot`: view farming with scripted short watches, fast, on the hottest reels
-  and from a small pool of accounts (ids above 9e9, so analyses can tell them apart).
-- `LockstepBot`: groups of `bot_group_size` members that act on the same tick: the same
-  target reel, the same watch time, one shared IP hash (a device farm behind one address).
+Each bot user replays campaigns of its family, made by the simulator
+(`loadtest.spam_campaign`): the family's accounts, IP hashes, countries, devices, watch
+times and timing, on a clock compressed by `spam_time_scale`. Every call carries one
+account's events, signed as that account when the suite holds the token keys. A user runs
+one campaign after another (a new seed each); its accounts are its own (`account_slot`).
 
-Their refusals (below threshold, duplicates, and once spam lands rate limits and blocklists)
-are the system doing its job: reported per reason, never as failures.
+The classes (weight keys in `loadtest.spam_campaign.FAMILY_WEIGHT_KEYS`): ShortWatchBot,
+LockstepBot, LikeFarmBot, CamouflagedBot, GeoHoppingBot, TakeoverBot, SlowDripBot; what each
+family does is described in `loadtest.spam_traffic`.
+
+Their refusals (duplicates, rate limits, blocklists once the spam service pushes one) are
+the system doing its job: reported per reason, never as failures.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import time
+from typing import ClassVar
 
 from locust import constant, task
-from locust.env import Environment
 
 from loadtest import suite_config
-from loadtest.users.edge_user import EdgeUser, PendingEvents
+from loadtest.spam_campaign import FAMILY_WEIGHT_KEYS, CampaignPlan, CampaignSend, campaign_sends
+from loadtest.spam_population import Family
+from loadtest.users.edge_user import EdgeUser
 from protos import common_pb2
 
 WEIGHTS = suite_config.settings().weight_table()
-BOT_ID_BASE = 9_000_000_000
-BOT_ACCOUNTS = 500
-HOT_REELS = 5
 ALL_REASONS = frozenset(common_pb2.RejectReason.values())
-_member_numbers = itertools.count()
+_account_slots = itertools.count()
 
 
-class ShortWatchBot(EdgeUser):
-    """A script replaying short views of hot reels as fast as it dares."""
+class FamilyBot(EdgeUser):
+    """Replays campaigns of `family`, one after another."""
 
-    weight = WEIGHTS["short_watch_bot"]
-    wait_time = constant(0.5)
-    expected_reasons = ALL_REASONS
-
-    def __init__(self, environment: Environment) -> None:
-        super().__init__(environment)
-        self.user_id = BOT_ID_BASE + self.rng.randrange(BOT_ACCOUNTS)
-        reels = self.settings.reel_ids
-        self.targets = list(reels[: min(HOT_REELS, len(reels))])
-
-    def on_start(self) -> None:
-        self.resolve_edge()
-
-    @task
-    def farm_views(self) -> None:
-        pending = PendingEvents()
-        for reel_id in self.rng.sample(self.targets, k=min(3, len(self.targets))):
-            pending.add(reel_id, common_pb2.EVENT_KIND_VIEW, self.rng.randint(3_000, 4_000))
-        self.send(pending)
-
-
-class LockstepBot(EdgeUser):
-    """One member of a coordinated group; members of a group act on the same tick."""
-
-    weight = WEIGHTS["lockstep_bot"]
+    abstract = True
+    family: ClassVar[Family]
     wait_time = constant(0)
     expected_reasons = ALL_REASONS
 
-    def __init__(self, environment: Environment) -> None:
-        super().__init__(environment)
-        member = next(_member_numbers)
-        self.squad = member // self.settings.bot_group_size
-        self.user_id = BOT_ID_BASE + BOT_ACCOUNTS + member
-        self.ip_hash = 0x5EED_0000 + self.squad  # the whole group shares one address
-
     def on_start(self) -> None:
         self.resolve_edge()
+        # Slots 0..999 per process; a distributed run's workers draw different campaigns
+        # (seeds) but may share accounts, which only adds duplicate-view refusals.
+        self.account_slot = next(_account_slots) % 1_000
+
+    def plan(self) -> CampaignPlan:
+        settings = self.settings
+        return CampaignPlan(
+            family=self.family,
+            seed=self.rng.getrandbits(32),
+            accounts=settings.spam_accounts,
+            trace_s=settings.spam_trace_s,
+            reels=settings.reels,
+            first_reel_id=settings.first_reel_id,
+            time_scale=settings.spam_time_scale,
+            account_slot=self.account_slot,
+        )
 
     @task
-    def act_on_tick(self) -> None:
-        interval_s = self.settings.bot_interval_s * self.settings.time_scale
-        now = time.time()
-        tick = math.floor(now / interval_s) + 1
-        time.sleep(tick * interval_s - now)
-        reels = self.settings.reel_ids
-        # Every member derives the same target from (group, tick): no coordination traffic.
-        target = reels[(self.squad * 7919 + tick * 104_729) % len(reels)]
-        pending = PendingEvents()
-        pending.add(target, common_pb2.EVENT_KIND_VIEW, 3_100 + (tick % 7) * 100)
-        self.send(pending)
+    def run_campaign(self) -> None:
+        started = time.monotonic()
+        for send in campaign_sends(self.plan()):
+            delay = started + send.due_s - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # gevent's sleep: the process's other users run
+            self.send_now(send)
+
+    def send_now(self, send: CampaignSend) -> None:
+        batch = send.events.to_batch()
+        del batch.client_ts_ms[:]
+        batch.client_ts_ms.extend([int(time.time() * 1000)] * len(send.events))
+        self.send_batch(batch, send.user_id)
+
+
+def _weight(family: Family) -> int:
+    return WEIGHTS[FAMILY_WEIGHT_KEYS[family]]
+
+
+class ShortWatchBot(FamilyBot):
+    """View bots: short watches at a steady rate from datacenter IPs."""
+
+    family = Family.SHORT_WATCH
+    weight = _weight(Family.SHORT_WATCH)
+
+
+class LockstepBot(FamilyBot):
+    """Farm groups viewing and liking the same reels within the same minutes."""
+
+    family = Family.LOCKSTEP
+    weight = _weight(Family.LOCKSTEP)
+
+
+class LikeFarmBot(FamilyBot):
+    """Farm groups liking the same reels in lockstep without watching."""
+
+    family = Family.LIKE_FARM
+    weight = _weight(Family.LIKE_FARM)
+
+
+class CamouflagedBot(FamilyBot):
+    """Bots imitating human sessions and watch times."""
+
+    family = Family.CAMOUFLAGED
+    weight = _weight(Family.CAMOUFLAGED)
+
+
+class GeoHoppingBot(FamilyBot):
+    """Accounts hopping countries and IPs minutes apart."""
+
+    family = Family.GEO_HOPPING
+    weight = _weight(Family.GEO_HOPPING)
+
+
+class TakeoverBot(FamilyBot):
+    """Taken-over organic accounts: short bursts from a new country."""
+
+    family = Family.TAKEOVER
+    weight = _weight(Family.TAKEOVER)
+
+
+class SlowDripBot(FamilyBot):
+    """Many accounts each adding a few human-looking views and likes."""
+
+    family = Family.SLOW_DRIP
+    weight = _weight(Family.SLOW_DRIP)
+
+
+FAMILY_BOTS: tuple[type[FamilyBot], ...] = (
+    ShortWatchBot,
+    LockstepBot,
+    LikeFarmBot,
+    CamouflagedBot,
+    GeoHoppingBot,
+    TakeoverBot,
+    SlowDripBot,
+)

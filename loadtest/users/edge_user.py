@@ -16,8 +16,10 @@ from loadtest.custom_stats import UnexpectedRejection, fire_sample
 from loadtest.edge_resolver import by_latency
 from loadtest.grpc_user import GrpcUser
 from protos import common_pb2, edge_pb2, edge_pb2_grpc
+from reelstream.user_tokens import mint, parse_keys
 
 PROBES_PER_EDGE = 2
+TOKEN_TTL_S = 3_600
 COUNTRIES = (b"US", b"IN", b"BR", b"ID", b"DE", b"GB", b"MX", b"JP")
 DEVICES = (common_pb2.DEVICE_KIND_IOS, common_pb2.DEVICE_KIND_ANDROID, common_pb2.DEVICE_KIND_WEB)
 # Refusals that are the product working as designed for real viewers: a swipe below the
@@ -56,6 +58,8 @@ class EdgeUser(GrpcUser):
         self.device = self.rng.choice(DEVICES)
         self.ip_hash = self.rng.getrandbits(64)
         self.edge_order: list[str] = list(self.settings.edges)
+        self._token_keys = parse_keys(self.settings.user_token_keys)
+        self._tokens: dict[int, tuple[str, float]] = {}
 
     @property
     def edge_address(self) -> str:
@@ -105,9 +109,16 @@ class EdgeUser(GrpcUser):
             devices=[self.device] * count,
             ip_hashes=[self.ip_hash] * count,
         )
+        return self.send_batch(batch, self.user_id)
+
+    def send_batch(
+        self, batch: common_pb2.EventBatch, user_id: int
+    ) -> edge_pb2.SendEventsResponse | None:
+        """Sends a batch of `user_id`'s events, signed as that user when the suite holds
+        the token keys; refusals are reported per reason."""
         try:
             response: edge_pb2.SendEventsResponse = self.edge.SendEvents(
-                batch, timeout=self.settings.rpc_timeout_s
+                batch, timeout=self.settings.rpc_timeout_s, metadata=self.auth_metadata(user_id)
             )
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
@@ -115,6 +126,19 @@ class EdgeUser(GrpcUser):
             return None
         self.report_rejections(response)
         return response
+
+    def auth_metadata(self, user_id: int) -> tuple[tuple[str, str | bytes], ...]:
+        """`authorization: Bearer <token for user_id>` (cached until near its expiry), or
+        nothing without token keys (the channel may still add REELSTREAM_LOADTEST_TOKEN)."""
+        if not self._token_keys:
+            return ()
+        now = time.time()
+        token, expires = self._tokens.get(user_id, ("", 0.0))
+        if expires - now < 60:
+            expires = now + TOKEN_TTL_S
+            token = mint(self._token_keys, next(iter(self._token_keys)), user_id, int(expires))
+            self._tokens[user_id] = (token, expires)
+        return (("authorization", f"Bearer {token}"),)
 
     def report_rejections(self, response: edge_pb2.SendEventsResponse) -> None:
         for rejection in response.rejections:

@@ -168,6 +168,7 @@ def start_fuzz_stack(log_dir: Path, redis_port: int, extra_edge_env: dict[str, s
             {
                 "REELSTREAM_SPAM_GRPC_ADDRESS": addresses["spam"],
                 "REELSTREAM_SPAM_METRICS_PORT": "0",
+                "REELSTREAM_SPAM_KEYSPACE": keyspace,
                 "REELSTREAM_SPAM_COUNTER_ADDRESSES": addresses["counter"],
                 "REELSTREAM_SPAM_ORIGIN_ADDRESS": addresses["origin"],
                 "REELSTREAM_SPAM_JUDGE_INTERVAL_S": "1",

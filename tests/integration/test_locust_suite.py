@@ -28,7 +28,24 @@ pytestmark = pytest.mark.timeout(150)
 
 RUN_SECONDS = 15
 MEDIA_CLIPS = (ClipSpec(480, 854, 6.0, variant=0), ClipSpec(360, 640, 4.0, variant=1))
-ENABLED_CLASSES = ("Viewer", "PlayerViewer", "ShortWatchBot", "LockstepBot", "Creator")
+ENABLED_CLASSES = (
+    "Viewer",
+    "PlayerViewer",
+    "Creator",
+    "Reporter",
+    "Moderator",
+    # One per attack family of the spam simulator.
+    "ShortWatchBot",
+    "LockstepBot",
+    "LikeFarmBot",
+    "CamouflagedBot",
+    "GeoHoppingBot",
+    "TakeoverBot",
+    "SlowDripBot",
+)
+# The edges require signed user tokens; the suite signs each call as its user (bots as the
+# account they act for), so any refused token would show as a failed SendEvents.
+TOKEN_KEYS = "lt1:locust-suite-secret-0123456789"
 
 
 def upload_media(origin: str, folder: Path) -> list[int]:
@@ -77,6 +94,8 @@ def test_short_headless_run_of_every_enabled_user_class_succeeds(
     http_edges = []
     for index, edge in enumerate(edges):
         env = edge_env(keyspace, f"edge-{index}", edge, redis_port, [counter], origin)
+        env["REELSTREAM_EDGE_REQUIRE_USER_TOKENS"] = "true"
+        env["REELSTREAM_EDGE_USER_TOKEN_KEYS"] = TOKEN_KEYS
         http_edges.append(f"http://{env['REELSTREAM_EDGE_HTTP_ADDRESS']}")
         start_service("edge", f"edge-{index}", env, edge)
     moderation = f"127.0.0.1:{free_port()}"
@@ -108,15 +127,19 @@ def test_short_headless_run_of_every_enabled_user_class_succeeds(
         "REELSTREAM_LOADTEST_REELS": "300",
         "REELSTREAM_LOADTEST_MEDIA_REEL_IDS": ",".join(map(str, media_reels)),
         "REELSTREAM_LOADTEST_TIME_SCALE": "0.05",
-        "REELSTREAM_LOADTEST_BOT_GROUP_SIZE": "2",
+        "REELSTREAM_LOADTEST_USER_TOKEN_KEYS": TOKEN_KEYS,
+        # Bot campaigns: 4 accounts each, a simulated hour replayed in 14 s.
+        "REELSTREAM_LOADTEST_SPAM_ACCOUNTS": "4",
+        "REELSTREAM_LOADTEST_SPAM_TIME_SCALE": "0.004",
         "REELSTREAM_LOADTEST_WEIGHTS": (
-            "viewer=4,player_viewer=4,short_watch_bot=2,lockstep_bot=2,creator=1,"
-            "reporter=2,moderator=1"
+            "viewer=4,player_viewer=4,creator=1,reporter=2,moderator=1,short_watch_bot=1,"
+            "lockstep_bot=1,like_farm_bot=1,camouflaged_bot=1,geo_hopping_bot=1,"
+            "takeover_bot=1,slow_drip_bot=1"
         ),
     }
     command = [
         sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--headless",
-        "-u", "16", "-r", "16", "-t", f"{RUN_SECONDS}s", "--stop-timeout", "3",
+        "-u", "20", "-r", "20", "-t", f"{RUN_SECONDS}s", "--stop-timeout", "3",
         "--csv", str(prefix), "--html", str(prefix) + ".html", "--only-summary",
         "--loglevel", "WARNING", "--exit-code-on-error", "0",
     ]  # fmt: skip

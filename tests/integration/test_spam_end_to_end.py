@@ -2,7 +2,8 @@
 (screen on, forwarding to a real spam service), a real counter shard and origin; after the
 filter runs, public counts equal the organic counts within the stated error, and what the
 counters show as removed equals what the spam service reports as caught. An appeal
-restores a verdict's counts exactly."""
+restores a verdict's counts exactly. A crash and restart of the spam service forgets no
+verdict (reports, appeals) and re-applies no correction."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import replace
 
 import grpc
 import numpy as np
+import pytest
 
 from loadtest.spam_traffic import Family, TrafficSpec, passes_view_rule, simulate
 from protos import common_pb2, edge_pb2_grpc, origin_pb2, origin_pb2_grpc, spam_pb2, spam_pb2_grpc
@@ -65,18 +67,15 @@ def test_spam_is_removed_from_public_counts_and_an_appeal_restores_it(
         "counter", "counter-0", counter_env(keyspace, 0, 1, counter_address), counter_address
     )
     spam_address = f"127.0.0.1:{free_port()}"
-    start_service(
-        "spam",
-        "spam",
-        {
-            "REELSTREAM_SPAM_GRPC_ADDRESS": spam_address,
-            "REELSTREAM_SPAM_METRICS_PORT": "0",
-            "REELSTREAM_SPAM_COUNTER_ADDRESSES": counter_address,
-            "REELSTREAM_SPAM_ORIGIN_ADDRESS": origin_address,
-            "REELSTREAM_SPAM_JUDGE_INTERVAL_S": "1",
-        },
-        spam_address,
-    )
+    spam_env = {
+        "REELSTREAM_SPAM_GRPC_ADDRESS": spam_address,
+        "REELSTREAM_SPAM_METRICS_PORT": "0",
+        "REELSTREAM_SPAM_KEYSPACE": keyspace,
+        "REELSTREAM_SPAM_COUNTER_ADDRESSES": counter_address,
+        "REELSTREAM_SPAM_ORIGIN_ADDRESS": origin_address,
+        "REELSTREAM_SPAM_JUDGE_INTERVAL_S": "1",
+    }
+    spam_service = start_service("spam", "spam", spam_env, spam_address)
     edge_address = f"127.0.0.1:{free_port()}"
     start_service(
         "edge",
@@ -169,3 +168,33 @@ def test_spam_is_removed_from_public_counts_and_an_appeal_restores_it(
             )
 
         poll(restored_exactly, 10, "the appeal's views restored exactly")
+
+        # Crash (SIGKILL) and restart: the verdicts come back from Cassandra, nothing is
+        # removed or restored a second time.
+        before_counts = counts()
+        before_reports = reports()
+        spam_service.process.kill()
+        spam_service.process.wait()
+        start_service("spam", "spam-restarted", spam_env, spam_address)
+        assert reports() == before_reports
+        with pytest.raises(grpc.RpcError) as again:
+            spam.ReverseVerdict(
+                spam_pb2.ReverseVerdictRequest(verdict_id=verdict_id, reason="twice"), timeout=30
+            )
+        assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        time.sleep(3)  # three judge rounds of the restarted service (interval 1 s)
+        assert counts() == before_counts
+        # Another verdict (when the run made more than one) is still appealable after the
+        # restart, and restores exactly.
+        others = [v for r in reel_ids for v in before_reports[r].verdict_ids if v != verdict_id]
+        if others:
+            second = spam.ReverseVerdict(
+                spam_pb2.ReverseVerdictRequest(verdict_id=others[0], reason="appeal"), timeout=30
+            )
+            views_now = sum(c.views for c in before_counts.values())
+
+            def second_restored() -> bool:
+                views = sum(c.views for c in counts().values())
+                return views - views_now == second.views_restored
+
+            poll(second_restored, 10, "the second appeal's views restored exactly")

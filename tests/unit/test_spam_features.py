@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from spam.event_frame import LIKE, VIEW, EventFrame, pack_country
 from spam.features import FEATURE_NAMES, extract_features
@@ -77,3 +78,25 @@ def test_per_ip_rates_ignore_unknown_ips() -> None:
     assert np.isnan(features[0, COLUMN["ip_events_60s"]])
     assert features[1:, COLUMN["ip_events_60s"]].tolist() == [1, 2]
     assert features[1:, COLUMN["ip_distinct_users"]].tolist() == [2, 2]
+
+
+def test_pumped_reels_and_accounts_returning_to_one_reel() -> None:
+    # Reel 1: four likes out of five events; reel 2: one view. User 10 spends 3 of 4 events
+    # on reel 1.
+    events = frame(
+        (1, 10, VIEW, 5_000, 0, "DE", 7),
+        (1, 10, LIKE, 0, 1_000, "DE", 7),
+        (1, 11, LIKE, 0, 2_000, "DE", 8),
+        (1, 12, LIKE, 0, 3_000, "DE", 9),
+        (1, 13, LIKE, 0, 4_000, "DE", 9),
+        (2, 10, VIEW, 5_000, 5_000, "DE", 7),
+        (3, 10, VIEW, 5_000, 6_000, "DE", 7),
+    )
+    features = extract_features(events, np.array([10_000] * 7, np.int64))
+    share = features[:, COLUMN["reel_like_share"]]
+    # Smoothed towards 6 % with the weight of 30 events.
+    assert share[0] == pytest.approx((4 + 0.06 * 30) / (5 + 30))
+    assert share[5] == pytest.approx((0 + 0.06 * 30) / (1 + 30))
+    assert share[0] > share[5]
+    assert features[0, COLUMN["actor_top_reel_share"]] == pytest.approx(2 / 4)
+    assert features[2, COLUMN["actor_top_reel_share"]] == 1.0

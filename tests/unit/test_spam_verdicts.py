@@ -72,3 +72,22 @@ def test_merged_batches_keep_columns_aligned() -> None:
     assert list(merged.reel_ids) == [1, 3, 4]
     assert list(merged.watch_ms) == [0, 9, 0]
     assert merged.countries == b"DE\x00\x00\x00\x00"
+
+
+def test_restored_verdicts_keep_their_removed_like_pairs_and_can_be_reversed_once() -> None:
+    first_run = VerdictBook("run1")
+    events = frame([1, 2], [7, 7], [LIKE, VIEW])
+    verdict = first_run.draft(events, np.array([True, True]), "test", 0)
+    assert verdict is not None
+    restarted = VerdictBook("run2")
+    restarted.restore([verdict])
+    # The like pair was removed by the earlier run: it is not removed again.
+    assert restarted.draft(events, np.array([True, False]), "again", 1) is None
+    assert restarted.report(1) == (0, 1, [verdict.verdict_id])
+    restarted.reverse(verdict.verdict_id)
+    with pytest.raises(AlreadyReversed):
+        restarted.reverse(verdict.verdict_id)
+    # A reversed verdict restored after another restart stays reversed.
+    again = VerdictBook("run3")
+    again.restore([verdict])
+    assert again.report(1) == (0, 0, [verdict.verdict_id])
