@@ -19,7 +19,7 @@ def main() -> None:
     )
 
     async def amain() -> None:
-        await serve(shell, CounterService(config))
+        await serve(shell, lambda: CounterService(config))
 
     run(amain)
 

@@ -19,7 +19,7 @@ def main() -> None:
     )
 
     async def amain() -> None:
-        await serve(shell, EdgeService(config))
+        await serve(shell, lambda: EdgeService(config))
 
     run(amain)
 

@@ -19,7 +19,7 @@ def main() -> None:
     )
 
     async def amain() -> None:
-        await serve(shell, ModerationService(config))
+        await serve(shell, lambda: ModerationService(config))
 
     run(amain)
 

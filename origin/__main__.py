@@ -19,7 +19,7 @@ def main() -> None:
     )
 
     async def amain() -> None:
-        await serve(shell, OriginService(config))
+        await serve(shell, lambda: OriginService(config))
 
     run(amain)
 

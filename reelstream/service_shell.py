@@ -107,8 +107,10 @@ def security_interceptors(security: SecuritySettings) -> list[aio.ServerIntercep
     return interceptors
 
 
-async def serve(config: ShellConfig, component: Component) -> None:
-    """Runs `component` behind a gRPC server until SIGTERM/SIGINT, then shuts down in order."""
+async def serve(config: ShellConfig, build_component: Callable[[], Component]) -> None:
+    """Builds the component once this process's identity is declared (its constructor may
+    open channels, which present that identity), runs it behind a gRPC server until
+    SIGTERM/SIGINT, then shuts down in order."""
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -129,6 +131,7 @@ async def serve(config: ShellConfig, component: Component) -> None:
     credentials = server_credentials(identity, security)
     if credentials is None:
         logger.warning("REELSTREAM_PLAINTEXT=1: serving without TLS or caller identities")
+    component = build_component()
 
     # Stores first: a server that answers before its journal or lease exists would fail
     # every call; until then the process is simply not listening (health not SERVING).

@@ -19,7 +19,7 @@ def main() -> None:
     )
 
     async def amain() -> None:
-        await serve(shell, SpamService(config))
+        await serve(shell, lambda: SpamService(config))
 
     run(amain)
 
