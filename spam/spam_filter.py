@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 
 import grpc
 from prometheus_client import Counter, Histogram
 
-from protos import common_pb2, counter_pb2, counter_pb2_grpc, spam_pb2
+from protos import common_pb2, counter_pb2, spam_pb2
 from reelstream.correction_router import apply_corrections
+from reelstream.shard_directory import NoShardOwner, ShardDirectory
 from spam.blocklist import Blocklist
 from spam.config import SpamConfig
 from spam.errors import CorrectionsPending
@@ -46,7 +46,7 @@ class SpamFilter:
         self,
         config: SpamConfig,
         model: SpamModel,
-        shards: Sequence[counter_pb2_grpc.CounterServiceAsyncStub],
+        shards: ShardDirectory,
         durations: ReelDurations,
         instance: str,
     ) -> None:
@@ -124,7 +124,7 @@ class SpamFilter:
         for correction in self._pending:
             try:
                 await apply_corrections(correction, self._shards, self._config.rpc_timeout_s)
-            except grpc.RpcError as exc:
+            except (grpc.RpcError, NoShardOwner) as exc:
                 CORRECTION_FAILURES.inc()
                 logger.warning(
                     "correction not applied yet; retrying next round",

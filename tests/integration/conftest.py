@@ -161,9 +161,10 @@ def start_service(
     return start
 
 
-def counter_env(keyspace: str, shard: int, shard_count: int, address: str) -> dict[str, str]:
+def counter_env(keyspace: str, index: int, shard_count: int, address: str) -> dict[str, str]:
+    """Counter process `counter-<index>` of a ring of `shard_count` logical shards."""
     return {
-        "REELSTREAM_COUNTER_SHARD": str(shard),
+        "REELSTREAM_COUNTER_NAME": f"counter-{index}",
         "REELSTREAM_COUNTER_SHARD_COUNT": str(shard_count),
         "REELSTREAM_COUNTER_GRPC_ADDRESS": address,
         "REELSTREAM_COUNTER_METRICS_PORT": "0",
@@ -179,8 +180,12 @@ def edge_env(
     redis_port: int,
     counters: list[str],
     origin: str | None = None,
+    shard_count: int | None = None,
 ) -> dict[str, str]:
+    """An edge's settings; the ring has `shard_count` logical shards (default: one per
+    counter process listed, as the counting tests start them)."""
     return {
+        "REELSTREAM_EDGE_SHARD_COUNT": str(shard_count or len(counters)),
         "REELSTREAM_EDGE_NAME": f"{name}-{keyspace}",
         "REELSTREAM_EDGE_GRPC_ADDRESS": address,
         "REELSTREAM_EDGE_METRICS_PORT": "0",
