@@ -124,7 +124,7 @@ class ShardFlusher:
                     }
                 },
             )
-            await asyncio.sleep(backoff_s * (0.5 + random.random()))
+            await self._clients.wait_changed(backoff_s * (0.5 + random.random()))
             backoff_s = min(backoff_s * 2, 2.0)
 
     async def _send(self, send: SerializedApply, batch: OutboxBatch) -> None:

@@ -10,6 +10,7 @@ that is how a moved shard shows itself. One channel per counter process, opened 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -67,7 +68,7 @@ class ShardDirectory:
         self.owners: dict[int, str] = {}
         self.shard_map: counter_pb2.ShardMap | None = None
         self._stale = asyncio.Event()
-        self.changed = asyncio.Event()
+        self._changed = asyncio.Condition()
 
     def _peer(self, address: str) -> _Peer:
         peer = self._peers.get(address)
@@ -128,10 +129,18 @@ class ShardDirectory:
                     },
                 )
                 self.owners = owners
-                self.changed.set()
+                async with self._changed:
+                    self._changed.notify_all()
             self.shard_map = shard_map
             return True
         return False
+
+    async def wait_changed(self, timeout_s: float) -> None:
+        """Sleeps up to `timeout_s`, less if the map changes meanwhile (a retry after a
+        refused call then goes to the new owner at once)."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout_s)
 
     async def run(self) -> None:
         """Refreshes every `refresh_interval_s`, and soon after `mark_stale`."""
