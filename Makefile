@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 PROTOS := $(wildcard protos/*.proto)
 GENERATED := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: help deps system-deps venv proto run up down status logs test test-slow test-player test-console console-moderator lint \
+.PHONY: help deps system-deps venv proto run up down scale drain status logs test test-slow test-player test-console console-moderator lint \
         cassandra-up cassandra-down cassandra-wipe cassandra-status cassandra-cluster-up \
         redis-up redis-down clean chaos fuzz certs
 
@@ -54,7 +54,14 @@ up: deps ## Start the stack (EDGES=n SHARDS=m), waiting until every service is S
 down: ## Stop every process the stack started (services, Redis, Cassandra)
 	@if [ -x $(BIN)/reelstream ]; then $(BIN)/reelstream down; fi
 
-status: ## Services, their health, Cassandra and Redis at a glance
+scale: deps ## Resize the running stack (EDGES=n SHARDS=m): counters hand logical shards off, edges drain
+	$(BIN)/reelstream scale --edges $(EDGES) --shards $(SHARDS)
+
+drain: ## Drain one node and stop it (NODE=edge-1: stop taking work, flush the journal; NODE=counter-1: hand its shards off)
+	@test -n "$(NODE)" || { echo "usage: make drain NODE=edge-1"; exit 2; }
+	$(BIN)/reelstream drain $(NODE)
+
+status: ## Services, their health, which counter serves which logical shard, Cassandra and Redis
 	@$(BIN)/reelstream status
 
 logs: ## Tail the services' logs (NAME=edge-0 for one)

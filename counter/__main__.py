@@ -10,12 +10,14 @@ from reelstream.service_shell import ShellConfig, run, serve
 
 def main() -> None:
     config = load()
-    configure_logging(f"counter-{config.shard}", config.log_level)
+    configure_logging(config.name, config.log_level)
     shell = ShellConfig(
-        service_name=f"counter-{config.shard}",
+        service_name=config.name,
         grpc_address=config.grpc_address,
         metrics_port=config.metrics_port,
         identity="counter",
+        # Leaving hands every shard off: commit what waits, final snapshot, release.
+        drain_timeout_s=config.handoff_timeout_s + 2,
     )
 
     async def amain() -> None:

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 
 from reelstream.cassandra_client import CassandraConfigFields
+from reelstream.ring import DEFAULT_SHARD_COUNT
 from reelstream.settings import ConfigError, load_config
 
 
@@ -16,14 +17,18 @@ def _default_owner() -> str:
 
 @dataclass(frozen=True)
 class CounterConfig(CassandraConfigFields):
-    """Settings of one counter shard process."""
+    """Settings of one counter process (it serves the logical shards assigned to it)."""
 
-    shard: int = 0
-    """The shard id this process leases and serves."""
-    shard_count: int = 2
-    """Number of shards on the ring (every edge must use the same value)."""
+    name: str = "counter-0"
+    """Stable member name: the shard assignment is computed from the live members' names,
+    so a restarted process gets its shards back."""
+    shard_count: int = DEFAULT_SHARD_COUNT
+    """Logical shards on the ring (every edge must use the same value; fixed for the life
+    of a keyspace)."""
     grpc_address: str = "127.0.0.1:50061"
     """host:port of the gRPC server."""
+    advertise_address: str = ""
+    """host:port edges use to reach this process (empty: `grpc_address`)."""
     metrics_port: int = 9161
     """Prometheus /metrics port on 127.0.0.1 (0 disables)."""
     owner_id: str = field(default_factory=_default_owner)
@@ -33,7 +38,15 @@ class CounterConfig(CassandraConfigFields):
     lease_renew_s: float = 2.0
     """How often the owner renews its lease."""
     lease_wait_s: float = 120.0
-    """How long start-up waits for a held lease to expire before giving up."""
+    """How long taking an assigned shard waits for the previous owner's lease before
+    giving up (it is tried again at the next membership round)."""
+    lease_poll_s: float = 0.2
+    """How often a held lease is asked for again while waiting (bounds handoff time)."""
+    membership_interval_s: float = 0.5
+    """How often the process heartbeats, reads the members and reconciles its shards."""
+    handoff_timeout_s: float = 8.0
+    """Bound on one shard's handoff (commit what waits, final snapshot); the lease is
+    released after it whatever remains (the next owner then replays more batches)."""
     snapshot_interval_s: float = 2.0
     """How often applied batches are rolled up into per-reel rows."""
     snapshot_max_reels_per_s: float = 2_000.0
@@ -52,9 +65,16 @@ class CounterConfig(CassandraConfigFields):
     log_level: str = "INFO"
     """Root log level."""
 
+    @property
+    def reachable_address(self) -> str:
+        """The address published in the member table."""
+        return self.advertise_address or self.grpc_address
+
     def validate(self) -> None:
-        if self.shard_count < 1 or not 0 <= self.shard < self.shard_count:
-            raise ConfigError(f"shard {self.shard} is not in [0, {self.shard_count})")
+        if not 1 <= self.shard_count <= 4096:
+            raise ConfigError(f"shard_count {self.shard_count} is not in [1, 4096]")
+        if not self.name:
+            raise ConfigError("name must not be empty")
         if self.lease_renew_s * 3 > self.lease_ttl_s:
             raise ConfigError("lease_renew_s must be at most a third of lease_ttl_s")
         if self.max_pending_batches < 1 or self.max_group_batches < 1:

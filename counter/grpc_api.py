@@ -11,6 +11,7 @@ from grpc import aio
 
 from counter.config import CounterConfig
 from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
+from counter.shard_host import ShardHost
 from counter.shard_owner import CounterShard
 from counter.store import now_ms
 from protos import common_pb2, counter_pb2, counter_pb2_grpc
@@ -46,11 +47,12 @@ async def _mapped(context: Context, call: Callable[[], Awaitable[T]]) -> T:
 
 
 class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
-    """CounterService backed by one owned shard."""
+    """CounterService backed by the logical shards this process serves. A call for a shard
+    served elsewhere (or being handed off) gets UNAVAILABLE: the caller asks GetShardMap."""
 
-    def __init__(self, config: CounterConfig, shard: CounterShard) -> None:
+    def __init__(self, config: CounterConfig, host: ShardHost) -> None:
         self._config = config
-        self._shard = shard
+        self._host = host
 
     async def ApplyBatch(
         self, request: counter_pb2.ApplyBatchRequest, context: Context
@@ -58,7 +60,9 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
         problem = _check_batch(request)
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        return await _mapped(context, lambda: self._shard.apply(request))
+        return await _mapped(
+            context, lambda: self._host.shard(request.batch_id.shard).apply(request)
+        )
 
     async def ApplyCorrections(
         self, request: counter_pb2.CorrectionBatch, context: Context
@@ -66,7 +70,10 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
         problem = _check_correction(request)
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        return await _mapped(context, lambda: self._shard.apply_correction(request))
+        return await _mapped(
+            context,
+            lambda: self._host.shard_of_reels(list(request.reel_ids)).apply_correction(request),
+        )
 
     async def GetCounts(
         self, request: common_pb2.GetCountsRequest, context: Context
@@ -74,11 +81,18 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
         problem = reel_ids_problem(request.reel_ids)
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        shard = await _mapped(context, lambda: self._served(list(request.reel_ids)))
         return common_pb2.GetCountsResponse(
-            counts=self._shard.state.counts(request.reel_ids),
-            edge_applied_seq=self._shard.applied_seq.get(request.edge_id, 0),
-            version=self._shard.version,
+            counts=shard.state.counts(request.reel_ids),
+            edge_applied_seq=shard.applied_seq.get(request.edge_id, 0),
+            version=shard.version,
         )
+
+    async def _served(self, reel_ids: list[int]) -> CounterShard:
+        return self._host.shard_of_reels(reel_ids)
+
+    async def _served_id(self, shard_id: int) -> CounterShard:
+        return self._host.shard(shard_id)
 
     async def GetTimeSeries(
         self, request: common_pb2.GetTimeSeriesRequest, context: Context
@@ -88,7 +102,8 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "width must be set")
             raise AssertionError("unreachable")
         to_ms = request.to_ms or 2**62
-        rows = self._shard.state.time_series(request.reel_id, width, request.from_ms, to_ms)
+        shard = await _mapped(context, lambda: self._served([request.reel_id]))
+        rows = shard.state.time_series(request.reel_id, width, request.from_ms, to_ms)
         return common_pb2.GetTimeSeriesResponse(
             reel_id=request.reel_id,
             width=request.width,
@@ -101,14 +116,17 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
         problem = reel_ids_problem(request.reel_ids)
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        shard = await _mapped(context, lambda: self._served(list(request.reel_ids)))
         return common_pb2.GetLikeStateResponse(
-            liked=self._shard.state.liked(request.user_id, request.reel_ids)
+            liked=shard.state.liked(request.user_id, request.reel_ids)
         )
 
     async def WatchCounts(
         self, request: common_pb2.WatchCountsRequest, context: Context
     ) -> AsyncIterator[common_pb2.CountUpdate]:
-        shard = self._shard
+        # The shard of the listed reels; with none listed, every reel of shard 0 (a process
+        # hosts several shards: watch each shard by listing reels of it).
+        shard = await _mapped(context, lambda: self._served(list(request.reel_ids)))
         try:
             follow_all = not request.reel_ids
             async with shard.feed.subscribe(request.reel_ids, follow_all) as subscription:
@@ -120,7 +138,16 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
                     version=shard.version,
                 )
                 while True:
-                    changed = await subscription.next_changes(self._config.watch_interval_s)
+                    changed = await subscription.next_changes(
+                        self._config.watch_interval_s, heartbeat_s=1.0
+                    )
+                    if shard.closing or shard.fenced.is_set():
+                        await context.abort(
+                            grpc.StatusCode.UNAVAILABLE,
+                            f"shard {shard.shard_id} moved; ask GetShardMap",
+                        )
+                    if not changed:
+                        continue
                     # Counts, sequence and version are read together, with no await between.
                     yield common_pb2.CountUpdate(
                         counts=shard.state.counts(sorted(changed)),
@@ -136,8 +163,11 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
         request_iterator: AsyncIterator[counter_pb2.FollowCountsRequest],
         context: Context,
     ) -> AsyncIterator[common_pb2.CountUpdate]:
-        shard = self._shard
-        edge_id = ""
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            return
+        shard = await _mapped(context, lambda: self._served_id(first.shard))
+        edge_id = first.edge_id
         try:
             async with shard.feed.subscribe((), follow_all=False) as subscription:
 
@@ -154,12 +184,19 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
                             )
                         subscription.follow(request.follow_reel_ids)
 
+                subscription.follow(first.follow_reel_ids)
                 reader = asyncio.create_task(read_requests())
                 try:
                     while True:
                         changed = await _next_or_reader_error(
                             subscription, reader, self._config.watch_interval_s
                         )
+                        if shard.closing or shard.fenced.is_set():
+                            # Handed off: the follower reconnects to the new owner.
+                            await context.abort(
+                                grpc.StatusCode.UNAVAILABLE,
+                                f"shard {shard.shard_id} moved; ask GetShardMap",
+                            )
                         # Counts, sequence and version are read together, with no await.
                         yield common_pb2.CountUpdate(
                             counts=shard.state.counts(sorted(changed)),
@@ -175,15 +212,23 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
     async def GetShardInfo(
         self, request: counter_pb2.GetShardInfoRequest, context: Context
     ) -> counter_pb2.ShardInfo:
-        lease = self._shard.lease
+        """A summary of this process: its first served shard, keys and batches of all."""
+        served = self._host.served
+        first = served[min(served)] if served else None
+        lease = first.lease if first is not None else None
         return counter_pb2.ShardInfo(
-            shard=self._config.shard,
+            shard=first.shard_id if first is not None else 0,
             shard_count=self._config.shard_count,
             epoch=lease.epoch if lease else 0,
             owner=self._config.owner_id,
-            keys=len(self._shard.state.reels),
-            batches_applied=self._shard.batches_applied,
+            keys=sum(len(shard.state.reels) for shard in served.values()),
+            batches_applied=sum(shard.batches_applied for shard in served.values()),
         )
+
+    async def GetShardMap(
+        self, request: counter_pb2.GetShardMapRequest, context: Context
+    ) -> counter_pb2.ShardMap:
+        return await _mapped(context, self._host.shard_map)
 
 
 def _check_batch(batch: counter_pb2.ApplyBatchRequest) -> str | None:

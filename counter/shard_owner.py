@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -69,11 +70,13 @@ class _SnapshotJob:
 
 
 class CounterShard:
-    """Serves one shard id once it holds the shard's lease."""
+    """Serves one logical shard (the store's) once it holds the shard's lease; a counter
+    process hosts one of these per shard it owns (counter/shard_host.py)."""
 
     def __init__(self, config: CounterConfig, store: CounterStore) -> None:
         self._config = config
         self._store = store
+        self.shard_id = store.shard
         self.state = ShardState()
         self._ring = ConsistentHashRing.of_size(config.shard_count)
         self.lease: Lease | None = None
@@ -104,21 +107,37 @@ class CounterShard:
 
     @property
     def fenced(self) -> asyncio.Event:
-        """Set when another owner took the shard; the process should exit."""
+        """Set when another owner took the shard: this owner must stop serving it."""
         return self._fenced
 
-    async def acquire(self) -> None:
-        """Waits for the lease (a previous owner's must expire), then recovers state."""
+    @property
+    def closing(self) -> bool:
+        """True once the shard stopped accepting batches (handoff or shutdown)."""
+        return self._closing
+
+    async def acquire(self, give_up: Callable[[], bool] = lambda: False) -> None:
+        """Waits for the lease (the previous owner releases it after a handoff, or it
+        expires after a crash), then recovers state.
+
+        Raises:
+            NotOwner: the lease was still held after `lease_wait_s`, or `give_up()` became
+                true while waiting (the assignment moved the shard elsewhere).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.lease_wait_s
+        waited = False
         while True:
             lease = await self._store.try_take_lease(self._config.owner_id, self.ttl_ms)
             if lease is not None:
                 break
-            if loop.time() > deadline:
-                raise NotOwner(f"shard {self._config.shard}: lease still held by another owner")
-            logger.info("lease held elsewhere, waiting", extra={"fields": {"shard": lease}})
-            await asyncio.sleep(1.0)
+            if loop.time() > deadline or give_up():
+                raise NotOwner(f"shard {self.shard_id}: lease still held by another owner")
+            if not waited:
+                logger.info(
+                    "lease held elsewhere, waiting", extra={"fields": {"shard": self.shard_id}}
+                )
+                waited = True
+            await asyncio.sleep(self._config.lease_poll_s)
         self.lease = lease
         await self._recover()
         logger.info(
@@ -205,7 +224,7 @@ class CounterShard:
         same LWT that commits it records that it was applied: no separate dedupe table that
         could disagree with the counts after a crash.
         """
-        foreign = [r for r in correction.reel_ids if self._ring.shard_for(r) != self._config.shard]
+        foreign = [r for r in correction.reel_ids if self._ring.shard_for(r) != self.shard_id]
         if foreign:
             raise WrongShard(
                 f"{len(foreign)} reels (e.g. {foreign[:3]}) belong to other shards;"
@@ -214,7 +233,7 @@ class CounterShard:
         batch = counter_pb2.ApplyBatchRequest(
             batch_id=counter_pb2.BatchId(
                 edge_id=f"{CORRECTION_STREAM_PREFIX}{correction.batch_id}",
-                shard=self._config.shard,
+                shard=self.shard_id,
                 seq=1,
             ),
             correction_reel_ids=correction.reel_ids,
@@ -227,9 +246,9 @@ class CounterShard:
     async def apply(self, batch: counter_pb2.ApplyBatchRequest) -> counter_pb2.ApplyBatchResponse:
         """Applies one edge batch exactly once; returns when it is durable."""
         lease = self._require_lease()
-        if batch.batch_id.shard != self._config.shard:
+        if batch.batch_id.shard != self.shard_id:
             raise WrongShard(
-                f"batch for shard {batch.batch_id.shard} sent to shard {self._config.shard}"
+                f"batch for shard {batch.batch_id.shard} sent to shard {self.shard_id}"
             )
         edge_id, seq = batch.batch_id.edge_id, batch.batch_id.seq
         key = (edge_id, seq)
@@ -250,6 +269,8 @@ class CounterShard:
             async with self._arrivals:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._arrivals.wait(), deadline - loop.time())
+            # The committer may have finished for a handoff while this batch waited.
+            self._require_lease()
         pending = self._pending.get(key)
         if pending is None and seq < expected:
             raise SequenceGap(f"edge {edge_id}: seq {seq} failed before; resend from it")
@@ -271,11 +292,11 @@ class CounterShard:
 
     def _require_lease(self) -> Lease:
         if self._closing:
-            raise NotOwner(f"shard {self._config.shard} is shutting down")
+            raise NotOwner(f"shard {self.shard_id} is shutting down")
         if self.lease is None or self._fenced.is_set():
-            raise NotOwner(f"shard {self._config.shard} is not owned by this process")
+            raise NotOwner(f"shard {self.shard_id} is not owned by this process")
         if self.lease.expires_ms <= now_ms():
-            raise LeaseExpired(f"shard {self._config.shard}: lease expired, renewing")
+            raise LeaseExpired(f"shard {self.shard_id}: lease expired, renewing")
         return self.lease
 
     async def run_committer(self) -> None:
@@ -408,9 +429,9 @@ class CounterShard:
         """Rolls dirty reels up into `reel_state`; a failed job is retried unchanged."""
         lease = self.lease
         if lease is None or self._fenced.is_set():
-            raise NotOwner(f"shard {self._config.shard}: no lease for a snapshot")
+            raise NotOwner(f"shard {self.shard_id}: no lease for a snapshot")
         if lease.expires_ms <= now_ms():
-            raise LeaseExpired(f"shard {self._config.shard}: lease expired, snapshot waits")
+            raise LeaseExpired(f"shard {self.shard_id}: lease expired, snapshot waits")
         if self._job is None:
             self._job = self._cut_job()
         job = self._job
@@ -455,17 +476,30 @@ class CounterShard:
             for edge_id, seq in job.seqs.items():
                 await self._store.trim_batches(edge_id, seq)
 
-    async def drain(self) -> None:
-        """Stops accepting batches, commits what waits, writes a final snapshot."""
+    def stop_accepting(self) -> None:
+        """New batches are refused from now on (UNAVAILABLE: the edge re-resolves the
+        owner); the committer commits what waits, then returns."""
         self._closing = True
         self._wakeup.set()
+
+    async def final_snapshot(self) -> None:
+        """Rolls up everything applied, so the next owner replays few batches. Optional
+        for correctness (the next owner replays every committed batch after the last
+        complete snapshot), so failures only make the next recovery longer."""
         if self.lease is None or self._fenced.is_set():
             return
         with contextlib.suppress(StoreUnavailable, NotOwner, LeaseExpired):
             while self._job is not None or self.state.dirty:
                 await self.snapshot()
 
+    async def drain(self) -> None:
+        """Stops accepting batches, commits what waits, writes a final snapshot."""
+        self.stop_accepting()
+        await self.final_snapshot()
+
     async def release(self) -> None:
+        """Ends the lease (conditioned on our epoch) so the next owner need not wait for
+        it to expire."""
         if self.lease is not None and not self._fenced.is_set():
             with contextlib.suppress(StoreUnavailable):
                 await self._store.release(self.lease)

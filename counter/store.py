@@ -66,6 +66,18 @@ class CounterStore:
         self._shard = shard
         self._prepared: dict[str, PreparedStatement] = {}
 
+    @property
+    def shard(self) -> int:
+        """The logical shard whose rows this store reads and writes."""
+        return self._shard
+
+    def for_shard(self, shard: int) -> CounterStore:
+        """The same store for another shard, sharing the prepared statements (every
+        statement takes the shard as a parameter)."""
+        other = CounterStore(self._client, shard)
+        other._prepared = self._prepared
+        return other
+
     async def prepare(self) -> None:
         ks = self._client.keyspace
         statements = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reelstream.ring import DEFAULT_SHARD_COUNT
 from reelstream.settings import ConfigError, load_config
 from reelstream.user_tokens import parse_keys
 
@@ -21,7 +22,13 @@ class EdgeConfig:
     redis_url: str = "redis://127.0.0.1:6390/0"
     """The edge's own Redis (AOF on) holding the journal and the outbox."""
     counter_addresses: tuple[str, ...] = ("127.0.0.1:50061", "127.0.0.1:50062")
-    """Counter shard addresses; entry i serves shard i (the ring size is their number)."""
+    """Seed addresses of counter processes: any of them answers GetShardMap, which says
+    which process serves each logical shard (the first seed is enough)."""
+    shard_count: int = DEFAULT_SHARD_COUNT
+    """Logical shards on the ring; must equal the counters' shard_count (checked against
+    their shard map: on a mismatch nothing is forwarded and the error is logged)."""
+    shard_map_refresh_s: float = 1.0
+    """How often the shard map is re-read (also right after a refused or failed call)."""
     origin_address: str = "127.0.0.1:50071"
     """The origin, asked about reels (GetReels) to validate events."""
     validate_reels: bool = True
@@ -134,7 +141,9 @@ class EdgeConfig:
 
     def validate(self) -> None:
         if not self.counter_addresses:
-            raise ConfigError("counter_addresses must list at least one shard")
+            raise ConfigError("counter_addresses must list at least one counter process")
+        if not 1 <= self.shard_count <= 4096:
+            raise ConfigError(f"shard_count {self.shard_count} is not in [1, 4096]")
         if self.flush_interval_s <= 0 or self.flush_interval_s > 1:
             raise ConfigError("flush_interval_s must be in (0, 1]")
         if self.max_journal_events < 1 or self.max_batch_events < 1:

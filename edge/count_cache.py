@@ -28,10 +28,10 @@ from prometheus_client import Counter, Gauge
 
 from edge.errors import ShardUnavailable
 from edge.journal import EdgeJournal
-from edge.shard_clients import ShardClients
 from protos import common_pb2, counter_pb2
 from reelstream.count_feed import CountFeed
 from reelstream.ring import ConsistentHashRing
+from reelstream.shard_directory import NoShardOwner, ShardDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class CountCache:
     def __init__(
         self,
         journal: EdgeJournal,
-        clients: ShardClients,
+        clients: ShardDirectory,
         ring: ConsistentHashRing,
         max_entries: int,
         rpc_timeout_s: float,
@@ -67,7 +67,7 @@ class CountCache:
         self._max_entries = max_entries
         self._timeout_s = rpc_timeout_s
         self._entries: OrderedDict[int, CachedCounts] = OrderedDict()
-        shards = len(clients.stubs)
+        shards = clients.shard_count
         self._followed: list[set[int]] = [set() for _ in range(shards)]
         self._requests: list[asyncio.Queue[counter_pb2.FollowCountsRequest] | None] = [
             None
@@ -123,23 +123,24 @@ class CountCache:
             async def requests(
                 queue: asyncio.Queue[counter_pb2.FollowCountsRequest] = queue,
             ) -> AsyncIterator[counter_pb2.FollowCountsRequest]:
-                yield counter_pb2.FollowCountsRequest(edge_id=self._journal.edge_id)
+                yield counter_pb2.FollowCountsRequest(edge_id=self._journal.edge_id, shard=shard)
                 while True:
                     yield await queue.get()
 
             try:
                 # No deadline: a subscription for the edge's lifetime. Channel keepalive
                 # (reelstream/channels.py) breaks it when the shard stops answering.
-                async for update in self._clients.stubs[shard].FollowCounts(requests()):
+                async for update in self._clients.stub(shard).FollowCounts(requests()):
                     backoff_s = 0.1
                     self._apply(update)
                     self._journal.note_included(shard, update.edge_applied_seq)
-            except aio.AioRpcError as exc:
+            except (aio.AioRpcError, NoShardOwner) as exc:
+                # A moved shard ends its streams: follow it at its new owner.
+                self._clients.mark_stale()
+                code = exc.code().name if isinstance(exc, aio.AioRpcError) else "NO_OWNER"
                 logger.warning(
                     "count stream broken, reconnecting",
-                    extra={
-                        "fields": {"shard": shard, "code": exc.code().name, "retry_in_s": backoff_s}
-                    },
+                    extra={"fields": {"shard": shard, "code": code, "retry_in_s": backoff_s}},
                 )
             self._requests[shard] = None
             self._drop_shard(shard)
@@ -162,11 +163,14 @@ class CountCache:
         """Asks the shard directly and starts following these reels."""
         self._send(shard, follow=[r for r in reel_ids if r not in self._followed[shard]])
         try:
-            response = await self._clients.stubs[shard].GetCounts(
+            response = await self._clients.stub(shard).GetCounts(
                 common_pb2.GetCountsRequest(reel_ids=reel_ids, edge_id=self._journal.edge_id),
                 timeout=self._timeout_s,
             )
+        except NoShardOwner as exc:
+            raise ShardUnavailable(str(exc)) from exc
         except aio.AioRpcError as exc:
+            self._clients.mark_stale()
             raise ShardUnavailable(f"shard {shard}: {exc.code().name}: {exc.details()}") from exc
         # Not cached: only the stream's values are kept current.
         return {
@@ -217,11 +221,14 @@ class CountCache:
         answers: dict[int, bool] = {}
         for shard, ids in by_shard.items():
             try:
-                response = await self._clients.stubs[shard].GetLikeState(
+                response = await self._clients.stub(shard).GetLikeState(
                     common_pb2.GetLikeStateRequest(user_id=user_id, reel_ids=ids),
                     timeout=self._timeout_s,
                 )
+            except NoShardOwner as exc:
+                raise ShardUnavailable(str(exc)) from exc
             except aio.AioRpcError as exc:
+                self._clients.mark_stale()
                 raise ShardUnavailable(f"shard {shard}: {exc.code().name}") from exc
             answers.update(zip(ids, response.liked, strict=True))
         return [answers[reel_id] for reel_id in reel_ids]

@@ -16,8 +16,8 @@ from grpc import aio
 from prometheus_client import Counter, Histogram
 
 from edge.journal import EdgeJournal, OutboxBatch
-from edge.shard_clients import SerializedApply, ShardClients
 from protos import counter_pb2
+from reelstream.shard_directory import NoShardOwner, SerializedApply, ShardDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +30,12 @@ SEND_SECONDS = Histogram("edge_batch_send_seconds", "ApplyBatch latency")
 
 
 class ShardFlusher:
-    """Cuts the journal on a timer and drives one sender per shard."""
+    """Cuts the journal on a timer and drives one sender per logical shard."""
 
     def __init__(
         self,
         journal: EdgeJournal,
-        clients: ShardClients,
+        clients: ShardDirectory,
         flush_interval_s: float,
         rpc_timeout_s: float,
         window: int = 16,
@@ -46,7 +46,7 @@ class ShardFlusher:
         self._timeout_s = rpc_timeout_s
         self._window = window
         self._stopping = False
-        self._wakeups = {shard: asyncio.Event() for shard in range(len(clients.stubs))}
+        self._wakeups = {shard: asyncio.Event() for shard in range(clients.shard_count)}
 
     async def run_cutter(self) -> None:
         while not self._stopping:
@@ -60,9 +60,10 @@ class ShardFlusher:
 
         A shard commits a batch only after its predecessors, so an acknowledged sequence
         acknowledges every smaller one too. After any failure the sender waits (capped
-        exponential backoff with jitter) and resends from the oldest unacknowledged batch.
+        exponential backoff with jitter) and resends from the oldest unacknowledged batch,
+        to whichever process serves the shard by then (a handoff shows up as refused
+        calls; the resent batches keep their ids, so the new owner applies each once).
         """
-        send = self._clients.apply_serialized[shard]
         wakeup = self._wakeups[shard]
         wakeup.set()
         backoff_s = 0.05
@@ -74,9 +75,14 @@ class ShardFlusher:
                 wakeup.clear()
                 await wakeup.wait()
                 continue
-            results = await asyncio.gather(
-                *(self._send(send, batch) for batch in window), return_exceptions=True
-            )
+            try:
+                send = self._clients.apply_serialized(shard)
+            except NoShardOwner as exc:
+                results: list[BaseException | None] = [exc] * len(window)
+            else:
+                results = await asyncio.gather(
+                    *(self._send(send, batch) for batch in window), return_exceptions=True
+                )
             acknowledged = max(
                 (b.seq for b, result in zip(window, results, strict=True) if result is None),
                 default=0,
@@ -90,10 +96,16 @@ class ShardFlusher:
                 backoff_s = 0.05
                 continue
             for error in errors:
-                if not isinstance(error, aio.AioRpcError):
+                if not isinstance(error, aio.AioRpcError | NoShardOwner):
                     raise error
+            # Refused (moved shard), unreachable or timed out: the owner may have changed.
+            self._clients.mark_stale()
             first = errors[0]
-            assert isinstance(first, aio.AioRpcError)
+            code, detail = (
+                (first.code().name, first.details())
+                if isinstance(first, aio.AioRpcError)
+                else ("NO_OWNER", str(first))
+            )
             if self._stopping and backoff_s >= 1.0:
                 logger.warning(
                     "shard unreachable at shutdown; batches stay in the outbox",
@@ -106,13 +118,13 @@ class ShardFlusher:
                     "fields": {
                         "shard": shard,
                         "seq": window[0].seq,
-                        "code": first.code().name,
-                        "detail": first.details(),
+                        "code": code,
+                        "detail": detail,
                         "retry_in_s": backoff_s,
                     }
                 },
             )
-            await asyncio.sleep(backoff_s * (0.5 + random.random()))
+            await self._clients.wait_changed(backoff_s * (0.5 + random.random()))
             backoff_s = min(backoff_s * 2, 2.0)
 
     async def _send(self, send: SerializedApply, batch: OutboxBatch) -> None:

@@ -32,12 +32,12 @@ from edge.prefetcher import Prefetcher
 from edge.reel_directory import ReelDirectory
 from edge.resolve_http import ResolveRoute
 from edge.segment_cache import SegmentCache
-from edge.shard_clients import ShardClients
 from edge.spam_forwarder import SpamForwarder
 from edge.spam_screen import ScreenLimits, SpamScreen
 from protos import edge_pb2, edge_pb2_grpc
 from reelstream.background import BackgroundLoops
 from reelstream.ring import ConsistentHashRing
+from reelstream.shard_directory import ShardDirectory
 from reelstream.user_tokens import parse_keys
 
 logger = logging.getLogger(__name__)
@@ -48,11 +48,11 @@ class EdgeService:
 
     def __init__(self, config: EdgeConfig) -> None:
         self._config = config
-        self._ring = ConsistentHashRing.of_size(len(config.counter_addresses))
+        self._ring = ConsistentHashRing.of_size(config.shard_count)
         self._loops = BackgroundLoops()
         self._work: list[asyncio.Task[None]] = []
         self._redis: Redis | None = None
-        self._clients: ShardClients | None = None
+        self._clients: ShardDirectory | None = None
         self.journal: EdgeJournal | None = None
         self._flusher: ShardFlusher | None = None
         self._servicer: EdgeServicer | None = None
@@ -97,7 +97,13 @@ class EdgeService:
 
     async def start(self) -> None:
         self._redis = await self._connect_redis()
-        self._clients = ShardClients(self._config.counter_addresses)
+        self._clients = ShardDirectory(
+            self._config.counter_addresses,
+            self._config.shard_count,
+            self._config.shard_map_refresh_s,
+        )
+        # Runs until close(): drain() still needs owners while it delivers the outbox.
+        self._loops.start(self._clients.run(), "shard-map")
         self.journal = EdgeJournal(
             self._redis, self._config.name, self._ring, self._config.max_journal_events
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reelstream.cassandra_client import CassandraConfigFields
+from reelstream.ring import DEFAULT_SHARD_COUNT
 from reelstream.settings import ConfigError, load_config
 
 
@@ -19,7 +20,10 @@ class ModerationConfig(CassandraConfigFields):
     edge_addresses: tuple[str, ...] = ("127.0.0.1:50051", "127.0.0.1:50052")
     """gRPC addresses of every edge (purge fan-out on takedown)."""
     counter_addresses: tuple[str, ...] = ("127.0.0.1:50061", "127.0.0.1:50062")
-    """Counter shards (entry i serves shard i), asked for views velocity; empty: reach 1."""
+    """Seed addresses of counter processes (GetShardMap says which serves each shard)."""
+    shard_count: int = DEFAULT_SHARD_COUNT
+    """Logical shards on the ring; must equal the counters' shard_count. Counters are
+    asked for views velocity; no counter_addresses: reach 1."""
     analysis_workers: int = 2
     """Threads running models and hashing (each model call uses `model_threads`)."""
     max_pending_analyses: int = 32

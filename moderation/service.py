@@ -66,7 +66,8 @@ class ModerationService:
         self._states = ReelStates(
             catalog, config.edge_addresses, config.rpc_timeout_s, config.purge_deadline_s
         )
-        self._reach = ReachMeter(config.counter_addresses, config.rpc_timeout_s)
+        self._reach = ReachMeter(config.counter_addresses, config.shard_count, config.rpc_timeout_s)
+        self._reach.start()
         self.queue = ReviewQueue(
             self._store,
             self._states,

@@ -45,6 +45,7 @@ POLICY: Mapping[str, frozenset[str]] = {
     "/reelstream.v1.CounterService/WatchCounts": INTERNAL_READERS,
     "/reelstream.v1.CounterService/FollowCounts": INTERNAL_READERS,
     "/reelstream.v1.CounterService/GetShardInfo": INTERNAL_READERS,
+    "/reelstream.v1.CounterService/GetShardMap": INTERNAL_READERS,
     # Edges: the app-facing intake and reads; purges come from whoever takes reels down.
     "/reelstream.v1.EdgeService/SendEvents": APP_CALLERS,
     "/reelstream.v1.EdgeService/StreamEvents": APP_CALLERS,

@@ -2,7 +2,9 @@
 
 reelstream up [--edges N] [--shards M]   start the local stack, wait for SERVING
 reelstream down                          stop everything `up` started
-reelstream status                        services, health, Cassandra and Redis
+reelstream scale --edges N --shards M    resize the running stack (shards handed off)
+reelstream drain NODE                    drain one node (edge-1, counter-2) and stop it
+reelstream status                        services, health, shard owners, Cassandra, Redis
 reelstream logs [-n LINES] [NAME]        tail the services' logs
 reelstream autoscale [--dry-run] [...]   size edges with the HPA algorithm (autoscale --help)
 reelstream token --user ID [...]         mint a signed user token (token --help)
@@ -31,6 +33,17 @@ def _up(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     stack.down(grace_s=args.grace)
+    return 0
+
+
+def _scale(args: argparse.Namespace) -> int:
+    stack.scale(edges=args.edges, shards=args.shards, timeout_s=args.timeout)
+    print("\n".join(stack.shard_map_lines()))
+    return 0
+
+
+def _drain(args: argparse.Namespace) -> int:
+    stack.drain(args.node)
     return 0
 
 
@@ -73,6 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     down = commands.add_parser("down", help="stop the local stack")
     down.add_argument("--grace", type=float, default=15.0)
     down.set_defaults(handler=_down)
+    scale = commands.add_parser("scale", help="resize the running stack")
+    scale.add_argument("--edges", type=int, required=True)
+    scale.add_argument("--shards", type=int, required=True)
+    scale.add_argument("--timeout", type=float, default=120.0)
+    scale.set_defaults(handler=_scale)
+    drain = commands.add_parser("drain", help="drain one node and stop it")
+    drain.add_argument("node")
+    drain.set_defaults(handler=_drain)
     commands.add_parser("status", help="show services and health").set_defaults(handler=_status)
     logs = commands.add_parser("logs", help="tail service logs")
     logs.add_argument("-n", "--lines", type=int, default=30)

@@ -6,10 +6,9 @@ is idempotent part by part, whichever parts had already been applied.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from protos import counter_pb2, counter_pb2_grpc
+from protos import counter_pb2
 from reelstream.ring import ConsistentHashRing
+from reelstream.shard_directory import NoShardOwner, ShardDirectory
 
 
 def split_by_shard(
@@ -35,18 +34,27 @@ def split_by_shard(
 
 async def apply_corrections(
     correction: counter_pb2.CorrectionBatch,
-    shards: Sequence[counter_pb2_grpc.CounterServiceAsyncStub],
+    shards: ShardDirectory,
     timeout_s: float = 10.0,
 ) -> int:
-    """Applies every part; returns how many parts were new (not duplicates).
+    """Applies every part at the process serving its shard; returns how many parts were
+    new (not duplicates).
 
     Raises:
         grpc.aio.AioRpcError: a shard refused or could not be reached; retrying the same
             logical batch is safe.
+        NoShardOwner: a shard has no owner right now (mid-handoff); retrying is safe.
     """
-    ring = ConsistentHashRing.of_size(len(shards))
+    ring = ConsistentHashRing.of_size(shards.shard_count)
     applied = 0
     for shard, part in sorted(split_by_shard(correction, ring).items()):
-        response = await shards[shard].ApplyCorrections(part, timeout=timeout_s)
+        try:
+            response = await shards.stub(shard).ApplyCorrections(part, timeout=timeout_s)
+        except Exception:
+            shards.mark_stale()
+            raise
         applied += 0 if response.duplicate else 1
     return applied
+
+
+__all__ = ["NoShardOwner", "apply_corrections", "split_by_shard"]

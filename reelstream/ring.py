@@ -18,6 +18,10 @@ import numpy.typing as npt
 from reelstream.hashing import MASK64, mix64, mix64_array
 
 DEFAULT_VNODES = 128
+# Logical shards on the ring. Fixed for the life of a deployment (keys never change shard, so
+# per-(edge, shard) sequences stay valid); counter processes share them out and hand them
+# over when processes come and go. Every edge and counter must use the same value.
+DEFAULT_SHARD_COUNT = 8
 
 
 class ConsistentHashRing:

@@ -26,6 +26,15 @@ TABLES: tuple[str, ...] = (
         snapshot_id bigint,
         snapshots map<bigint, frozen<map<text, bigint>>>
     )""",
+    # Live counter processes (heartbeat rows, TTL'd): the shard assignment is computed from
+    # them, and `owner` (the lease owner id of the process) maps a lease to an address.
+    """CREATE TABLE IF NOT EXISTS {ks}.counter_members (
+        member text PRIMARY KEY,
+        address text,
+        owner text,
+        leaving boolean,
+        expires_ms bigint
+    )""",
     # The applied batches themselves (idempotent: keyed by their id, same bytes on retry).
     """CREATE TABLE IF NOT EXISTS {ks}.shard_batches (
         shard int,

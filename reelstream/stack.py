@@ -1,5 +1,10 @@
-"""The local stack on loopback: Cassandra, one Redis per edge, origin, counter shards, spam
-filter, moderation, edges.
+"""The local stack on loopback: Cassandra, one Redis per edge, origin, counter processes,
+spam filter, moderation, edges.
+
+`scale` resizes it while it runs: new counter processes join and take their share of the
+logical shards; removed ones (highest index first) are SIGTERMed and hand their shards off
+before they exit; removed edges are drained (they stop taking work, flush their journal to
+the counters, then exit; their Redis keeps anything left for the next start).
 
 Processes are detached (they outlive the CLI), tracked by pid files under
 `$REELSTREAM_VAR_DIR/run`, log to `$REELSTREAM_VAR_DIR/log/<name>.log`, and are considered
@@ -12,6 +17,7 @@ instead (docs/security.md). Health checks present the `admin` identity.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
@@ -20,6 +26,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from protos import counter_pb2, counter_pb2_grpc
 from reelstream.caller_policy import ADMIN
 from reelstream.channels import open_blocking_channel
 from reelstream.infra import cassandra_node, dev_certs, local_process, redis_server
@@ -66,7 +73,8 @@ def edge_redis_port(index: int) -> int:
 
 
 def plan(edges: int, shards: int) -> list[ServiceSpec]:
-    """The processes of a stack with `edges` edges and `shards` counter shards."""
+    """The processes of a stack with `edges` edges and `shards` counter processes (which
+    share the fixed set of logical shards, REELSTREAM_*_SHARD_COUNT, default 8)."""
     counters = [f"127.0.0.1:{50061 + i}" for i in range(shards)]
     specs = [
         ServiceSpec(
@@ -97,8 +105,7 @@ def plan(edges: int, shards: int) -> list[ServiceSpec]:
                 50061 + i,
                 9161 + i,
                 {
-                    "REELSTREAM_COUNTER_SHARD": str(i),
-                    "REELSTREAM_COUNTER_SHARD_COUNT": str(shards),
+                    "REELSTREAM_COUNTER_NAME": f"counter-{i}",
                     "REELSTREAM_COUNTER_GRPC_ADDRESS": counters[i],
                     "REELSTREAM_COUNTER_METRICS_PORT": str(9161 + i),
                     "REELSTREAM_COUNTER_OWNER_ID": f"counter-{i}",
@@ -231,8 +238,9 @@ def running_specs() -> list[ServiceSpec]:
     """Specs of the services that have a pid file (whatever their size settings were)."""
     run_dir = var_dir() / "run"
     names = sorted(p.stem for p in run_dir.glob("*.pid")) if run_dir.exists() else []
-    edges = sum(1 for n in names if n.startswith("edge-"))
-    shards = sum(1 for n in names if n.startswith("counter-"))
+    # Indices may have holes (`make drain NODE=counter-0`): plan up to the highest one.
+    edges = max((int(n[5:]) + 1 for n in names if n.startswith("edge-")), default=0)
+    shards = max((int(n[8:]) + 1 for n in names if n.startswith("counter-")), default=0)
     return [s for s in plan(edges, shards) if s.name in names]
 
 
@@ -257,12 +265,111 @@ def down(grace_s: float = 15.0) -> None:
     cassandra_node.down()
 
 
+STOP_GRACE_S = 30.0
+
+
+def _index(spec: ServiceSpec) -> int:
+    return int(spec.name.rsplit("-", 1)[1])
+
+
+def _running(module: str) -> list[ServiceSpec]:
+    return [
+        s
+        for s in running_specs()
+        if s.module == module and local_process.read_live_pid(s.pid_file, s.marker) is not None
+    ]
+
+
+def scale(edges: int, shards: int, timeout_s: float = 120.0) -> None:
+    """Resizes the running stack to `edges` edges and `shards` counter processes.
+
+    Growing: counters first (new edges then find every shard served), then edges. Shrinking:
+    edges first (their drain delivers to the counters), then counters, highest index first,
+    one at a time, each handing its shards off before it exits.
+    """
+    if shards < 1 or edges < 0:
+        raise RuntimeError("need at least one counter process and no negative edge count")
+    counters, current_edges = _running("counter"), _running("edge")
+    if not counters:
+        raise RuntimeError("the stack is not running; start it with `make up`")
+    widest = plan(
+        max([edges, *(_index(s) + 1 for s in current_edges)]),
+        max([shards, *(_index(s) + 1 for s in counters)]),
+    )
+    target = {s.name: s for s in widest}
+    new_counters = [
+        target[f"counter-{i}"] for i in range(shards) if f"counter-{i}" not in _names(counters)
+    ]
+    for spec in new_counters:
+        start_service(spec)
+        print(f"started {spec.name} (takes its share of the logical shards)", flush=True)
+    wait_serving(new_counters, timeout_s)
+    for spec in sorted(current_edges, key=_index, reverse=True)[
+        : max(0, len(current_edges) - edges)
+    ]:
+        drain(spec.name)
+    new_edges = [
+        target[f"edge-{j}"] for j in range(edges) if f"edge-{j}" not in _names(current_edges)
+    ]
+    for spec in new_edges:
+        redis_server.up(name=spec.name, port=edge_redis_port(_index(spec)))
+        start_service(spec)
+        print(f"started {spec.name}", flush=True)
+    wait_serving(new_edges, timeout_s)
+    for spec in sorted(counters, key=_index, reverse=True)[: max(0, len(counters) - shards)]:
+        drain(spec.name)
+
+
+def _names(specs: list[ServiceSpec]) -> set[str]:
+    return {s.name for s in specs}
+
+
+def drain(name: str, grace_s: float = STOP_GRACE_S) -> None:
+    """Drains one node and waits for it to exit: an edge stops taking work, flushes its
+    journal and leaves; a counter process hands every shard it serves off first."""
+    spec = next((s for s in running_specs() if s.name == name), None)
+    pid = local_process.read_live_pid(spec.pid_file, spec.marker) if spec else None
+    if spec is None or pid is None:
+        raise RuntimeError(f"{name} is not running (see `make status`)")
+    began = time.monotonic()
+    local_process.terminate([(pid, spec.marker)], grace_s)
+    spec.pid_file.unlink(missing_ok=True)
+    print(f"drained {name} in {time.monotonic() - began:.1f} s", flush=True)
+
+
+def shard_map_lines() -> list[str]:
+    """Which counter process serves each logical shard (from any running counter)."""
+    for spec in _running("counter"):
+        with (
+            open_blocking_channel(spec.address, ADMIN) as channel,
+            contextlib.suppress(grpc.RpcError),
+        ):
+            shard_map = counter_pb2_grpc.CounterServiceStub(channel).GetShardMap(
+                counter_pb2.GetShardMapRequest(), timeout=2
+            )
+            by_member: dict[str, list[int]] = {}
+            for owner in shard_map.owners:
+                by_member.setdefault(owner.member or "(none: moving)", []).append(owner.shard)
+            lines = [f"logical shards ({shard_map.shard_count}) by counter process:"]
+            for member in shard_map.members:
+                shards = by_member.pop(member.member, [])
+                state = " leaving" if member.leaving else ""
+                lines.append(f"  {member.member:<12}{member.address:<18}{shards}{state}")
+            lines.extend(f"  {member:<30}{shards}" for member, shards in by_member.items())
+            moving = [o.shard for o in shard_map.owners if o.member != o.assigned_member]
+            if moving:
+                lines.append(f"  moving to their assigned process: {moving}")
+            return lines
+    return ["logical shards: no counter process answered"]
+
+
 def status_lines() -> list[str]:
     lines = [f"{'service':<12}{'address':<18}{'pid':<9}health"]
     for spec in running_specs():
         pid = local_process.read_live_pid(spec.pid_file, spec.marker)
         state = health(spec.address) if pid else "NOT RUNNING"
         lines.append(f"{spec.name:<12}{spec.address:<18}{pid or '-'!s:<9}{state}")
+    lines.extend(shard_map_lines())
     lines.extend(cassandra_node.status())
     lines.extend(redis_server.status_all())
     return lines

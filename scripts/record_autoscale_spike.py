@@ -73,8 +73,7 @@ def main() -> int:
     counter = start(
         "counter",
         {
-            "REELSTREAM_COUNTER_SHARD": "0",
-            "REELSTREAM_COUNTER_SHARD_COUNT": "1",
+            "REELSTREAM_COUNTER_NAME": "counter-0",
             "REELSTREAM_COUNTER_GRPC_ADDRESS": counter_address,
             "REELSTREAM_COUNTER_METRICS_PORT": "0",
             "REELSTREAM_COUNTER_KEYSPACE": KEYSPACE,

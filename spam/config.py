@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reelstream.cassandra_client import CassandraConfigFields
+from reelstream.ring import DEFAULT_SHARD_COUNT
 from reelstream.settings import ConfigError, load_config
 from spam.model import DEFAULT_MODEL_PATH
 
@@ -18,7 +19,10 @@ class SpamConfig(CassandraConfigFields):
     metrics_port: int = 9181
     """Prometheus /metrics port on 127.0.0.1 (0 disables)."""
     counter_addresses: tuple[str, ...] = ("127.0.0.1:50061", "127.0.0.1:50062")
-    """Counter shards (entry i serves shard i); corrections go through ApplyCorrections."""
+    """Seed addresses of counter processes (GetShardMap says which serves each shard)."""
+    shard_count: int = DEFAULT_SHARD_COUNT
+    """Logical shards on the ring; must equal the counters' shard_count. Corrections go
+    through ApplyCorrections at each shard's current process."""
     origin_address: str = "127.0.0.1:50071"
     """Asked for reel durations (GetReels); empty: durations unknown (ratio features NaN)."""
     model_path: str = str(DEFAULT_MODEL_PATH)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from grpc import aio
 
-from protos import counter_pb2_grpc, spam_pb2, spam_pb2_grpc
+from protos import spam_pb2, spam_pb2_grpc
 from reelstream.background import BackgroundLoops
 from reelstream.cassandra_client import CassandraClient, CassandraSettings
-from reelstream.channels import open_channel
 from reelstream.schema import apply_schema
+from reelstream.shard_directory import ShardDirectory
 from spam.config import SpamConfig
 from spam.grpc_api import SpamServicer
 from spam.model import SpamModel
@@ -31,7 +31,7 @@ class SpamService:
     def __init__(self, config: SpamConfig) -> None:
         self._config = config
         self._loops = BackgroundLoops()
-        self._channels: list[aio.Channel] = []
+        self._shards: ShardDirectory | None = None
         self._client = CassandraClient(CassandraSettings.of(config))
         self._durations: ReelDurations | None = None
         self.filter: SpamFilter | None = None
@@ -42,8 +42,11 @@ class SpamService:
         await apply_schema(self._client)
         store = VerdictStore(self._client)
         await store.prepare()
-        self._channels = [open_channel(address) for address in self._config.counter_addresses]
-        shards = [counter_pb2_grpc.CounterServiceStub(channel) for channel in self._channels]
+        self._shards = ShardDirectory(
+            self._config.counter_addresses, self._config.shard_count, rpc_timeout_s=2.0
+        )
+        self._loops.start(self._shards.run(), "shard-map")
+        shards = self._shards
         self._durations = ReelDurations(
             self._config.origin_address, 1_000_000, self._config.rpc_timeout_s
         )
@@ -69,6 +72,6 @@ class SpamService:
         await self._loops.cancel_all()
         if self._durations is not None:
             await self._durations.close()
-        for channel in reversed(self._channels):
-            await channel.close()
+        if self._shards is not None:
+            await self._shards.close()
         await self._client.close()

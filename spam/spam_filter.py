@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 from prometheus_client import Counter, Histogram
 
-from protos import common_pb2, counter_pb2, counter_pb2_grpc, spam_pb2
+from protos import common_pb2, counter_pb2, spam_pb2
 from reelstream.cassandra_client import StoreUnavailable
 from reelstream.correction_router import apply_corrections
+from reelstream.shard_directory import NoShardOwner, ShardDirectory
 from spam.blocklist import Blocklist
 from spam.config import SpamConfig
 from spam.errors import CorrectionsPending
@@ -65,7 +65,7 @@ class SpamFilter:
         self,
         config: SpamConfig,
         model: SpamModel,
-        shards: Sequence[counter_pb2_grpc.CounterServiceAsyncStub],
+        shards: ShardDirectory,
         durations: ReelDurations,
         instance: str,
         store: VerdictStore,
@@ -167,7 +167,7 @@ class SpamFilter:
                     pending.saved = True
                 await apply_corrections(correction, self._shards, self._config.rpc_timeout_s)
                 await self._store.mark_applied(pending.verdict.verdict_id, pending.reversal)
-            except (grpc.RpcError, StoreUnavailable) as exc:
+            except (grpc.RpcError, NoShardOwner, StoreUnavailable) as exc:
                 CORRECTION_FAILURES.inc()
                 logger.warning(
                     "correction not applied yet; retrying next round",

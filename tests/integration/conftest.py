@@ -19,7 +19,9 @@ import pytest
 from cassandra.cluster import Cluster
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from protos import common_pb2, counter_pb2, counter_pb2_grpc
 from reelstream.infra import cassandra_node, redis_server
+from reelstream.ring import ConsistentHashRing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_REDIS_PORT = 6399
@@ -166,9 +168,10 @@ def start_service(
     return start
 
 
-def counter_env(keyspace: str, shard: int, shard_count: int, address: str) -> dict[str, str]:
+def counter_env(keyspace: str, index: int, shard_count: int, address: str) -> dict[str, str]:
+    """Counter process `counter-<index>` of a ring of `shard_count` logical shards."""
     return {
-        "REELSTREAM_COUNTER_SHARD": str(shard),
+        "REELSTREAM_COUNTER_NAME": f"counter-{index}",
         "REELSTREAM_COUNTER_SHARD_COUNT": str(shard_count),
         "REELSTREAM_COUNTER_GRPC_ADDRESS": address,
         "REELSTREAM_COUNTER_METRICS_PORT": "0",
@@ -184,8 +187,12 @@ def edge_env(
     redis_port: int,
     counters: list[str],
     origin: str | None = None,
+    shard_count: int | None = None,
 ) -> dict[str, str]:
+    """An edge's settings; the ring has `shard_count` logical shards (default: one per
+    counter process listed, as the counting tests start them)."""
     return {
+        "REELSTREAM_EDGE_SHARD_COUNT": str(shard_count or len(counters)),
         "REELSTREAM_EDGE_NAME": f"{name}-{keyspace}",
         "REELSTREAM_EDGE_GRPC_ADDRESS": address,
         "REELSTREAM_EDGE_METRICS_PORT": "0",
@@ -197,3 +204,58 @@ def edge_env(
         # Every edge serves HLS too: a port of its own, so several edges can run at once.
         "REELSTREAM_EDGE_HTTP_ADDRESS": f"127.0.0.1:{free_port()}",
     }
+
+
+def shard_map(counters: list[str]) -> counter_pb2.ShardMap:
+    """The shard map as the first answering counter process has it."""
+    for address in counters:
+        with grpc.insecure_channel(address) as channel:
+            try:
+                return counter_pb2_grpc.CounterServiceStub(channel).GetShardMap(
+                    counter_pb2.GetShardMapRequest(), timeout=5
+                )
+            except grpc.RpcError:
+                continue
+    raise AssertionError(f"no counter process answered GetShardMap: {counters}")
+
+
+def counts_from_shards(counters: list[str], reel_ids: list[int]) -> dict[int, int]:
+    """Views of `reel_ids` read from the process serving each reel's logical shard (a reel
+    of a shard without an owner right now is left out)."""
+    owners = {o.shard: o.address for o in shard_map(counters).owners if o.address}
+    ring = ConsistentHashRing.of_size(len(shard_map(counters).owners))
+    by_shard: dict[int, list[int]] = {}
+    for reel_id in reel_ids:
+        by_shard.setdefault(ring.shard_for(reel_id), []).append(reel_id)
+    counts: dict[int, int] = {}
+    for shard, ids in by_shard.items():
+        if shard not in owners:
+            continue
+        with grpc.insecure_channel(owners[shard]) as channel:
+            stub = counter_pb2_grpc.CounterServiceStub(channel)
+            try:
+                for start in range(0, len(ids), 1000):
+                    response = stub.GetCounts(
+                        common_pb2.GetCountsRequest(reel_ids=ids[start : start + 1000]),
+                        timeout=10,
+                    )
+                    counts.update((c.reel_id, c.views) for c in response.counts)
+            except grpc.RpcError:
+                continue  # moved meanwhile: the caller asks again
+    return counts
+
+
+def wait_for_map(
+    counters: list[str], members: set[str], timeout_s: float = 60
+) -> counter_pb2.ShardMap:
+    """Waits until every shard is served by the member the assignment gives it to, and the
+    members serving shards are exactly `members`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        current = shard_map(counters)
+        serving = {o.member for o in current.owners}
+        settled = all(o.address and o.member == o.assigned_member for o in current.owners)
+        if settled and serving == members:
+            return current
+        assert time.monotonic() < deadline, f"shards not settled on {members}: {current}"
+        time.sleep(0.2)

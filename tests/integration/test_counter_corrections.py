@@ -14,7 +14,8 @@ from grpc import aio
 from protos import common_pb2, counter_pb2, counter_pb2_grpc
 from reelstream.correction_router import apply_corrections
 from reelstream.ring import ConsistentHashRing
-from tests.integration.conftest import ServiceProcess, counter_env, free_port
+from reelstream.shard_directory import ShardDirectory
+from tests.integration.conftest import ServiceProcess, counter_env, free_port, wait_for_map
 
 
 def reels_of_shard(shard: int, shard_count: int, how_many: int) -> list[int]:
@@ -36,6 +37,14 @@ async def test_corrections_apply_once_reverse_exactly_and_survive_a_restart(
         start_service("counter", f"counter-{i}", counter_env(keyspace, i, 2, a), a)
         for i, a in enumerate(addresses)
     ]
+    # Each process serves one of the two logical shards; index them by the shard served.
+    owners = {
+        o.shard: o.address for o in wait_for_map(addresses, {"counter-0", "counter-1"}).owners
+    }
+    shards = sorted(shards, key=lambda s: 0 if s.address == owners[0] else 1)
+    addresses = [s.address for s in shards]
+    directory = ShardDirectory(addresses, 2)
+    assert await directory.refresh()
     reel = reels_of_shard(0, 2, 1)[0]
     other = reels_of_shard(1, 2, 1)[0]
     async with aio.insecure_channel(addresses[0]) as ch0, aio.insecure_channel(addresses[1]) as ch1:
@@ -64,8 +73,8 @@ async def test_corrections_apply_once_reverse_exactly_and_survive_a_restart(
             reason="lockstep group 17",
             moves_to_removed=True,
         )
-        assert await apply_corrections(removal, stubs) == 2
-        assert await apply_corrections(removal, stubs) == 0  # the retry changes nothing
+        assert await apply_corrections(removal, directory) == 2
+        assert await apply_corrections(removal, directory) == 0  # the retry changes nothing
         views, removed, likes, likes_removed, unique = await read(stubs[0], reel)
         assert (views, removed, likes, likes_removed) == (1_200, 300, 6, 4)
         assert abs(unique - 1_500) <= 15
@@ -73,7 +82,7 @@ async def test_corrections_apply_once_reverse_exactly_and_survive_a_restart(
         with pytest.raises(aio.AioRpcError) as foreign:
             await stubs[0].ApplyCorrections(
                 counter_pb2.CorrectionBatch(
-                    batch_id="x", reel_ids=[other], view_deltas=[1], like_deltas=[0]
+                    batch_id="x", reel_ids=[reel, other], view_deltas=[1, 1], like_deltas=[0, 0]
                 ),
                 timeout=5,
             )
@@ -86,7 +95,8 @@ async def test_corrections_apply_once_reverse_exactly_and_survive_a_restart(
             like_deltas=[4],
             moves_to_removed=True,
         )
-        await apply_corrections(appeal, stubs)
+        await apply_corrections(appeal, directory)
+        await directory.close()
         before_restart = await read(stubs[0], reel)
         assert before_restart[:4] == (1_500, 0, 10, 0)
 

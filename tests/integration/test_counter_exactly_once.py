@@ -66,7 +66,6 @@ async def client(keyspace: str) -> AsyncIterator[CassandraClient]:
 
 async def new_owner(client: CassandraClient, name: str) -> CounterShard:
     config = CounterConfig(
-        shard=0,
         shard_count=1,
         owner_id=name,
         lease_ttl_s=1.5,

@@ -12,19 +12,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from cassandra.cluster import Cluster
 from cassandra.query import SimpleStatement
 
-from protos import common_pb2, counter_pb2_grpc
 from reelstream.infra import redis_server
 from reelstream.infra.dedicated_cassandra import DedicatedCassandra
-from reelstream.ring import ConsistentHashRing
 from tests.integration.conftest import (
     FAILED_KEY,
     ServiceProcess,
     counter_env,
+    counts_from_shards,
     edge_env,
     free_port,
     wait_serving,
@@ -58,23 +56,6 @@ def fault_keyspace(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.node.stash.get(FAILED_KEY, False):
         _KEPT_KEYSPACES.append(name)
         print(f"keeping {FAULT_CASSANDRA.folder} with keyspace {name} for inspection")
-
-
-def counts_from_shards(counters: list[str], reel_ids: list[int]) -> dict[int, int]:
-    ring = ConsistentHashRing.of_size(len(counters))
-    by_shard: dict[int, list[int]] = {}
-    for reel_id in reel_ids:
-        by_shard.setdefault(ring.shard_for(reel_id), []).append(reel_id)
-    counts: dict[int, int] = {}
-    for shard, ids in by_shard.items():
-        with grpc.insecure_channel(counters[shard]) as channel:
-            stub = counter_pb2_grpc.CounterServiceStub(channel)
-            for start in range(0, len(ids), 1000):
-                response = stub.GetCounts(
-                    common_pb2.GetCountsRequest(reel_ids=ids[start : start + 1000]), timeout=10
-                )
-                counts.update((c.reel_id, c.views) for c in response.counts)
-    return counts
 
 
 def run_load_with_faults(

@@ -26,22 +26,22 @@ def test_environment_overrides_toml_which_overrides_defaults(tmp_path: Path) -> 
 
 
 def test_a_malformed_value_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="REELSTREAM_COUNTER_SHARD"):
+    with pytest.raises(ConfigError, match="REELSTREAM_COUNTER_SHARD_COUNT"):
         load_config(
             CounterConfig,
             "REELSTREAM_COUNTER_",
             "counter",
-            environ={"REELSTREAM_COUNTER_SHARD": "two"},
+            environ={"REELSTREAM_COUNTER_SHARD_COUNT": "two"},
         )
 
 
-def test_a_shard_outside_the_ring_is_refused() -> None:
+def test_a_ring_without_shards_is_refused() -> None:
     with pytest.raises(ConfigError, match="not in"):
         load_config(
             CounterConfig,
             "REELSTREAM_COUNTER_",
             "counter",
-            environ={"REELSTREAM_COUNTER_SHARD": "3", "REELSTREAM_COUNTER_SHARD_COUNT": "2"},
+            environ={"REELSTREAM_COUNTER_SHARD_COUNT": "0"},
         )
 
 
