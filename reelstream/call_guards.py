@@ -10,12 +10,13 @@ request. Calls the guard refuses never reach the servicer.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
 from grpc import aio
+
+from reelstream.handler_wrapping import Behavior, relay_responses, rewrap_handler
 
 Context = aio.ServicerContext[Any, Any]
 CallCheck = Callable[[str, Context], Awaitable[None]]
@@ -26,54 +27,29 @@ Continuation: TypeAlias = (
 )
 
 
-async def _stream_of(result: Any) -> AsyncIterator[Any]:
-    if inspect.isasyncgen(result):
-        async for item in result:
-            yield item
-    else:  # a handler that writes with context.write() and returns
-        await result
-
-
 def guarded_handler(
     handler: grpc.RpcMethodHandler[Any, Any], method: str, check: CallCheck
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """`handler` with `check` run before its behaviour."""
-    parse, serialize = handler.request_deserializer, handler.response_serializer
-    if handler.unary_unary is not None:
-        unary_unary: Callable[..., Any] = handler.unary_unary
 
-        async def checked_unary_unary(request: Any, context: Context) -> Any:
+    def wrap(behavior: Behavior, request_streaming: bool, response_streaming: bool) -> Behavior:
+        del request_streaming  # the check needs the context only
+        if not response_streaming:
+
+            async def checked(request: Any, context: Context) -> Any:
+                await check(method, context)
+                return await behavior(request, context)
+
+            return checked
+
+        async def checked_streaming(request: Any, context: Context) -> AsyncIterator[Any]:
             await check(method, context)
-            return await unary_unary(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(checked_unary_unary, parse, serialize)
-    if handler.stream_unary is not None:
-        stream_unary: Callable[..., Any] = handler.stream_unary
-
-        async def checked_stream_unary(requests: Any, context: Context) -> Any:
-            await check(method, context)
-            return await stream_unary(requests, context)
-
-        return grpc.stream_unary_rpc_method_handler(checked_stream_unary, parse, serialize)
-    if handler.unary_stream is not None:
-        unary_stream: Callable[..., Any] = handler.unary_stream
-
-        async def checked_unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
-            await check(method, context)
-            async for item in _stream_of(unary_stream(request, context)):
+            async for item in relay_responses(behavior(request, context)):
                 yield item
 
-        return grpc.unary_stream_rpc_method_handler(checked_unary_stream, parse, serialize)
-    if handler.stream_stream is not None:
-        stream_stream: Callable[..., Any] = handler.stream_stream
+        return checked_streaming
 
-        async def checked_stream_stream(requests: Any, context: Context) -> AsyncIterator[Any]:
-            await check(method, context)
-            async for item in _stream_of(stream_stream(requests, context)):
-                yield item
-
-        return grpc.stream_stream_rpc_method_handler(checked_stream_stream, parse, serialize)
-    return handler
+    return rewrap_handler(handler, wrap)
 
 
 class GuardInterceptor(aio.ServerInterceptor):
