@@ -1,9 +1,10 @@
 """Forwarding of journaled events to the counter shards.
 
 Every `flush_interval_s` the journal is cut into per-shard batches; one sender per shard
-sends its outbox in sequence order, one batch in flight, retrying with capped exponential
-backoff until the shard acknowledges (a duplicate acknowledgment counts: the shard had
-committed the batch before). Only then is the batch removed from the outbox.
+sends its outbox in sequence order, a sliding window of batches in flight, retrying with
+capped exponential backoff until the shard acknowledges (a duplicate acknowledgment
+counts: the shard had committed the batch before). Only then is the batch removed from
+the outbox.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from typing import Any
 
 from grpc import aio
 from prometheus_client import Counter, Histogram
@@ -56,76 +58,126 @@ class ShardFlusher:
                     event.set()
 
     async def run_sender(self, shard: int) -> None:
-        """Sends the shard's outbox in sequence order, up to `window` batches at a time.
+        """Sends the shard's outbox in sequence order with up to `window` batches in flight.
 
-        A shard commits a batch only after its predecessors, so an acknowledged sequence
-        acknowledges every smaller one too. After any failure the sender waits (capped
-        exponential backoff with jitter) and resends from the oldest unacknowledged batch,
-        to whichever process serves the shard by then (a handoff shows up as refused
-        calls; the resent batches keep their ids, so the new owner applies each once).
+        The window slides: a batch goes out as soon as it is cut and a slot is free, not
+        when the previous group has all been answered. A shard commits a batch only after
+        its predecessors, so an acknowledged sequence acknowledges every smaller one too.
+        After a failure no new batch goes out; once the calls in flight have ended the
+        sender waits (capped exponential backoff with jitter) and resends from the oldest
+        unacknowledged batch, to whichever process serves the shard by then (a handoff shows
+        up as refused calls; resent batches keep their ids, so the new owner applies each
+        once).
         """
         wakeup = self._wakeups[shard]
         wakeup.set()
         backoff_s = 0.05
-        while True:
-            window = self._journal.oldest_batches(shard, self._window)
-            if not window:
-                if self._stopping:
-                    return
+        in_flight: dict[asyncio.Future[None], OutboxBatch] = {}
+        errors: list[BaseException] = []
+        acknowledged = 0  # highest sequence the shard acknowledged (and all below it)
+        try:
+            while True:
+                if not errors:
+                    self._top_up(shard, in_flight, errors)
+                if not in_flight:
+                    if errors:
+                        backoff_s = await self._back_off(shard, errors, backoff_s)
+                        if backoff_s < 0:
+                            return
+                        errors = []
+                        continue
+                    if self._stopping:
+                        return
+                    wakeup.clear()
+                    await wakeup.wait()
+                    continue
+                woken: asyncio.Future[Any] = asyncio.ensure_future(wakeup.wait())
+                waiters: list[asyncio.Future[Any]] = [*in_flight, woken]
+                done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
                 wakeup.clear()
-                await wakeup.wait()
-                continue
-            try:
-                send = self._clients.apply_serialized(shard)
-            except NoShardOwner as exc:
-                results: list[BaseException | None] = [exc] * len(window)
-            else:
-                results = await asyncio.gather(
-                    *(self._send(send, batch) for batch in window), return_exceptions=True
-                )
-            acknowledged = max(
-                (b.seq for b, result in zip(window, results, strict=True) if result is None),
-                default=0,
-            )
-            for batch in window:
-                if batch.seq <= acknowledged:
-                    BATCHES_SENT.labels(shard=str(shard)).inc()
-                    await self._journal.acknowledge(batch)
-            errors = [r for r in results if isinstance(r, BaseException)]
-            if not errors:
-                backoff_s = 0.05
-                continue
-            for error in errors:
-                if not isinstance(error, aio.AioRpcError | NoShardOwner):
-                    raise error
-            # Refused (moved shard), unreachable or timed out: the owner may have changed.
-            self._clients.mark_stale()
-            first = errors[0]
-            code, detail = (
-                (first.code().name, first.details())
-                if isinstance(first, aio.AioRpcError)
-                else ("NO_OWNER", str(first))
-            )
-            if self._stopping and backoff_s >= 1.0:
-                logger.warning(
-                    "shard unreachable at shutdown; batches stay in the outbox",
-                    extra={"fields": {"shard": shard}},
-                )
-                return
+                newest_ok = 0
+                for call in done:
+                    batch = in_flight.pop(call, None)
+                    if batch is None:
+                        continue  # the wakeup
+                    error = call.exception()
+                    if error is None:
+                        newest_ok = max(newest_ok, batch.seq)
+                    elif batch.seq > acknowledged:  # else: committed, as a later ack said
+                        errors.append(error)
+                if newest_ok > acknowledged:
+                    acknowledged, backoff_s = newest_ok, 0.05
+                    for batch in self._journal.oldest_batches(shard, self._window):
+                        if batch.seq > acknowledged:
+                            break
+                        BATCHES_SENT.labels(shard=str(shard)).inc()
+                        await self._journal.acknowledge(batch)
+        finally:
+            for call in in_flight:
+                call.cancel()
+
+    def _top_up(
+        self,
+        shard: int,
+        in_flight: dict[asyncio.Future[None], OutboxBatch],
+        errors: list[BaseException],
+    ) -> None:
+        """Starts sending the oldest unsent batches while the window has room."""
+        room = self._window - len(in_flight)
+        if room <= 0:
+            return
+        sending = {batch.seq for batch in in_flight.values()}
+        fresh = [
+            batch
+            for batch in self._journal.oldest_batches(shard, self._window)
+            if batch.seq not in sending
+        ][:room]
+        if not fresh:
+            return
+        try:
+            send = self._clients.apply_serialized(shard)
+        except NoShardOwner as exc:
+            errors.append(exc)
+            return
+        for batch in fresh:
+            in_flight[asyncio.ensure_future(self._send(send, batch))] = batch
+
+    async def _back_off(self, shard: int, errors: list[BaseException], backoff_s: float) -> float:
+        """Waits before a resend after `errors`; returns the next backoff, or -1 to give up
+        (stopping and the shard unreachable: the batches stay in the outbox)."""
+        for error in errors:
+            if not isinstance(error, aio.AioRpcError | NoShardOwner):
+                raise error
+        # Refused (moved shard), unreachable or timed out: the owner may have changed.
+        self._clients.mark_stale()
+        first = errors[0]
+        code, detail = (
+            (first.code().name, first.details())
+            if isinstance(first, aio.AioRpcError)
+            else ("NO_OWNER", str(first))
+        )
+        if self._stopping and backoff_s >= 1.0:
             logger.warning(
-                "batch send failed, retrying",
-                extra={
-                    "fields": {
-                        "shard": shard,
-                        "seq": window[0].seq,
-                        "code": code,
-                        "detail": detail,
-                        "retry_in_s": backoff_s,
-                    }
-                },
+                "shard unreachable at shutdown; batches stay in the outbox",
+                extra={"fields": {"shard": shard}},
             )
-            await self._clients.wait_changed(backoff_s * (0.5 + random.random()))
-            backoff_s = min(backoff_s * 2, 2.0)
+            return -1.0
+        oldest = self._journal.oldest_batches(shard, 1)
+        logger.warning(
+            "batch send failed, retrying",
+            extra={
+                "fields": {
+                    "shard": shard,
+                    "seq": oldest[0].seq if oldest else 0,
+                    "code": code,
+                    "detail": detail,
+                    "retry_in_s": backoff_s,
+                }
+            },
+        )
+        await self._clients.wait_changed(backoff_s * (0.5 + random.random()))
+        return min(backoff_s * 2, 2.0)
 
     async def _send(self, send: SerializedApply, batch: OutboxBatch) -> None:
         first_send, batch.sent = not batch.sent, True
