@@ -85,3 +85,91 @@ class DedicatedCassandra:
         spec.pid_file.unlink(missing_ok=True)
         if not keep_data:
             shutil.rmtree(spec.data_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class DedicatedCassandraCluster:
+    """A private multi-node cluster (replication tests), one node per loopback address.
+
+    Same launcher and yaml as every other node, with a smaller heap: three JVMs share the
+    machine with everything else. The first address is the only seed; tokens are evenly
+    spaced, so the nodes need no bootstrap and the non-seeds start in parallel.
+    """
+
+    first_index: int
+    """Index of the first node; node k uses index `first_index + k` (its JMX port and name)
+    and address 127.0.0.<index>. Keep clear of 1-9 (development cluster, dedicated nodes)."""
+    nodes: int
+    folder: str
+    """Folder under `$REELSTREAM_VAR_DIR` holding every node's config, data and logs."""
+    cluster_name: str
+    heap_mb: int = 512
+    """-Xms/-Xmx per node: 3 x (512 MiB heap + ~400 MiB off-heap) next to the other tests."""
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(f"127.0.0.{self.first_index + k}" for k in range(self.nodes))
+
+    def specs(self) -> list[CassandraNodeSpec]:
+        base = local_process.var_dir() / self.folder
+        return [
+            CassandraNodeSpec(
+                index=self.first_index + k,
+                address=address,
+                base_dir=base,
+                initial_token=_MIN_TOKEN + (2**64 * k) // self.nodes,
+                heap_mb=self.heap_mb,
+                seeds=(self.addresses[0],),
+                cluster_name=self.cluster_name,
+            )
+            for k, address in enumerate(self.addresses)
+        ]
+
+    def up(self) -> None:
+        """Starts every node from empty data (seed first) and returns once all answer CQL
+        and the seed has met every peer."""
+        specs = self.specs()
+        java, classpath = find_java(), resolve_classpath(default_cache_dir())
+        for spec in specs:
+            if cassandra_node.read_pid(spec) is None:
+                shutil.rmtree(spec.data_dir, ignore_errors=True)
+        seed, *others = specs
+        if cassandra_node.read_pid(seed) is None:
+            cassandra_node.start_node(seed, java, classpath)
+        cassandra_node.wait_for_storage_port(seed, START_TIMEOUT_S)
+        for spec in others:
+            if cassandra_node.read_pid(spec) is None:
+                cassandra_node.start_node(spec, java, classpath)
+        cassandra_node.wait_until_ready(specs, timeout_s=START_TIMEOUT_S)
+        cassandra_node.wait_for_peers(seed, len(others), timeout_s=START_TIMEOUT_S)
+
+    def kill(self, node: int) -> None:
+        """SIGKILLs node `node` (0-based): a crash with no drain and no commitlog flush."""
+        spec = self.specs()[node]
+        running = cassandra_node.read_pid(spec)
+        if running is not None:
+            local_process.terminate([(running, spec.config_file.as_uri())], grace_s=0.0)
+        spec.pid_file.unlink(missing_ok=True)
+
+    def restart(self, node: int) -> None:
+        """Starts node `node` again on its existing data and waits until it answers CQL."""
+        self.kill(node)
+        spec = self.specs()[node]
+        cassandra_node.start_node(spec, find_java(), resolve_classpath(default_cache_dir()))
+        cassandra_node.wait_until_ready([spec], timeout_s=START_TIMEOUT_S)
+
+    def down(self, *, keep_data: bool = False) -> None:
+        """Stops every node (SIGTERM, SIGKILL after 30 s) and deletes the data unless kept."""
+        specs = self.specs()
+        running = [
+            (pid, spec.config_file.as_uri())
+            for spec in specs
+            if (pid := cassandra_node.read_pid(spec)) is not None
+        ]
+        if running:
+            print(f"stopping Cassandra cluster {self.folder}: pids {[p for p, _ in running]}")
+            local_process.terminate(running, grace_s=30.0)
+        for spec in specs:
+            spec.pid_file.unlink(missing_ok=True)
+            if not keep_data:
+                shutil.rmtree(spec.data_dir, ignore_errors=True)
