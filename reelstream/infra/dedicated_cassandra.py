@@ -12,10 +12,16 @@ loopback address and data folder, from empty data, and is stopped and wiped by i
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
+
+from cassandra import ConsistencyLevel, DriverException
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+from cassandra.policies import WhiteListRoundRobinPolicy
 
 from reelstream.infra import cassandra_node, local_process
 from reelstream.infra.cassandra_runtime import (
+    CassandraLaunchError,
     CassandraNodeSpec,
     default_cache_dir,
     find_java,
@@ -24,6 +30,11 @@ from reelstream.infra.cassandra_runtime import (
 
 _MIN_TOKEN = -(2**63)
 START_TIMEOUT_S = 300.0
+_PROBE_CREATE = (
+    "CREATE KEYSPACE IF NOT EXISTS cluster_probe WITH replication ="
+    " {{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"
+)
+_PROBE_TABLE = "CREATE TABLE IF NOT EXISTS cluster_probe.alive (k int PRIMARY KEY)"
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,7 @@ class DedicatedCassandraCluster:
                 cassandra_node.start_node(spec, java, classpath)
         cassandra_node.wait_until_ready(specs, timeout_s=START_TIMEOUT_S)
         cassandra_node.wait_for_peers(seed, len(others), timeout_s=START_TIMEOUT_S)
+        self.wait_all_see_all()
 
     def kill(self, node: int) -> None:
         """SIGKILLs node `node` (0-based): a crash with no drain and no commitlog flush."""
@@ -157,6 +169,52 @@ class DedicatedCassandraCluster:
         spec = self.specs()[node]
         cassandra_node.start_node(spec, find_java(), resolve_classpath(default_cache_dir()))
         cassandra_node.wait_until_ready([spec], timeout_s=START_TIMEOUT_S)
+        self.wait_all_see_all()
+
+    def wait_all_see_all(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Waits until every node, as coordinator, sees every replica alive: a read at
+        consistency ALL of a probe table replicated to all nodes succeeds through each.
+
+        A restarted node answering CQL is not enough: the others may still hold it for
+        down, and stopping a second node then would leave them without a quorum.
+        """
+        started = time.monotonic()
+        pending = list(self.addresses)
+        while pending:
+            address = pending[0]
+            rows = cassandra_node.cql_query(
+                address, _PROBE_CREATE.format(rf=self.nodes), timeout_s=10.0
+            )
+            if rows is not None and self._read_all(address):
+                pending.pop(0)
+                continue
+            if time.monotonic() - started > timeout_s:
+                raise CassandraLaunchError(
+                    f"{address} does not see every node of {self.folder} alive after"
+                    f" {timeout_s:.0f} s"
+                )
+            time.sleep(0.5)
+        print(f"{self.folder}: every node sees all {self.nodes} alive", flush=True)
+
+    @staticmethod
+    def _read_all(address: str) -> bool:
+        profile = ExecutionProfile(
+            load_balancing_policy=WhiteListRoundRobinPolicy([address]),
+            consistency_level=ConsistencyLevel.ALL,
+            request_timeout=10.0,
+        )
+        cluster = Cluster(
+            [address], protocol_version=5, execution_profiles={EXEC_PROFILE_DEFAULT: profile}
+        )
+        try:
+            session = cluster.connect()
+            session.execute(_PROBE_TABLE)
+            session.execute("SELECT k FROM cluster_probe.alive WHERE k = 0")
+            return True
+        except (DriverException, NoHostAvailable, OSError):
+            return False
+        finally:
+            cluster.shutdown()
 
     def down(self, *, keep_data: bool = False) -> None:
         """Stops every node (SIGTERM, SIGKILL after 30 s) and deletes the data unless kept."""
