@@ -133,6 +133,12 @@ def test_counts_stay_exact_through_latency_stalls_and_resets_between_tiers(
             f" {len(load.ledger.failed)} failed"
         )
         wait_serving(origin, timeout_s=30)
+        # Faults are warnings (retries, reconnects); an error line means something broke,
+        # e.g. grpc tasks of broken streams left pending and later destroyed.
+        for service in [origin, *edges, *counter_procs]:
+            lines = service.log_path.read_text(errors="replace").splitlines()
+            errors = [line[:300] for line in lines if "level=error" in line]
+            assert not errors, f"{service.name} logged errors: {errors[:3]}"
         check_counts_exact(
             load,
             keyspace,
