@@ -352,6 +352,15 @@ def stored_on_quorum(keyspace: str, reel_ids: list[int]) -> dict[int, int]:
     return stored_views(list(QUORUM_CLUSTER.addresses), keyspace, reel_ids, ConsistencyLevel.QUORUM)
 
 
+def assert_no_error_lines(services: list[ServiceProcess]) -> None:
+    """Faults must show up as warnings (retries, reconnects); an ERROR line means something
+    broke, e.g. an outcome or a task no one awaited."""
+    for service in services:
+        lines = service.log_path.read_text(errors="replace").splitlines()
+        errors = [line[:300] for line in lines if "level=error" in line]
+        assert not errors, f"{service.name} logged errors: {errors[:3]}"
+
+
 def exact_at_shards(load: LoadDriver, counters: list[str]) -> int:
     """How many acknowledged reels the shards already count exactly."""
     with load.ledger.lock:
@@ -388,9 +397,14 @@ def test_counts_stay_exact_when_each_node_of_a_quorum_cluster_is_killed_and_rest
             quorum_cluster.restart(node)
         time.sleep(3)
         load.stop()
+        print(
+            f"quorum cluster: {len(load.ledger.acknowledged)} calls acknowledged,"
+            f" {len(load.ledger.failed)} failed"
+        )
         check_counts_exact(
             load, fault_keyspace, stack.counters, stack.edges, stack.counter_procs, stored_on_quorum
         )
+        assert_no_error_lines([*stack.edges, *stack.counter_procs])
     finally:
         load.stop()
         for name in stack.redis_names:
