@@ -52,6 +52,8 @@ class SoakSettings:
     """SOAK_RATE, else half of SOAK_PEAK (default: the benchmark's peak)."""
     sample_s: float
     """SOAK_SAMPLE_S: one sample (and one progress line) per this many seconds."""
+    port_offset: int
+    """SOAK_PORT_OFFSET: added to every port of the benchmark stack (default 1000)."""
 
     @classmethod
     def from_env(cls) -> SoakSettings:
@@ -60,6 +62,7 @@ class SoakSettings:
             seconds=float(os.environ.get("SOAK_SECONDS", 3600)),
             events_per_s=float(os.environ.get("SOAK_RATE", peak / 2)),
             sample_s=float(os.environ.get("SOAK_SAMPLE_S", 30)),
+            port_offset=int(os.environ.get("SOAK_PORT_OFFSET", 1000)),
         )
 
 
@@ -165,7 +168,9 @@ async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict
 
 async def soak(settings: SoakSettings) -> dict[str, Any]:
     bench = load_settings()
-    stack = BenchStack(bench.edges, bench.shards)
+    # Ports moved by SOAK_PORT_OFFSET (default 1000): the hour-long soak must not collide
+    # with a `make run` stack or a benchmark on the same machine.
+    stack = BenchStack(bench.edges, bench.shards, port_offset=settings.port_offset)
     spread, _hot = build_pools(bench)
     run = SoakRun(settings)
     try:
