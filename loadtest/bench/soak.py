@@ -9,7 +9,7 @@ memory and open file descriptors, and each edge's journal depth, and prints a pr
 
 Verdict, first quarter against last quarter of the samples: RSS flat when the last quarter's
 median grew by less than 10% or 32 MiB; descriptors flat when the last quarter's maximum grew
-by at most 8; journal depth flat when the last quarter's median stays below twice the first
+by at most 8 or 10%; journal depth flat when the last quarter's median stays below twice the first
 quarter's plus one second of load. At the end the journals must drain and the counts of
 sampled reels must be exact. Results go to results/soak.json. A report, not a CI test.
 """
@@ -118,7 +118,8 @@ def verdict(samples: list[Sample], events_per_s: float) -> dict[str, Any]:
             "rss_flat": growth < allowed,
             "fds_first_quarter_max": int(max(fd_first)),
             "fds_last_quarter_max": int(max(fd_last)),
-            "fds_flat": max(fd_last) - max(fd_first) <= FD_GROWTH,
+            # Cassandra's count moves with its sstables: allow 10% beside the fixed margin.
+            "fds_flat": max(fd_last) - max(fd_first) <= max(FD_GROWTH, 0.1 * max(fd_first)),
         }
     depth_first, depth_last = _quarters([float(s.journal_depth) for s in samples])
     depth_limit = 2 * statistics.median(depth_first) + events_per_s
