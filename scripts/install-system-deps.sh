@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Reelstream needs when a command is missing (idempotent):
 # redis-server, ffmpeg/ffprobe, a Java 17 runtime and Maven (to fetch and run Cassandra), and
-# the libav*-dev headers and pkg-config that the `vpdq` wheel (moderation) builds against.
+# the libav*-dev headers and pkg-config that the `vpdq` wheel (moderation) builds against, and
+# Go (`make toxiproxy` installs Toxiproxy for the fault tests from the Go module proxy).
 # `install-system-deps.sh bench` also installs what the video benchmark compares against:
 # nginx (the reference static server) and wrk (the HTTP load tool); `install-system-deps.sh
 # player` what the real-player test needs: Chromium, Node.js and npm (tests/player/).
@@ -13,6 +14,7 @@ declare -A package_for=(
   [ffprobe]=ffmpeg
   [java]=openjdk-17-jre-headless
   [mvn]=maven
+  [go]=golang-go
 )
 if [ "${1:-}" = "bench" ]; then
   package_for[nginx]=nginx-light
@@ -25,7 +27,7 @@ if [ "${1:-}" = "player" ]; then
 fi
 missing=()
 for command in "${!package_for[@]}"; do
-  if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$command" >/dev/null 2>&1; then
+  if ! PATH="$PATH:/usr/sbin:/sbin:/usr/local/go/bin" command -v "$command" >/dev/null 2>&1; then
     missing+=("${package_for[$command]}")
   fi
 done
