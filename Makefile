@@ -16,7 +16,7 @@ GENERATED := $(PROTOS:.proto=_pb2.py)
 
 .PHONY: help deps system-deps venv proto run up down scale drain status logs test test-slow test-player test-console console-moderator lint \
         cassandra-up cassandra-down cassandra-wipe cassandra-status cassandra-cluster-up \
-        redis-up redis-down clean chaos fuzz certs
+        redis-up redis-down clean chaos fuzz certs toxiproxy soak
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -67,10 +67,10 @@ status: ## Services, their health, which counter serves which logical shard, Cas
 logs: ## Tail the services' logs (NAME=edge-0 for one)
 	@$(BIN)/reelstream logs $(NAME)
 
-test: deps ## Install what is missing, start the real servers the tests need, run the suite
+test: deps toxiproxy ## Install what is missing, start the real servers the tests need, run the suite
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-slow: deps ## Also the long chaos/soak tests
+test-slow: deps toxiproxy ## Also the long chaos/soak tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-player: deps ## hls.js in headless Chromium plays a reel from a real edge (installs chromium, node, npm packages)
@@ -85,8 +85,14 @@ console-moderator: deps ## Add a moderator to the console (NAME=alice; asks for 
 	@test -n "$(NAME)" || { echo "usage: make console-moderator NAME=<name>"; exit 2; }
 	$(BIN)/python -m origin.console_passwords $${REELSTREAM_VAR_DIR:-var}/console-moderators $(NAME)
 
-chaos: deps ## Fault suite: repeated kill -9 of edges, shards, Redis, Cassandra under load
+chaos: deps toxiproxy ## Fault suite: kill -9 of every process, a 3-node Cassandra (RF3, QUORUM) losing a node, Toxiproxy faults, disk full
 	$(BIN)/python -m pytest -m slow tests/integration/test_faults.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/integration/test_toxiproxy_faults.py \
+	  tests/integration/test_origin_disk_full.py $(PYTEST_ARGS)
+
+toxiproxy: ## Install toxiproxy-server/-cli from the Go module proxy into .tools/bin (once)
+	@scripts/install-toxiproxy.sh
+
 
 FUZZ_EXAMPLES ?= 200
 fuzz: deps ## Bad-input suite in full: every RPC and the HLS endpoints fuzzed (FUZZ_EXAMPLES per RPC), malformed media
@@ -145,6 +151,11 @@ bench: bench-counters bench-video bench-spam bench-moderation ## Every benchmark
 
 bench-stop: ## Stop what an interrupted benchmark left running (its services, Redis, Cassandra)
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m loadtest.bench stop; fi
+
+.PHONY: soak
+SOAK_SECONDS ?= 3600
+soak: deps $(BENCH_STAMP) ## One hour at half the counting peak: RSS, fds, journal depth flat? -> results/soak.json (SOAK_SECONDS=n)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m loadtest.bench.soak
 
 # mypy checks loadtest/, which imports the bench extra (numpy, matplotlib, psutil).
 lint: $(BENCH_STAMP)

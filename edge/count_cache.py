@@ -15,6 +15,7 @@ cache is bounded: the least recently pushed values are evicted and unfollowed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -69,7 +70,7 @@ class CountCache:
         self._entries: OrderedDict[int, CachedCounts] = OrderedDict()
         shards = clients.shard_count
         self._followed: list[set[int]] = [set() for _ in range(shards)]
-        self._requests: list[asyncio.Queue[counter_pb2.FollowCountsRequest] | None] = [
+        self._requests: list[asyncio.Queue[counter_pb2.FollowCountsRequest | None] | None] = [
             None
         ] * shards
         self.feed = CountFeed()
@@ -117,20 +118,23 @@ class CountCache:
         """Follows reels of one shard for the life of the edge, reconnecting on errors."""
         backoff_s = 0.1
         while True:
-            queue: asyncio.Queue[counter_pb2.FollowCountsRequest] = asyncio.Queue(1024)
+            # None ends the request stream (see the finally below).
+            queue: asyncio.Queue[counter_pb2.FollowCountsRequest | None] = asyncio.Queue(1024)
             self._requests[shard] = queue
 
             async def requests(
-                queue: asyncio.Queue[counter_pb2.FollowCountsRequest] = queue,
+                queue: asyncio.Queue[counter_pb2.FollowCountsRequest | None] = queue,
             ) -> AsyncIterator[counter_pb2.FollowCountsRequest]:
                 yield counter_pb2.FollowCountsRequest(edge_id=self._journal.edge_id, shard=shard)
-                while True:
-                    yield await queue.get()
+                while (request := await queue.get()) is not None:
+                    yield request
 
+            call = None
             try:
                 # No deadline: a subscription for the edge's lifetime. Channel keepalive
                 # (reelstream/channels.py) breaks it when the shard stops answering.
-                async for update in self._clients.stub(shard).FollowCounts(requests()):
+                call = self._clients.stub(shard).FollowCounts(requests())
+                async for update in call:
                     backoff_s = 0.1
                     self._apply(update)
                     self._journal.note_included(shard, update.edge_applied_seq)
@@ -142,6 +146,14 @@ class CountCache:
                     "count stream broken, reconnecting",
                     extra={"fields": {"shard": shard, "code": code, "retry_in_s": backoff_s}},
                 )
+            finally:
+                # grpc's task consuming `requests()` outlives a failed call, waiting on
+                # queue.get() until garbage-collected while pending (found by the Toxiproxy
+                # reset test: one such task per broken stream); the sentinel ends it.
+                if call is not None:
+                    call.cancel()
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
             self._requests[shard] = None
             self._drop_shard(shard)
             await asyncio.sleep(backoff_s * (0.5 + random.random()))

@@ -38,6 +38,13 @@ class OriginConfig(CassandraConfigFields):
     """Largest accepted long side / short side."""
     max_concurrent_uploads: int = 32
     """Upload streams open at once; more get RESOURCE_EXHAUSTED."""
+    min_free_bytes: int = 64 * 1024 * 1024
+    """Room the media folder must keep beyond an upload's size: an upload that would leave
+    less is refused (RESOURCE_EXHAUSTED) before anything is written, so the transcodes of
+    accepted uploads still find space. Disk full mid-write is handled too (docs/reliability.md)."""
+    storage_retry_s: float = 5.0
+    """How long a transcode that ran out of disk space waits before trying again (its source
+    is kept: an acknowledged upload is never dropped for lack of space)."""
     upload_ttl_s: float = 86_400.0
     """Staged uploads untouched for this long are deleted (resumable until then)."""
 
@@ -102,6 +109,8 @@ class OriginConfig(CassandraConfigFields):
             )
         if self.console_session_ttl_s <= 0 or self.console_max_sessions < 1:
             raise ConfigError("console_session_ttl_s and console_max_sessions must be positive")
+        if self.min_free_bytes < 0 or self.storage_retry_s <= 0:
+            raise ConfigError("min_free_bytes must be >= 0 and storage_retry_s positive")
         if not 1024 <= self.segment_chunk_bytes <= 4 * 1024 * 1024:
             raise ConfigError("segment_chunk_bytes must be within 1 KiB..4 MiB")
 

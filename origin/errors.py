@@ -25,6 +25,11 @@ class OriginBusy(OriginError):
     (RESOURCE_EXHAUSTED); the client may retry later."""
 
 
+class StorageFull(OriginBusy):
+    """The media folder has no room for the upload or its transcode (RESOURCE_EXHAUSTED);
+    nothing of the refused upload is kept, so the client uploads again once space is freed."""
+
+
 class MediaNotFound(OriginError):
     """Unknown reel, unknown upload or no such file (NOT_FOUND)."""
 

@@ -14,6 +14,7 @@ Layout under the media root:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -22,12 +23,27 @@ import tempfile
 import time
 from pathlib import Path
 
+from origin.errors import ToolFailed
 from origin.ladder import LADDER_VERSION
 from origin.media_names import RENDITIONS_FILE
 
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 _MEDIA_KEY = re.compile(r"v[0-9]+/[0-9a-f]{2}/[0-9a-f]{64}")
 HASH_BLOCK_BYTES = 1024 * 1024
+
+
+_OUT_OF_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_OUT_OF_SPACE_TEXT = "No space left on device"
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    """Whether `exc` says the media folder's file system is full: ENOSPC/EDQUOT from our own
+    writes, or ffmpeg failing with "No space left on device" on its outputs."""
+    if isinstance(exc, OSError):
+        return exc.errno in _OUT_OF_SPACE_ERRNOS
+    if isinstance(exc, ToolFailed):
+        return _OUT_OF_SPACE_TEXT in exc.stderr_tail or _OUT_OF_SPACE_TEXT in str(exc)
+    return False
 
 
 def is_upload_id(text: str) -> bool:
@@ -61,6 +77,10 @@ class MediaStore:
             folder.mkdir(parents=True, exist_ok=True)
         for leftover in self.work.iterdir():
             shutil.rmtree(leftover, ignore_errors=True)
+
+    def free_bytes(self) -> int:
+        """Bytes the media folder's file system still has for us."""
+        return shutil.disk_usage(self.root).free
 
     # --- uploads
     def upload_path(self, upload_id: str) -> Path:

@@ -3,7 +3,9 @@ each running one ladder ffmpeg process at a time, and the rest of a reel's lifec
 
 PROCESSING (percent from ffmpeg's progress, written at most every
 `progress_write_interval_s`) -> ladder published on disk -> moderation hook ->
-PUBLISHED | IN_REVIEW | REMOVED; FAILED when the transcode fails.
+PUBLISHED | IN_REVIEW | REMOVED; FAILED when the transcode fails. A transcode that runs
+out of disk space is not a failure of the reel: the worker keeps the source and tries again
+every `storage_retry_s` until space is freed.
 
 A source file stays in `sources/` until its reel reached a final state, so a crash or a
 shutdown mid-transcode loses nothing: the next start re-queues it (`recover`).
@@ -26,7 +28,7 @@ from origin.errors import OriginBusy, ToolFailed, UnplayableMedia
 from origin.ladder import plan_ladder
 from origin.ladder_transcode import read_renditions, stills_of, transcode_ladder
 from origin.media_probe import ProbeLimits, SourceMedia, probe_file
-from origin.media_store import MediaStore, media_key_for, sha256_file
+from origin.media_store import MediaStore, is_out_of_space, media_key_for, sha256_file
 from origin.moderation_hook import ModerationHook, ModerationSubject, Verdict
 from origin.reel_catalog import ReelCatalog
 from origin.transcode_command import EncoderSettings
@@ -148,11 +150,16 @@ class TranscodePool:
         while True:
             job = await self._queue.get()
             try:
-                await self._process(job)
+                while True:
+                    if await self._process(job):
+                        break
+                    await asyncio.sleep(self._config.storage_retry_s)
             finally:
                 self._queue.task_done()
 
-    async def _process(self, job: TranscodeJob) -> None:
+    async def _process(self, job: TranscodeJob) -> bool:
+        """Takes a reel from its source to a final state; False (source kept, reel still
+        PROCESSING) when the media folder ran out of space, for the caller to retry."""
         started = time.monotonic()
         try:
             media_key = media_key_for(job.content_hash)
@@ -171,6 +178,17 @@ class TranscodePool:
         except asyncio.CancelledError:
             raise  # shutdown: the source stays in sources/ and is re-queued at the next start
         except Exception as exc:
+            if is_out_of_space(exc):
+                logger.warning(
+                    "media storage full: transcode retried later, source kept",
+                    extra={
+                        "fields": {
+                            "reel_id": job.reel_id,
+                            "retry_in_s": self._config.storage_retry_s,
+                        }
+                    },
+                )
+                return False
             reason = f"transcoding failed: {exc}"
             if isinstance(exc, ToolFailed) and exc.stderr_tail:
                 reason += f" ({exc.stderr_tail.strip().splitlines()[-1][:200]})"
@@ -190,6 +208,7 @@ class TranscodePool:
                 "fields": {"reel_id": job.reel_id, "seconds": round(time.monotonic() - started, 2)}
             },
         )
+        return True
 
     async def _transcode(self, job: TranscodeJob, media_key: str) -> list[origin_pb2.Rendition]:
         plan = plan_ladder(job.media.width, job.media.height, job.media.frame_rate)

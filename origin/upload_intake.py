@@ -31,12 +31,13 @@ from origin.config import OriginConfig
 from origin.errors import (
     MediaNotFound,
     OriginBusy,
+    StorageFull,
     UnplayableMedia,
     UploadConflict,
     UploadRejected,
 )
 from origin.media_probe import probe_file
-from origin.media_store import MediaStore, is_upload_id, sha256_file
+from origin.media_store import MediaStore, is_out_of_space, is_upload_id, sha256_file
 from origin.reel_catalog import ReelCatalog, UploadRecord
 from origin.transcode_pool import TranscodeJob, TranscodePool, probe_limits
 from protos import origin_pb2
@@ -89,6 +90,7 @@ class UploadIntake:
             UploadRejected: bad metadata, a limit, or an unplayable file (with the reason).
             UploadConflict: the upload is being sent by another stream, or a chunk leaves a gap.
             OriginBusy: too many uploads at once, or the transcode queue is full.
+            StorageFull: the media folder has no room; nothing of the upload is kept.
             MediaNotFound: an unknown upload id.
             StoreUnavailable: Cassandra did not answer.
         """
@@ -126,6 +128,14 @@ class UploadIntake:
                 )
             return record
         _check_metadata(metadata, self._config.max_upload_bytes)
+        free = await asyncio.to_thread(self._store.free_bytes)
+        if free < metadata.total_bytes + self._config.min_free_bytes:
+            # Refused before any row or file exists: nothing to clean up.
+            raise StorageFull(
+                f"the origin's media storage is full: {free} bytes free, this upload needs"
+                f" {metadata.total_bytes} plus a reserve of {self._config.min_free_bytes};"
+                " retry later"
+            )
         record = UploadRecord(
             upload_id=uuid.uuid4().hex,
             reel_id=secrets.randbits(63) or 1,
@@ -149,6 +159,46 @@ class UploadIntake:
     async def _receive_chunks(
         self, record: UploadRecord, requests: AsyncIterator[origin_pb2.UploadRequest]
     ) -> origin_pb2.UploadResponse:
+        try:
+            received = await self._write_chunks(record, requests)
+        except OSError as exc:
+            if not is_out_of_space(exc):
+                raise
+            await self._discard(record, "the origin's media storage filled up")
+            raise StorageFull(
+                f"the origin's media storage filled up while receiving upload"
+                f" {record.upload_id}; the partial file was deleted: upload again later"
+            ) from exc
+        if received < record.total_bytes:
+            return origin_pb2.UploadResponse(
+                reel_id=record.reel_id,
+                upload_id=record.upload_id,
+                bytes_received=received,
+                state=origin_pb2.REEL_STATE_UPLOADING,
+            )
+        await self._accept(record)
+        return origin_pb2.UploadResponse(
+            reel_id=record.reel_id,
+            upload_id=record.upload_id,
+            bytes_received=received,
+            state=origin_pb2.REEL_STATE_PROCESSING,
+        )
+
+    async def _discard(self, record: UploadRecord, reason: str) -> None:
+        """Deletes a staged upload and closes its reel as FAILED: a disk that filled up
+        mid-upload leaves neither a partial file nor a reel waiting for bytes."""
+        await asyncio.to_thread(self._store.delete_upload, record.upload_id)
+        with contextlib.suppress(Exception):
+            await self._catalog.set_state(record.reel_id, origin_pb2.REEL_STATE_FAILED, reason)
+            await self._catalog.forget_upload(record.upload_id)
+        logger.warning(
+            "upload discarded", extra={"fields": {"reel_id": record.reel_id, "reason": reason}}
+        )
+
+    async def _write_chunks(
+        self, record: UploadRecord, requests: AsyncIterator[origin_pb2.UploadRequest]
+    ) -> int:
+        """Appends the stream's chunks to the staged file; returns the bytes received."""
         path = self._store.upload_path(record.upload_id)
         file: BinaryIO = await asyncio.to_thread(open, path, "ab")
         try:
@@ -174,20 +224,7 @@ class UploadIntake:
         finally:
             # Shielded: a cancelled stream still closes its file (bytes kept for a resume).
             await asyncio.shield(asyncio.to_thread(file.close))
-        if received < record.total_bytes:
-            return origin_pb2.UploadResponse(
-                reel_id=record.reel_id,
-                upload_id=record.upload_id,
-                bytes_received=received,
-                state=origin_pb2.REEL_STATE_UPLOADING,
-            )
-        await self._accept(record)
-        return origin_pb2.UploadResponse(
-            reel_id=record.reel_id,
-            upload_id=record.upload_id,
-            bytes_received=received,
-            state=origin_pb2.REEL_STATE_PROCESSING,
-        )
+        return received
 
     async def _accept(self, record: UploadRecord) -> None:
         """Probes the complete file and queues it, or deletes it with its reel FAILED."""

@@ -19,6 +19,8 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, S
 from cassandra.policies import ExponentialReconnectionPolicy, RoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, SimpleStatement
 
+from reelstream.settings import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,7 +42,22 @@ class CassandraConfigFields:
     """Keyspace replication when it is created: `SimpleStrategy:<rf>` or
     `NetworkTopologyStrategy:<dc>=<rf>,...` (an external cluster)."""
     consistency: str = "LOCAL_QUORUM"
-    """Consistency level of reads and writes (lightweight transactions use SERIAL)."""
+    """Consistency level of reads and writes (lightweight transactions use SERIAL). On one
+    node (RF 1) LOCAL_QUORUM is ONE; on three nodes with RF 3, QUORUM or LOCAL_QUORUM lets
+    any single node be down (docs/reliability.md)."""
+
+    def __post_init__(self) -> None:
+        # Checked at start-up: a typo would otherwise surface as "cannot reach Cassandra"
+        # after every connection retry.
+        if self.consistency not in ConsistencyLevel.name_to_value:
+            raise ConfigError(
+                f"consistency {self.consistency!r}: use one of"
+                f" {', '.join(sorted(ConsistencyLevel.name_to_value))}"
+            )
+        try:
+            CassandraSettings.of(self).replication_cql()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Reelstream needs when a command is missing (idempotent):
 # redis-server, ffmpeg/ffprobe, a Java 17 runtime and Maven (to fetch and run Cassandra),
-# openssl (`make certs`: the development CA and the mTLS certificates), and the libav*-dev
-# headers and pkg-config that the `vpdq` wheel (moderation) builds against.
+# openssl (`make certs`: the development CA and the mTLS certificates), the libav*-dev
+# headers and pkg-config that the `vpdq` wheel (moderation) builds against, and Go
+# (`make toxiproxy` installs Toxiproxy for the fault tests from the Go module proxy).
 # `install-system-deps.sh bench` also installs what the video benchmark compares against:
 # nginx (the reference static server) and wrk (the HTTP load tool); `install-system-deps.sh
 # player` what the browser tests need: Chromium, Node.js and npm (tests/player/, tests/console/).
@@ -15,6 +16,7 @@ declare -A package_for=(
   [java]=openjdk-17-jre-headless
   [mvn]=maven
   [openssl]=openssl
+  [go]=golang-go
 )
 if [ "${1:-}" = "bench" ]; then
   package_for[nginx]=nginx-light
@@ -27,7 +29,7 @@ if [ "${1:-}" = "player" ]; then
 fi
 missing=()
 for command in "${!package_for[@]}"; do
-  if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$command" >/dev/null 2>&1; then
+  if ! PATH="$PATH:/usr/sbin:/sbin:/usr/local/go/bin" command -v "$command" >/dev/null 2>&1; then
     missing+=("${package_for[$command]}")
   fi
 done

@@ -19,6 +19,7 @@ that is already running are stopped first (they hold the ports).
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from loadtest.bench import bench_cassandra
 from loadtest.bench.cassandra_metrics import CassandraAdmin
@@ -58,6 +59,38 @@ def bench_specs(edges: int, shards: int) -> list[ServiceSpec]:
     return specs
 
 
+def shift_ports(specs: list[ServiceSpec], offset: int) -> list[ServiceSpec]:
+    """The same specs with every port of the stack moved by `offset` (gRPC, metrics, HTTP and
+    the edges' Redis, in the env values too), so a second stack (the soak) can run beside
+    `make run` or a benchmark."""
+    if not offset:
+        return specs
+    ports = {p for spec in specs for p in (spec.grpc_port, spec.metrics_port)}
+    ports |= {EDGE_REDIS_BASE_PORT + i for i in range(len(specs))}
+    for spec in specs:
+        ports |= {int(p) for p in re.findall(r"127\.0\.0\.1:([0-9]+)", " ".join(spec.env.values()))}
+
+    def moved(text: str) -> str:
+        return re.sub(
+            r"127\.0\.0\.1:([0-9]+)",
+            lambda m: f"127.0.0.1:{int(m[1]) + offset if int(m[1]) in ports else m[1]}",
+            text,
+        )
+
+    return [
+        dataclasses.replace(
+            spec,
+            grpc_port=spec.grpc_port + offset,
+            metrics_port=spec.metrics_port + offset,
+            env={
+                key: str(int(value) + offset) if key.endswith("METRICS_PORT") else moved(value)
+                for key, value in spec.env.items()
+            },
+        )
+        for spec in specs
+    ]
+
+
 def stop_services(specs: list[ServiceSpec], grace_s: float = 20.0) -> None:
     """Stops the given services that run (edges first, so they can flush to the shards)."""
     for module in ("edge", "counter", "origin"):
@@ -76,9 +109,10 @@ def stop_services(specs: list[ServiceSpec], grace_s: float = 20.0) -> None:
 class BenchStack:
     """Brings the benchmark's pipeline up and down again."""
 
-    def __init__(self, edges: int, shards: int) -> None:
-        self.specs = bench_specs(edges, shards)
+    def __init__(self, edges: int, shards: int, port_offset: int = 0) -> None:
+        self.specs = shift_ports(bench_specs(edges, shards), port_offset)
         self.edges = edges
+        self.redis_base_port = EDGE_REDIS_BASE_PORT + port_offset
 
     @property
     def edge_addresses(self) -> list[str]:
@@ -106,7 +140,7 @@ class BenchStack:
             admin.close()
         for index in range(self.edges):
             redis_server.wipe(edge_redis_name(index))
-            redis_server.up(name=edge_redis_name(index), port=EDGE_REDIS_BASE_PORT + index)
+            redis_server.up(name=edge_redis_name(index), port=self.redis_base_port + index)
         for module in ("counter", "edge"):
             group = [s for s in self.specs if s.module == module]
             for spec in group:

@@ -52,6 +52,8 @@ __all__ = [
     "status",
     "stop_node",
     "up",
+    "wait_for_peers",
+    "wait_for_storage_port",
     "wait_until_ready",
     "wipe",
 ]
@@ -152,7 +154,7 @@ def wait_until_ready(specs: Sequence[CassandraNodeSpec], timeout_s: float = 180.
             time.sleep(0.5)  # poll interval only; readiness is the CQL answer above
 
 
-def _wait_for_storage_port(seed: CassandraNodeSpec, timeout_s: float) -> None:
+def wait_for_storage_port(seed: CassandraNodeSpec, timeout_s: float) -> None:
     """Waits for the seed to listen for gossip before non-seeds start.
 
     A non-seed's shadow gossip round gives up after ring_delay (1 s here) with "Unable to gossip
@@ -259,7 +261,7 @@ def up(
             start_node(seed, java, classpath)
         non_seeds = [spec for spec in to_start if spec != seed]
         if non_seeds:
-            _wait_for_storage_port(seed, timeout_s)
+            wait_for_storage_port(seed, timeout_s)
         for spec in non_seeds:  # pre-assigned tokens let the non-seeds boot in parallel
             start_node(spec, java, classpath)
     wait_until_ready(to_start + to_wait, timeout_s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -39,26 +40,35 @@ class LoadDriver:
         threads_per_edge: int = 2,
         first_reel_id: int = 1_000_000,
         max_seconds: float = 300.0,
+        reel_count: int | None = None,
     ) -> None:
         self.ledger = CallLedger()
         self._addresses = edge_addresses
         self._views = views_per_call
         self._threads_per_edge = threads_per_edge
-        self._reel_ids = itertools.count(first_reel_id)
+        # With `reel_count`, calls stop once that many reels were used (e.g. reels imported
+        # into the origin for an edge that validates them).
+        self._reel_ids: Iterator[int] = (
+            itertools.count(first_reel_id)
+            if reel_count is None
+            else iter(range(first_reel_id, first_reel_id + reel_count))
+        )
         self._reel_lock = threading.Lock()
         self._stop = threading.Event()
         self._deadline = time.monotonic() + max_seconds
         self._threads: list[threading.Thread] = []
 
-    def _next_reel(self) -> int:
+    def _next_reel(self) -> int | None:
         with self._reel_lock:
-            return next(self._reel_ids)
+            return next(self._reel_ids, None)
 
     def _run(self, address: str) -> None:
         with grpc.insecure_channel(address) as channel:
             edge = edge_pb2_grpc.EdgeServiceStub(channel)
             while not self._stop.is_set() and time.monotonic() < self._deadline:
                 reel_id = self._next_reel()
+                if reel_id is None:
+                    return
                 batch = common_pb2.EventBatch(
                     reel_ids=[reel_id] * self._views,
                     user_ids=range(1, self._views + 1),

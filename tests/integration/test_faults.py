@@ -10,14 +10,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cassandra import ConsistencyLevel
 from cassandra.cluster import Cluster
 from cassandra.query import SimpleStatement
 
 from reelstream.infra import redis_server
-from reelstream.infra.dedicated_cassandra import DedicatedCassandra
+from reelstream.infra.dedicated_cassandra import DedicatedCassandra, DedicatedCassandraCluster
 from tests.integration.conftest import (
     FAILED_KEY,
     ServiceProcess,
@@ -58,12 +60,24 @@ def fault_keyspace(request: pytest.FixtureRequest) -> Iterator[str]:
         print(f"keeping {FAULT_CASSANDRA.folder} with keyspace {name} for inspection")
 
 
-def run_load_with_faults(
+@dataclass
+class CountingStack:
+    """Two edges (each with its Redis) and two counter shards, as real processes."""
+
+    edges: list[ServiceProcess]
+    counters: list[str]
+    counter_procs: list[ServiceProcess]
+    redis_names: list[str]
+
+
+def start_counting_stack(
     keyspace: str,
     tmp_path: Path,
     start_service: Callable[..., ServiceProcess],
-    fault_rounds: int,
-) -> None:
+    cassandra_env: dict[str, str],
+) -> CountingStack:
+    """Starts the stack; `cassandra_env` points the shards at their Cassandra (hosts,
+    replication, consistency: the settings of `CassandraConfigFields`)."""
     redis_ports = [free_port(), free_port()]
     redis_names = [f"fault-{keyspace}-{i}" for i in range(2)]
     for name, port in zip(redis_names, redis_ports, strict=True):
@@ -72,7 +86,7 @@ def run_load_with_faults(
     counter_procs = []
     for shard, address in enumerate(counters):
         env = counter_env(keyspace, shard, 2, address)
-        env["REELSTREAM_COUNTER_CASSANDRA_HOSTS"] = FAULT_CASSANDRA.address
+        env.update(cassandra_env)
         env["REELSTREAM_COUNTER_LEASE_TTL_S"] = "3"
         env["REELSTREAM_COUNTER_LEASE_RENEW_S"] = "1"
         counter_procs.append(start_service("counter", f"counter-{shard}", env, address))
@@ -81,17 +95,39 @@ def run_load_with_faults(
         address = f"127.0.0.1:{free_port()}"
         env = edge_env(keyspace, f"edge-{i}", address, redis_ports[i], counters)
         edges.append(start_service("edge", f"edge-{i}", env, address))
+    return CountingStack(edges, counters, counter_procs, redis_names)
 
-    load = LoadDriver([edge.address for edge in edges], max_seconds=400)
+
+def run_load_with_faults(
+    keyspace: str,
+    tmp_path: Path,
+    start_service: Callable[..., ServiceProcess],
+    fault_rounds: int,
+) -> None:
+    stack = start_counting_stack(
+        keyspace,
+        tmp_path,
+        start_service,
+        {"REELSTREAM_COUNTER_CASSANDRA_HOSTS": FAULT_CASSANDRA.address},
+    )
+    load = LoadDriver([edge.address for edge in stack.edges], max_seconds=400)
     load.start()
     try:
         run_fault_rounds(
-            load, edges, counter_procs, redis_names, tmp_path, start_service, fault_rounds
+            load,
+            stack.edges,
+            stack.counter_procs,
+            stack.redis_names,
+            tmp_path,
+            start_service,
+            fault_rounds,
         )
-        check_counts_exact(load, keyspace, counters, edges, counter_procs)
+        check_counts_exact(
+            load, keyspace, stack.counters, stack.edges, stack.counter_procs, stored_on_fault_node
+        )
     finally:
         load.stop()
-        for name in redis_names:
+        for name in stack.redis_names:
             redis_server.down(name, base_dir=tmp_path)
 
 
@@ -139,7 +175,10 @@ def check_counts_exact(
     counters: list[str],
     edges: list[ServiceProcess],
     counter_procs: list[ServiceProcess],
+    stored: Callable[[str, list[int]], dict[int, int]],
 ) -> None:
+    """Every acknowledged reel exact at the shards and in Cassandra; `stored` reads the
+    totals rolled up into Cassandra."""
     ledger = load.ledger
     assert len(ledger.acknowledged) > 50, "the load made too little progress to judge"
     # Invariants the services check themselves and log when broken.
@@ -187,8 +226,8 @@ def check_counts_exact(
     expected = {reel: counts[reel] for reel in every_reel}
     stall_deadline = time.monotonic() + 60
     fewest_wrong = len(expected) + 1
-    while (stored := stored_views(keyspace, every_reel)) != expected:
-        wrong = {r: (v, stored.get(r)) for r, v in expected.items() if stored.get(r) != v}
+    while (stored_now := stored(keyspace, every_reel)) != expected:
+        wrong = {r: (v, stored_now.get(r)) for r, v in expected.items() if stored_now.get(r) != v}
         if len(wrong) < fewest_wrong:
             fewest_wrong = len(wrong)
             stall_deadline = time.monotonic() + 60
@@ -199,21 +238,28 @@ def check_counts_exact(
         time.sleep(1)
 
 
-def stored_views(keyspace: str, reel_ids: list[int]) -> dict[int, int]:
+def stored_views(
+    hosts: list[str], keyspace: str, reel_ids: list[int], consistency: int = ConsistencyLevel.ONE
+) -> dict[int, int]:
     """Views rolled up into Cassandra for `reel_ids` (0 for reels without a row), read in
-    one paged scan of the static rows: the fault node holds only this test's data."""
-    cluster = Cluster([FAULT_CASSANDRA.address], protocol_version=5)
+    one paged scan of the static rows: the fault nodes hold only this test's data."""
+    cluster = Cluster(hosts, protocol_version=5)
     try:
         session = cluster.connect()
         query = SimpleStatement(
             f"SELECT reel_id, views FROM {keyspace}.reel_state PER PARTITION LIMIT 1",
             fetch_size=5000,
+            consistency_level=consistency,
         )
         rows = session.execute(query, timeout=60)
         stored = {row.reel_id: row.views or 0 for row in rows}
         return {reel_id: stored.get(reel_id, 0) for reel_id in reel_ids}
     finally:
         cluster.shutdown()
+
+
+def stored_on_fault_node(keyspace: str, reel_ids: list[int]) -> dict[int, int]:
+    return stored_views([FAULT_CASSANDRA.address], keyspace, reel_ids)
 
 
 def test_cassandra_keeps_every_acknowledged_write_through_kill_9(
@@ -258,3 +304,89 @@ def test_counts_stay_exact_through_repeated_fault_rounds(
     fault_keyspace: str, tmp_path: Path, start_service: Callable[..., ServiceProcess]
 ) -> None:
     run_load_with_faults(fault_keyspace, tmp_path, start_service, fault_rounds=5)
+
+
+# --- A 3-node cluster, replication factor 3, QUORUM: one node killed and restarted under load.
+QUORUM_CLUSTER = DedicatedCassandraCluster(
+    first_index=11,
+    nodes=3,
+    folder="fault-cassandra-cluster",
+    cluster_name="reelstream-quorum",
+)
+QUORUM_SETTINGS = {
+    "REELSTREAM_COUNTER_CASSANDRA_HOSTS": ",".join(QUORUM_CLUSTER.addresses),
+    "REELSTREAM_COUNTER_REPLICATION": "SimpleStrategy:3",
+    "REELSTREAM_COUNTER_CONSISTENCY": "QUORUM",
+}
+
+
+@pytest.fixture(scope="module")
+def quorum_cluster() -> Iterator[DedicatedCassandraCluster]:
+    """Three nodes on 127.0.0.11-13 (never the development node on 127.0.0.1), from empty
+    data; stopped and wiped afterwards unless a test failed."""
+    QUORUM_CLUSTER.up()
+    yield QUORUM_CLUSTER
+    QUORUM_CLUSTER.down(keep_data=bool(_KEPT_KEYSPACES))
+
+
+def stored_on_quorum(keyspace: str, reel_ids: list[int]) -> dict[int, int]:
+    return stored_views(list(QUORUM_CLUSTER.addresses), keyspace, reel_ids, ConsistencyLevel.QUORUM)
+
+
+def assert_no_error_lines(services: list[ServiceProcess]) -> None:
+    """Faults must show up as warnings (retries, reconnects); an ERROR line means something
+    broke, e.g. an outcome or a task no one awaited."""
+    for service in services:
+        lines = service.log_path.read_text(errors="replace").splitlines()
+        errors = [line[:300] for line in lines if "level=error" in line]
+        assert not errors, f"{service.name} logged errors: {errors[:3]}"
+
+
+def exact_at_shards(load: LoadDriver, counters: list[str]) -> int:
+    """How many acknowledged reels the shards already count exactly."""
+    with load.ledger.lock:
+        acknowledged = dict(load.ledger.acknowledged)
+    counts = counts_from_shards(counters, list(acknowledged))
+    return sum(counts.get(reel) == views for reel, views in acknowledged.items())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_counts_stay_exact_when_each_node_of_a_quorum_cluster_is_killed_and_restarted(
+    quorum_cluster: DedicatedCassandraCluster,
+    fault_keyspace: str,
+    tmp_path: Path,
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    """RF 3 and QUORUM: with one node down, reads, writes and lease LWTs still find a
+    majority, so the load goes on; the restarted node catches up (hints, repair-on-read)
+    with no manual step, and every acknowledged event is counted exactly once."""
+    stack = start_counting_stack(fault_keyspace, tmp_path, start_service, QUORUM_SETTINGS)
+    load = LoadDriver([edge.address for edge in stack.edges], max_seconds=600)
+    load.start()
+    try:
+        for node in (1, 2, 0):  # the two non-seeds, then the seed
+            time.sleep(3)
+            quorum_cluster.kill(node)
+            # Shards apply batches (a QUORUM write each) with the node down: the count of
+            # acknowledged reels already exact at the shards must grow.
+            before = exact_at_shards(load, stack.counters)
+            deadline = time.monotonic() + 30  # the others first convict the dead node
+            while exact_at_shards(load, stack.counters) <= before:
+                assert time.monotonic() < deadline, f"no batch applied without node {node}"
+                time.sleep(1)
+            quorum_cluster.restart(node)
+        time.sleep(3)
+        load.stop()
+        print(
+            f"quorum cluster: {len(load.ledger.acknowledged)} calls acknowledged,"
+            f" {len(load.ledger.failed)} failed"
+        )
+        check_counts_exact(
+            load, fault_keyspace, stack.counters, stack.edges, stack.counter_procs, stored_on_quorum
+        )
+        assert_no_error_lines([*stack.edges, *stack.counter_procs])
+    finally:
+        load.stop()
+        for name in stack.redis_names:
+            redis_server.down(name, base_dir=tmp_path)

@@ -66,3 +66,36 @@ def test_replication_renders_simple_and_network_topology_maps() -> None:
     assert nts.replication_cql() == ("{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 2}")
     with pytest.raises(ValueError, match="SimpleStrategy"):
         CassandraSettings(("h",), 9042, "ks", replication="Simple:x").replication_cql()
+
+
+def test_one_node_and_three_node_cassandra_settings_come_from_the_same_fields() -> None:
+    environ = {
+        "REELSTREAM_COUNTER_CASSANDRA_HOSTS": "127.0.0.11,127.0.0.12,127.0.0.13",
+        "REELSTREAM_COUNTER_REPLICATION": "SimpleStrategy:3",
+        "REELSTREAM_COUNTER_CONSISTENCY": "QUORUM",
+    }
+    config = load_config(CounterConfig, "REELSTREAM_COUNTER_", "counter", environ=environ)
+    assert config.cassandra_hosts == ("127.0.0.11", "127.0.0.12", "127.0.0.13")
+    assert (config.replication, config.consistency) == ("SimpleStrategy:3", "QUORUM")
+    single = load_config(CounterConfig, "REELSTREAM_COUNTER_", "counter", environ={})
+    assert (single.replication, single.consistency) == ("SimpleStrategy:1", "LOCAL_QUORUM")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("CONSISTENCY", "QUORM", "use one of"),
+        ("REPLICATION", "SimpleStrategy:0", "use SimpleStrategy"),
+        ("REPLICATION", "Simple:3", "use SimpleStrategy"),
+    ],
+)
+def test_a_bad_consistency_or_replication_is_refused_at_start_up(
+    field: str, value: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        load_config(
+            CounterConfig,
+            "REELSTREAM_COUNTER_",
+            "counter",
+            environ={f"REELSTREAM_COUNTER_{field}": value},
+        )

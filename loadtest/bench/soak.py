@@ -1,0 +1,221 @@
+"""Soak: the counting pipeline held at half of its peak rate for an hour, watching for leaks.
+
+`make soak` (SOAK_SECONDS=3600 by default; shorten with SOAK_SECONDS=300). The stack is the
+benchmark's (`bench_stack.py`: its own Cassandra node on 127.0.0.9, two counter shards, two
+edges with their Redis instances). The load is open loop at `SOAK_RATE` events/s, by default
+half of `SOAK_PEAK` (the counting benchmark's peak, 196k events/s on a quiet machine;
+docs/benchmarks.md). Every `SOAK_SAMPLE_S` seconds it samples, for every process, resident
+memory and open file descriptors, and each edge's journal depth, and prints a progress line.
+
+Verdict, first quarter against last quarter of the samples: RSS flat when the last quarter's
+median grew by less than 10% or 32 MiB; descriptors flat when the last quarter's maximum grew
+by at most 8 or 10%; journal depth flat when the last quarter's median stays below twice the first
+quarter's plus one second of load. At the end the journals must drain and the counts of
+sampled reels must be exact. Results go to results/soak.json. A report, not a CI test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from loadtest.bench import bench_cassandra
+from loadtest.bench.bench_stack import BenchStack
+from loadtest.bench.exactness import check_counts, journal_depth, wait_drained
+from loadtest.bench.grpc_driver import DriveResult, EdgeTargets, drive_rate
+from loadtest.bench.settings import REPO_ROOT, load_settings
+from loadtest.bench.workload import BatchPool, build_pools
+
+MIB = 1024 * 1024
+BENCH_PEAK_EVENTS_PER_S = 196_000.0  # docs/benchmarks.md, counting peak (quiet machine)
+RESULTS = REPO_ROOT / "results" / "soak.json"
+DRAIN_TIMEOUT_S = 300.0
+RSS_GROWTH_RATIO = 0.10
+RSS_GROWTH_MIB = 32.0
+FD_GROWTH = 8
+
+
+@dataclass(frozen=True)
+class SoakSettings:
+    seconds: float
+    """SOAK_SECONDS: length of the load (3600 by default)."""
+    events_per_s: float
+    """SOAK_RATE, else half of SOAK_PEAK (default: the benchmark's peak)."""
+    sample_s: float
+    """SOAK_SAMPLE_S: one sample (and one progress line) per this many seconds."""
+    port_offset: int
+    """SOAK_PORT_OFFSET: added to every port of the benchmark stack (default 1000)."""
+
+    @classmethod
+    def from_env(cls) -> SoakSettings:
+        peak = float(os.environ.get("SOAK_PEAK", BENCH_PEAK_EVENTS_PER_S))
+        return cls(
+            seconds=float(os.environ.get("SOAK_SECONDS", 3600)),
+            events_per_s=float(os.environ.get("SOAK_RATE", peak / 2)),
+            sample_s=float(os.environ.get("SOAK_SAMPLE_S", 30)),
+            port_offset=int(os.environ.get("SOAK_PORT_OFFSET", 1000)),
+        )
+
+
+@dataclass
+class Sample:
+    at_s: float
+    rss_mib: dict[str, float]
+    open_fds: dict[str, int]
+    journal_depth: int
+    events_per_s: float
+
+
+@dataclass
+class SoakRun:
+    settings: SoakSettings
+    samples: list[Sample] = field(default_factory=list)
+    runs: list[tuple[BatchPool, DriveResult]] = field(default_factory=list)
+
+
+def sample_processes(pids: dict[str, int]) -> tuple[dict[str, float], dict[str, int]]:
+    """RSS (MiB) and open descriptors of each live process; gone ones are skipped."""
+    rss: dict[str, float] = {}
+    fds: dict[str, int] = {}
+    for name, pid in pids.items():
+        try:
+            process = psutil.Process(pid)
+            rss[name] = process.memory_info().rss / MIB
+            fds[name] = process.num_fds()
+        except psutil.Error:
+            continue
+    return rss, fds
+
+
+def _quarters(values: list[float]) -> tuple[list[float], list[float]]:
+    quarter = max(1, len(values) // 4)
+    return values[:quarter], values[-quarter:]
+
+
+def verdict(samples: list[Sample], events_per_s: float) -> dict[str, Any]:
+    """Flatness per process and for the journal: first quarter against last quarter."""
+    names = sorted({name for s in samples for name in s.rss_mib})
+    processes: dict[str, Any] = {}
+    for name in names:
+        rss = [s.rss_mib[name] for s in samples if name in s.rss_mib]
+        fds = [float(s.open_fds[name]) for s in samples if name in s.open_fds]
+        rss_first, rss_last = _quarters(rss)
+        fd_first, fd_last = _quarters(fds)
+        growth = statistics.median(rss_last) - statistics.median(rss_first)
+        allowed = max(RSS_GROWTH_MIB, RSS_GROWTH_RATIO * statistics.median(rss_first))
+        processes[name] = {
+            "rss_first_quarter_mib": round(statistics.median(rss_first), 1),
+            "rss_last_quarter_mib": round(statistics.median(rss_last), 1),
+            "rss_flat": growth < allowed,
+            "fds_first_quarter_max": int(max(fd_first)),
+            "fds_last_quarter_max": int(max(fd_last)),
+            # Cassandra's count moves with its sstables: allow 10% beside the fixed margin.
+            "fds_flat": max(fd_last) - max(fd_first) <= max(FD_GROWTH, 0.1 * max(fd_first)),
+        }
+    depth_first, depth_last = _quarters([float(s.journal_depth) for s in samples])
+    depth_limit = 2 * statistics.median(depth_first) + events_per_s
+    journal = {
+        "depth_first_quarter_median": statistics.median(depth_first),
+        "depth_last_quarter_median": statistics.median(depth_last),
+        "flat": statistics.median(depth_last) <= depth_limit,
+    }
+    flat = journal["flat"] and all(p["rss_flat"] and p["fds_flat"] for p in processes.values())
+    return {"flat": flat, "processes": processes, "journal": journal}
+
+
+async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict[str, int]) -> None:
+    """Open-loop load in windows of `sample_s`, one sample after each window."""
+    settings = run.settings
+    targets = EdgeTargets(stack.edge_addresses)
+    max_pending = 8 * len(stack.edge_addresses) * 4
+    started = time.monotonic()
+    try:
+        await targets.wait_ready()
+        while (elapsed := time.monotonic() - started) < settings.seconds:
+            window = min(settings.sample_s, settings.seconds - elapsed)
+            result = await drive_rate(
+                targets, pool, window, settings.events_per_s, max_pending, "soak"
+            )
+            run.runs.append((pool, result))
+            rss, fds = await asyncio.to_thread(sample_processes, pids)
+            depth = sum(
+                [await asyncio.to_thread(journal_depth, p) for p in stack.edge_metrics_ports]
+            )
+            sample = Sample(
+                round(time.monotonic() - started, 1), rss, fds, depth, result.events_per_s
+            )
+            run.samples.append(sample)
+            print(
+                f"  {sample.at_s:7.0f} s  {sample.events_per_s:9,.0f} ev/s acked"
+                f" ({result.skipped} slots skipped, errors {dict(result.errors) or 0})"
+                f"  journal {depth:,}  rss MiB "
+                + " ".join(f"{n}={v:.0f}" for n, v in sorted(rss.items()))
+                + "  fds "
+                + " ".join(f"{n}={v}" for n, v in sorted(fds.items())),
+                flush=True,
+            )
+    finally:
+        await targets.close()
+
+
+async def soak(settings: SoakSettings) -> dict[str, Any]:
+    bench = load_settings()
+    # Ports moved by SOAK_PORT_OFFSET (default 1000): the hour-long soak must not collide
+    # with a `make run` stack or a benchmark on the same machine.
+    stack = BenchStack(bench.edges, bench.shards, port_offset=settings.port_offset)
+    spread, _hot = build_pools(bench)
+    run = SoakRun(settings)
+    try:
+        await asyncio.to_thread(stack.up)
+        pids = stack.pids()
+        print(
+            f"soak: {settings.seconds:.0f} s at {settings.events_per_s:,.0f} events/s,"
+            f" sampling {', '.join(sorted(pids))} every {settings.sample_s:.0f} s",
+            flush=True,
+        )
+        await hold_load(stack, spread, run, pids)
+        drained_s = await wait_drained(stack.edge_metrics_ports, DRAIN_TIMEOUT_S)
+        report = await check_counts(run.runs, stack.edge_addresses)
+    finally:
+        await asyncio.to_thread(stack.down_pipeline)
+        await asyncio.to_thread(bench_cassandra.down)
+    acked = [s.events_per_s for s in run.samples]
+    return {
+        "seconds": settings.seconds,
+        "target_events_per_s": settings.events_per_s,
+        "acked_events_per_s_median": statistics.median(acked) if acked else 0.0,
+        "drained_s": round(drained_s, 1),
+        "exactness": report.as_dict(),
+        "verdict": verdict(run.samples, settings.events_per_s) if run.samples else {},
+        "samples": [vars(s) for s in run.samples],
+    }
+
+
+def main() -> int:
+    settings = SoakSettings.from_env()
+    results = asyncio.run(soak(settings))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    flat = results["verdict"].get("flat", False)
+    exact = results["exactness"].get("exact", False)
+    print(
+        f"soak verdict: {'FLAT' if flat else 'NOT FLAT'}; counts"
+        f" {'exact' if exact else 'NOT exact'}; median acked"
+        f" {results['acked_events_per_s_median']:,.0f} of {settings.events_per_s:,.0f} ev/s;"
+        f" {Path(RESULTS).relative_to(REPO_ROOT)} written",
+        flush=True,
+    )
+    return 0 if flat and exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
