@@ -38,12 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loadtest.bench.bench_stack import (
-    EDGE_REDIS_BASE_PORT,
-    bench_specs,
-    edge_redis_name,
-    stop_services,
-)
+from loadtest.bench.bench_stack import EDGE_REDIS_BASE_PORT, bench_specs, edge_redis_name
 from loadtest.bench.cassandra_metrics import CassandraAdmin
 from loadtest.bench.exactness import journal_depth
 from loadtest.bench.grpc_driver import EdgeTargets, drive_closed_loop, drive_rate
@@ -99,8 +94,10 @@ class Pipeline:
     def up(self) -> None:
         running = stack.running_specs()
         if running:
+            # Every service of a running stack, spam and moderation included (they hold
+            # ports of the plan too), not only the pipeline's tiers.
             print(f"stopping running services: {', '.join(s.name for s in running)}", flush=True)
-            stop_services(running)
+            stack.stop_services()
         admin = CassandraAdmin(CASSANDRA)
         try:
             admin.drop_keyspace(KEYSPACE)
@@ -130,7 +127,7 @@ class Pipeline:
         return found
 
     def down(self) -> None:
-        stop_services(stack.running_specs())
+        stack.stop_services()
         for index in range(len(self.edges) + 4):
             redis_server.wipe(edge_redis_name(index))
 
