@@ -160,6 +160,10 @@ soak: deps $(BENCH_STAMP) ## One hour at half the counting peak: RSS, fds, journ
 # mypy checks loadtest/, which imports the bench extra (numpy, matplotlib, psutil).
 lint: $(BENCH_STAMP)
 
+.PHONY: bench-scale
+bench-scale: deps $(BENCH_STAMP) ## Pipeline rate at 1/2/4 edges and counters (+ CPU), 8 vs 2 logical shards, handoff time, spike to scaled-out (BENCH_SCALE_SECONDS=n, BENCH_SCALE_GRID=full) -> results/bench-scale.json
+	$(BIN)/python -m loadtest.bench.scale
+
 # --- Spam filter (spam/, docs/spam.md): simulated traffic, model artifact, evaluation.
 .PHONY: train-spam eval-spam
 
@@ -194,7 +198,7 @@ LOCUST_HEADLESS := --headless -u $(LOADTEST_USERS) -r $(LOADTEST_SPAWN_RATE) \
   -t $(LOADTEST_SECONDS)s --stop-timeout 5 --csv $(LOADTEST_OUT)/run \
   --html $(LOADTEST_OUT)/report.html
 
-.PHONY: loadtest loadtest-ui loadtest-distributed grpc-tools grpc-probe
+.PHONY: loadtest loadtest-ui loadtest-distributed loadtest-scale grpc-tools grpc-probe
 
 loadtest: deps ## Headless Locust run (LOADTEST_USERS/_SECONDS/_SHAPE); HTML+CSV in results/loadtest/
 	@mkdir -p $(LOADTEST_OUT)
@@ -214,6 +218,9 @@ loadtest-distributed: deps ## Headless run by one master and LOADTEST_WORKERS wo
 	for _ in $$(seq 1 30); do alive=""; for p in $$pids; do kill -0 $$p 2>/dev/null && alive=1; done; \
 	  [ -z "$$alive" ] && break; sleep 1; done; \
 	for p in $$pids; do kill $$p 2>/dev/null || true; done; exit $$status
+
+loadtest-scale: deps ## Scale counters and edges up and down under Locust: <0.1% failures, exact counts (needs `make up`)
+	$(BIN)/python -m loadtest.scale_under_load
 
 grpc-tools: ## Install grpcurl and ghz from the Go module proxy when missing
 	@test -x $(GOBIN_DIR)/grpcurl || $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@latest

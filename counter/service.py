@@ -43,8 +43,13 @@ class CounterService:
         await self.host.start()
         self._loops.start(self.host.run_membership(), "membership")
 
+    async def hand_off(self, timeout_s: float) -> None:
+        """Hands every shard off (the other members take them) while the server still
+        answers: edges get "ask GetShardMap" and find the new owners at once."""
+        await self.host.leave()
+
     async def drain(self, timeout_s: float) -> None:
-        """Hands every shard off (the other members take them) before the process exits."""
+        """Whatever `hand_off` left (nothing, unless it timed out)."""
         await self.host.leave()
 
     async def close(self) -> None:

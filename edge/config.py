@@ -71,6 +71,9 @@ class EdgeConfig:
     """How often changed counts are pushed to WatchCounts subscribers."""
     rpc_timeout_s: float = 5.0
     """Deadline of calls to counter shards."""
+    shard_move_wait_s: float = 3.0
+    """How long a count or like read waits for a logical shard that is moving between
+    counter processes (no owner, or UNAVAILABLE) before the caller gets UNAVAILABLE."""
     spam_screen_enabled: bool = False
     """Inline spam screen after validation: blocklisted users/IPs and per-user and per-IP
     token buckets (edge/spam_screen.py). Off by default: tests and benchmarks send many
@@ -152,6 +155,8 @@ class EdgeConfig:
             raise ConfigError("segment_cache_bytes and max_object_bytes must be positive")
         if self.prefetch_queue < 1 or self.prefetch_workers < 0 or self.max_origin_fetches < 1:
             raise ConfigError("prefetch and origin fetch limits must be positive")
+        if self.shard_move_wait_s < 0:
+            raise ConfigError("shard_move_wait_s must not be negative")
         if self.playlist_ttl_s < 0 or self.playlist_stale_s < 0:
             raise ConfigError("playlist_ttl_s and playlist_stale_s must not be negative")
         if self.require_user_tokens and not self.user_token_keys:

@@ -10,6 +10,11 @@ version (out-of-order values are dropped) and the highest sequence of this edge'
 it includes, so adding the unacknowledged events never counts one twice. When a stream
 breaks, that shard's values are dropped and reads go to the shard until it is back. The
 cache is bounded: the least recently pushed values are evicted and unfollowed.
+
+A read that reaches a shard while it moves between counter processes (no owner in the map,
+or the old owner refuses or is gone: UNAVAILABLE) waits for the map to change and asks
+again, for up to `shard_move_wait_s`: a handoff takes a fraction of a second, and a caller
+should see a slower answer rather than an error.
 """
 
 from __future__ import annotations
@@ -20,16 +25,18 @@ import logging
 import random
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+import grpc
 import numpy as np
 from grpc import aio
 from prometheus_client import Counter, Gauge
 
 from edge.errors import ShardUnavailable
 from edge.journal import EdgeJournal
-from protos import common_pb2, counter_pb2
+from protos import common_pb2, counter_pb2, counter_pb2_grpc
 from reelstream.count_feed import CountFeed
 from reelstream.ring import ConsistentHashRing
 from reelstream.shard_directory import NoShardOwner, ShardDirectory
@@ -40,6 +47,13 @@ CACHE_HITS = Counter("edge_count_cache_hits_total", "Count reads answered from t
 CACHE_MISSES = Counter("edge_count_cache_misses_total", "Count reads sent to a shard")
 CACHE_ENTRIES = Gauge("edge_count_cache_entries", "Reels with cached counts")
 PUSH_LAG_MS = Gauge("edge_count_push_lag_ms", "Shard clock to arrival of the last push")
+SHARD_READ_RETRIES = Counter(
+    "edge_shard_read_retries_total", "Count and like reads asked again after a shard moved"
+)
+# Between two tries of a read whose shard moves (sooner if the shard map changes).
+MOVE_RETRY_GAP_S = 0.2
+
+ReplyT = TypeVar("ReplyT")
 
 
 @dataclass(slots=True)
@@ -61,12 +75,14 @@ class CountCache:
         ring: ConsistentHashRing,
         max_entries: int,
         rpc_timeout_s: float,
+        shard_move_wait_s: float = 3.0,
     ) -> None:
         self._journal = journal
         self._clients = clients
         self._ring = ring
         self._max_entries = max_entries
         self._timeout_s = rpc_timeout_s
+        self._move_wait_s = shard_move_wait_s
         self._entries: OrderedDict[int, CachedCounts] = OrderedDict()
         shards = clients.shard_count
         self._followed: list[set[int]] = [set() for _ in range(shards)]
@@ -171,19 +187,42 @@ class CountCache:
         if changed:
             self.feed.publish(changed)
 
+    async def _ask_shard(
+        self,
+        shard: int,
+        call: Callable[[counter_pb2_grpc.CounterServiceAsyncStub], Awaitable[ReplyT]],
+    ) -> ReplyT:
+        """`call` on the process serving `shard`, asked again while the shard moves.
+
+        Raises:
+            ShardUnavailable: no answer within `shard_move_wait_s`, or a failure other
+                than UNAVAILABLE.
+        """
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self._move_wait_s
+        while True:
+            try:
+                return await call(self._clients.stub(shard))
+            except NoShardOwner as exc:
+                problem = str(exc)
+            except aio.AioRpcError as exc:
+                self._clients.mark_stale()
+                problem = f"shard {shard}: {exc.code().name}: {exc.details()}"
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise ShardUnavailable(problem) from exc
+            remaining = give_up_at - loop.time()
+            if remaining <= 0:
+                raise ShardUnavailable(problem)
+            SHARD_READ_RETRIES.inc()
+            await self._clients.wait_changed(min(remaining, MOVE_RETRY_GAP_S))
+
     async def _read_shard(self, shard: int, reel_ids: list[int]) -> dict[int, CachedCounts]:
         """Asks the shard directly and starts following these reels."""
         self._send(shard, follow=[r for r in reel_ids if r not in self._followed[shard]])
-        try:
-            response = await self._clients.stub(shard).GetCounts(
-                common_pb2.GetCountsRequest(reel_ids=reel_ids, edge_id=self._journal.edge_id),
-                timeout=self._timeout_s,
-            )
-        except NoShardOwner as exc:
-            raise ShardUnavailable(str(exc)) from exc
-        except aio.AioRpcError as exc:
-            self._clients.mark_stale()
-            raise ShardUnavailable(f"shard {shard}: {exc.code().name}: {exc.details()}") from exc
+        request = common_pb2.GetCountsRequest(reel_ids=reel_ids, edge_id=self._journal.edge_id)
+        response = await self._ask_shard(
+            shard, lambda stub: stub.GetCounts(request, timeout=self._timeout_s)
+        )
         # Not cached: only the stream's values are kept current.
         return {
             reel.reel_id: _cached(reel, response.edge_applied_seq, response.version)
@@ -225,6 +264,14 @@ class CountCache:
             unique_viewers=entry.unique_viewers,
         )
 
+    async def _like_state(
+        self, shard: int, user_id: int, reel_ids: list[int]
+    ) -> common_pb2.GetLikeStateResponse:
+        request = common_pb2.GetLikeStateRequest(user_id=user_id, reel_ids=reel_ids)
+        return await self._ask_shard(
+            shard, lambda stub: stub.GetLikeState(request, timeout=self._timeout_s)
+        )
+
     async def liked(self, user_id: int, reel_ids: list[int]) -> list[bool]:
         """Whether `user_id` currently likes each reel (asked of the owning shards)."""
         by_shard: dict[int, list[int]] = defaultdict(list)
@@ -232,16 +279,7 @@ class CountCache:
             by_shard[self._ring.shard_for(reel_id)].append(reel_id)
         answers: dict[int, bool] = {}
         for shard, ids in by_shard.items():
-            try:
-                response = await self._clients.stub(shard).GetLikeState(
-                    common_pb2.GetLikeStateRequest(user_id=user_id, reel_ids=ids),
-                    timeout=self._timeout_s,
-                )
-            except NoShardOwner as exc:
-                raise ShardUnavailable(str(exc)) from exc
-            except aio.AioRpcError as exc:
-                self._clients.mark_stale()
-                raise ShardUnavailable(f"shard {shard}: {exc.code().name}") from exc
+            response = await self._like_state(shard, user_id, ids)
             answers.update(zip(ids, response.liked, strict=True))
         return [answers[reel_id] for reel_id in reel_ids]
 

@@ -121,6 +121,7 @@ class EdgeService:
             self._ring,
             self._config.count_cache_entries,
             self._config.rpc_timeout_s,
+            self._config.shard_move_wait_s,
         )
         if self._config.validate_reels:
             self._directory = ReelDirectory(

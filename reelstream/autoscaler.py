@@ -105,13 +105,18 @@ class TierSpec:
 
 CPU = "process_cpu_seconds_total"
 LOCAL_MAX_EDGES = 10
+LOCAL_MAX_COUNTERS = 8
 
 
-def default_tiers(max_edges: int = 8, shards: int = 2) -> tuple[TierSpec, ...]:
-    """Edges sized on CPU, intake rate and journal depth; shards on CPU, backlog, latency.
+def default_tiers(
+    max_edges: int = 8, shards: int = 2, min_counters: int = 0, max_counters: int = 0
+) -> tuple[TierSpec, ...]:
+    """Edges sized on CPU, intake rate and journal depth; counter processes on CPU, backlog,
+    latency.
 
-    Counter shards are listed with min = max = the ring size: resizing the ring needs the shard
-    handoff, so their decisions only report the pressure (see docs/operations.md).
+    Counter processes are pinned to `shards` (min = max: their decisions only report the
+    pressure) unless `max_counters` is given; then they range over
+    [`min_counters` or 1, `max_counters`], resized through the shard handoff.
     """
     edge = TierSpec(
         "edge",
@@ -130,8 +135,8 @@ def default_tiers(max_edges: int = 8, shards: int = 2) -> tuple[TierSpec, ...]:
             SignalSpec("pending_batches", "gauge", "counter_pending_batches", 64.0),
             SignalSpec("commit_seconds", "mean", "counter_commit_seconds", 0.05),
         ),
-        min_replicas=shards,
-        max_replicas=shards,
+        min_replicas=(min_counters or 1) if max_counters else shards,
+        max_replicas=max_counters or shards,
     )
     return (edge, counter)
 
@@ -298,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-edges", type=int, default=8)
     parser.add_argument("--min-edges", type=int, default=1)
     parser.add_argument(
+        "--max-counters",
+        type=int,
+        default=0,
+        help="resize counter processes up to N with shard handoff (0: keep the running count)",
+    )
+    parser.add_argument("--min-counters", type=int, default=1)
+    parser.add_argument(
         "--scale-down-window", type=float, default=300.0, help="scale-down stabilisation (s)"
     )
     parser.add_argument(
@@ -318,6 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.targets and args.max_edges > LOCAL_MAX_EDGES:
         # edge-10 would take counter-0's ports (gRPC 50051+N, metrics 9151+N).
         parser.error(f"the local stack has room for {LOCAL_MAX_EDGES} edges at most")
+    if args.max_counters and not 1 <= args.min_counters <= args.max_counters:
+        parser.error("need 1 <= --min-counters <= --max-counters")
+    if not args.targets and args.max_counters > LOCAL_MAX_COUNTERS:
+        # counter-10 would take the origin's ports (gRPC 50061+N, metrics 9161+N).
+        parser.error(f"the local stack has room for {LOCAL_MAX_COUNTERS} counters at most")
     if args.interval < 0 or args.scale_down_window < 0:
         parser.error("--interval and --scale-down-window must be >= 0")
     configure_logging("autoscaler")
@@ -333,7 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = stack_directory
         actuator = None if args.dry_run else local_scaling.LocalStackActuator()
         shards = max(1, len(stack_directory.replicas("counter")))
-    edge, counter = default_tiers(max_edges=args.max_edges, shards=shards)
+    edge, counter = default_tiers(
+        max_edges=args.max_edges,
+        shards=shards,
+        min_counters=args.min_counters,
+        max_counters=args.max_counters,
+    )
     edge = TierSpec(edge.name, edge.signals, args.min_edges, args.max_edges, args.scale_down_window)
     counter = TierSpec(
         counter.name,

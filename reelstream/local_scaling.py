@@ -1,4 +1,5 @@
-"""The autoscaler's hands on the local stack: which replicas run, and starting/stopping edges.
+"""The autoscaler's hands on the local stack: which replicas run, and resizing edges and
+counter processes.
 
 Built on `reelstream/stack.py`'s public functions (`running_specs`, `plan`, `start_service`,
 `wait_serving`, `edge_redis_port`) and the pid-file helpers of `reelstream/infra`.
@@ -8,8 +9,10 @@ Built on `reelstream/stack.py`'s public functions (`running_specs`, `plan`, `sta
   SIGTERM: the edge's shell sets health NOT_SERVING, stops taking RPCs and flushes its journal
   before exiting. Its Redis is left running: anything the drain could not send stays in that
   edge's outbox and is sent when `edge-N` starts again.
-- Counter shards are never resized here: the ring size is fixed until shard handoff exists,
-  so the actuator refuses and the controller logs the refusal with the decision.
+- Counter processes are resized through `stack.scale`, exactly as `make scale SHARDS=m`: new
+  ones join and take their share of the logical shards, removed ones (highest index first)
+  hand theirs off before they exit; it returns once every shard is served by its assigned
+  process. The controller only resizes them when started with `--max-counters`.
 """
 
 from __future__ import annotations
@@ -35,13 +38,15 @@ class LocalStackDirectory:
 
 
 class LocalStackActuator:
-    """Starts and stops edges of the local stack; refuses to resize counter shards."""
+    """Starts and stops edges and counter processes of the local stack."""
 
     def scale(self, tier: str, current: int, desired: int) -> None:
+        if tier == "counter":
+            edges = len(LocalStackDirectory().replicas("edge"))
+            stack.scale(edges=edges, shards=desired, timeout_s=START_TIMEOUT_S)
+            return
         if tier != "edge":
-            raise ScaleRefused(
-                f"{tier}: not resized locally (the ring size is fixed until shard handoff exists)"
-            )
+            raise ScaleRefused(f"{tier}: not resized locally")
         running = [s for s in stack.running_specs() if s.module == "edge"]
         shards = sum(1 for s in stack.running_specs() if s.module == "counter")
         if shards == 0:

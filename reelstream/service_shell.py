@@ -1,9 +1,11 @@
 """The bootstrap every tier shares: uvloop, a grpc.aio server with health checking and
 reflection, Prometheus metrics over HTTP, signal handling and an ordered graceful shutdown.
 
-Shutdown order (first SIGTERM/SIGINT): health NOT_SERVING -> stop accepting RPCs and let
-in-flight ones finish within the grace period -> the component drains its buffers (with a
-timeout) -> clients close in reverse order of opening. A second signal exits at once.
+Shutdown order (first SIGTERM/SIGINT): health NOT_SERVING -> a component with a
+`hand_off(timeout_s)` method gives its work to its peers while its server still answers ->
+stop accepting RPCs and let in-flight ones finish within the grace period -> the component
+drains its buffers (with a timeout) -> clients close in reverse order of opening. A second
+signal exits at once.
 """
 
 from __future__ import annotations
@@ -195,6 +197,15 @@ async def serve(config: ShellConfig, build_component: Callable[[], Component]) -
         await stop_requested.wait()
     finally:
         await health_servicer.enter_graceful_shutdown()
+        # A counter process hands its logical shards off first: stopping the server would
+        # close its port while it still holds their leases (the shards unreachable for the
+        # whole grace period, which long FollowCounts streams always use up).
+        hand_off = getattr(component, "hand_off", None)
+        if hand_off is not None:
+            try:
+                await asyncio.wait_for(hand_off(config.drain_timeout_s), config.drain_timeout_s + 1)
+            except TimeoutError:
+                logger.error("hand-off timed out; the rest is handed off in the drain")
         await server.stop(config.shutdown_grace_s)
         try:
             await asyncio.wait_for(

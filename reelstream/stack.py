@@ -204,10 +204,17 @@ def start_service(spec: ServiceSpec) -> int:
 def wait_serving(specs: list[ServiceSpec], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     waiting = list(specs)
+    # A process caught mid-exec (shell -> env -> python) can show an empty command line for
+    # an instant: it counts as gone only when two polls in a row miss it.
+    missed: set[str] = set()
     while waiting:
         waiting = [s for s in waiting if health(s.address) != "SERVING"]
         for spec in waiting:
-            if local_process.read_live_pid(spec.pid_file, spec.marker) is None:
+            if local_process.read_live_pid(spec.pid_file, spec.marker) is not None:
+                missed.discard(spec.name)
+            elif spec.name not in missed:
+                missed.add(spec.name)
+            else:
                 log = "\n".join(local_process.tail(spec.log_file, 20))
                 raise RuntimeError(f"{spec.name} exited during start-up; its log ends:\n{log}")
         if waiting and time.monotonic() > deadline:
@@ -244,6 +251,13 @@ def running_specs() -> list[ServiceSpec]:
     return [s for s in plan(edges, shards) if s.name in names]
 
 
+def stop_services(grace_s: float = 15.0) -> None:
+    """Stops the running services, edges first, and leaves Redis and Cassandra running."""
+    specs = running_specs()
+    _stop([s for s in specs if s.module == "edge"], grace_s)
+    _stop([s for s in specs if s.module != "edge"], grace_s)
+
+
 def _stop(specs: list[ServiceSpec], grace_s: float) -> None:
     targets = []
     for spec in specs:
@@ -258,9 +272,7 @@ def _stop(specs: list[ServiceSpec], grace_s: float) -> None:
 
 def down(grace_s: float = 15.0) -> None:
     """Stops edges first (they flush to the shards), then shards and origin, Redis, Cassandra."""
-    specs = running_specs()
-    _stop([s for s in specs if s.module == "edge"], grace_s)
-    _stop([s for s in specs if s.module != "edge"], grace_s)
+    stop_services(grace_s)
     redis_server.down_all()
     cassandra_node.down()
 
@@ -316,8 +328,12 @@ def scale(edges: int, shards: int, timeout_s: float = 120.0) -> None:
         start_service(spec)
         print(f"started {spec.name}", flush=True)
     wait_serving(new_edges, timeout_s)
+    wait_settled(timeout_s)
     for spec in sorted(counters, key=_index, reverse=True)[: max(0, len(counters) - shards)]:
         drain(spec.name)
+        # Each leaver's shards land before the next leaves, so no shard is handed to a
+        # process that is itself about to go (it would move twice).
+        wait_settled(timeout_s)
 
 
 def _names(specs: list[ServiceSpec]) -> set[str]:
@@ -337,30 +353,62 @@ def drain(name: str, grace_s: float = STOP_GRACE_S) -> None:
     print(f"drained {name} in {time.monotonic() - began:.1f} s", flush=True)
 
 
-def shard_map_lines() -> list[str]:
-    """Which counter process serves each logical shard (from any running counter)."""
+def read_shard_map() -> counter_pb2.ShardMap | None:
+    """The shard map as any running counter process answers it, or None."""
     for spec in _running("counter"):
         with (
             open_blocking_channel(spec.address, ADMIN) as channel,
             contextlib.suppress(grpc.RpcError),
         ):
-            shard_map = counter_pb2_grpc.CounterServiceStub(channel).GetShardMap(
+            return counter_pb2_grpc.CounterServiceStub(channel).GetShardMap(
                 counter_pb2.GetShardMapRequest(), timeout=2
             )
-            by_member: dict[str, list[int]] = {}
-            for owner in shard_map.owners:
-                by_member.setdefault(owner.member or "(none: moving)", []).append(owner.shard)
-            lines = [f"logical shards ({shard_map.shard_count}) by counter process:"]
-            for member in shard_map.members:
-                shards = by_member.pop(member.member, [])
-                state = " leaving" if member.leaving else ""
-                lines.append(f"  {member.member:<12}{member.address:<18}{shards}{state}")
-            lines.extend(f"  {member:<30}{shards}" for member, shards in by_member.items())
-            moving = [o.shard for o in shard_map.owners if o.member != o.assigned_member]
-            if moving:
-                lines.append(f"  moving to their assigned process: {moving}")
-            return lines
-    return ["logical shards: no counter process answered"]
+    return None
+
+
+def settled(shard_map: counter_pb2.ShardMap | None) -> bool:
+    """Every logical shard is served, by the process the assignment gives it to."""
+    return shard_map is not None and all(
+        o.address and o.member == o.assigned_member for o in shard_map.owners
+    )
+
+
+def wait_settled(timeout_s: float) -> float:
+    """Waits until every logical shard is served by its assigned counter process; returns
+    the seconds waited.
+
+    Raises:
+        RuntimeError: still moving after `timeout_s`.
+    """
+    began = time.monotonic()
+    while not settled(read_shard_map()):
+        if time.monotonic() - began > timeout_s:
+            raise RuntimeError(
+                f"logical shards still moving after {timeout_s:.0f} s:\n"
+                + "\n".join(shard_map_lines())
+            )
+        time.sleep(0.2)
+    return time.monotonic() - began
+
+
+def shard_map_lines() -> list[str]:
+    """Which counter process serves each logical shard (from any running counter)."""
+    shard_map = read_shard_map()
+    if shard_map is None:
+        return ["logical shards: no counter process answered"]
+    by_member: dict[str, list[int]] = {}
+    for owner in shard_map.owners:
+        by_member.setdefault(owner.member or "(none: moving)", []).append(owner.shard)
+    lines = [f"logical shards ({shard_map.shard_count}) by counter process:"]
+    for member in shard_map.members:
+        shards = by_member.pop(member.member, [])
+        state = " leaving" if member.leaving else ""
+        lines.append(f"  {member.member:<12}{member.address:<18}{shards}{state}")
+    lines.extend(f"  {member:<30}{shards}" for member, shards in by_member.items())
+    moving = [o.shard for o in shard_map.owners if o.member != o.assigned_member]
+    if moving:
+        lines.append(f"  moving to their assigned process: {moving}")
+    return lines
 
 
 def status_lines() -> list[str]:

@@ -36,14 +36,24 @@ def edge_redis_name(index: int) -> str:
     return f"bench-edge-{index}"
 
 
-def bench_specs(edges: int, shards: int) -> list[ServiceSpec]:
-    """The stack's counter and edge specs with the benchmark's environment."""
+def bench_specs(
+    edges: int,
+    shards: int,
+    *,
+    keyspace: str = BENCH_KEYSPACE,
+    cassandra_hosts: str = bench_cassandra.ADDRESS,
+    shard_count: int | None = None,
+) -> list[ServiceSpec]:
+    """The stack's counter and edge specs with the benchmark's environment (`shard_count`
+    logical shards for both tiers when given, else their default)."""
     specs = []
     for spec in stack.plan(edges, shards):
         env = dict(spec.env)
+        if shard_count is not None and spec.module in ("counter", "edge"):
+            env[f"REELSTREAM_{spec.module.upper()}_SHARD_COUNT"] = str(shard_count)
         if spec.module == "counter":
-            env["REELSTREAM_COUNTER_KEYSPACE"] = BENCH_KEYSPACE
-            env["REELSTREAM_COUNTER_CASSANDRA_HOSTS"] = bench_cassandra.ADDRESS
+            env["REELSTREAM_COUNTER_KEYSPACE"] = keyspace
+            env["REELSTREAM_COUNTER_CASSANDRA_HOSTS"] = cassandra_hosts
         elif spec.module == "edge":
             index = int(spec.name.rsplit("-", 1)[1])
             env["REELSTREAM_EDGE_VIEW_DEDUPE_WINDOW_S"] = "0"

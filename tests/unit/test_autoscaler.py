@@ -242,11 +242,37 @@ def test_cli_dry_run_against_unreachable_targets_holds(capsys: pytest.CaptureFix
     assert "no metric readable" in err
 
 
-def test_local_actuator_refuses_to_resize_counter_shards() -> None:
-    from reelstream.local_scaling import LocalStackActuator
+def test_default_tiers_let_counters_range_when_asked() -> None:
+    _, counter = default_tiers(shards=2, min_counters=1, max_counters=4)
+    assert (counter.min_replicas, counter.max_replicas) == (1, 4)
 
-    with pytest.raises(ScaleRefused, match="shard handoff"):
-        LocalStackActuator().scale("counter", 2, 3)
+
+def test_local_actuator_resizes_counters_like_make_scale_keeping_the_edges(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reelstream import local_scaling, stack
+
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        local_scaling.LocalStackDirectory,
+        "replicas",
+        lambda self, tier: [Replica(f"{tier}-{i}", "") for i in range(3 if tier == "edge" else 2)],
+    )
+    monkeypatch.setattr(
+        stack, "scale", lambda edges, shards, timeout_s: calls.append((edges, shards))
+    )
+    local_scaling.LocalStackActuator().scale("counter", 2, 4)
+    assert calls == [(3, 4)]
+    with pytest.raises(ScaleRefused, match="origin"):
+        local_scaling.LocalStackActuator().scale("origin", 1, 2)
+
+
+def test_cli_refuses_more_counters_than_the_local_ports_allow(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--max-counters", "9", "--dry-run"])
+    assert "room for 8 counters" in capsys.readouterr().err
 
 
 def test_cli_refuses_impossible_bounds(capsys: pytest.CaptureFixture[str]) -> None:
