@@ -82,8 +82,11 @@ class MemberStore:
         )
 
     async def remove(self, member: str, owner: str) -> None:
-        """Deletes the member's row unless a newer process of the same name wrote it."""
-        await self._client.execute(self._prepared["remove"], (member, owner))
+        """Deletes the member's row unless a newer process of the same name wrote it
+        (nothing to delete when the process stopped before it could join)."""
+        statement = self._prepared.get("remove")
+        if statement is not None:
+            await self._client.execute(statement, (member, owner))
 
     async def lease_holders(self) -> dict[int, LeaseHolder]:
         """Current (unexpired) lease holders of every shard ever leased in this keyspace."""
