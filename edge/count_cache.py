@@ -52,6 +52,10 @@ SHARD_READ_RETRIES = Counter(
 )
 # Between two tries of a read whose shard moves (sooner if the shard map changes).
 MOVE_RETRY_GAP_S = 0.2
+STALE_READS = Counter(
+    "edge_count_stale_reads_total",
+    "Reels answered from the values of a broken count stream while its shard did not answer",
+)
 
 ReplyT = TypeVar("ReplyT")
 
@@ -84,6 +88,11 @@ class CountCache:
         self._timeout_s = rpc_timeout_s
         self._move_wait_s = shard_move_wait_s
         self._entries: OrderedDict[int, CachedCounts] = OrderedDict()
+        # Values of a shard whose count stream broke (its shard moving or its process gone):
+        # not current any more, so reads ask the shard; only when it does not answer are
+        # they served from here (last known value plus this edge's own events) rather than
+        # failing. Replaced shard by shard when the stream is back.
+        self._stale: list[dict[int, CachedCounts]] = [{} for _ in range(clients.shard_count)]
         shards = clients.shard_count
         self._followed: list[set[int]] = [set() for _ in range(shards)]
         self._requests: list[asyncio.Queue[counter_pb2.FollowCountsRequest | None] | None] = [
@@ -125,8 +134,9 @@ class CountCache:
         # One vectorised ring lookup: the cache may hold millions of reels and this runs on
         # the event loop.
         cached = np.fromiter(self._entries, dtype=np.uint64, count=len(self._entries))
+        stale = self._stale[shard]
         for reel_id in cached[self._ring.shards_for(cached) == shard].tolist():
-            del self._entries[reel_id]
+            stale[reel_id] = self._entries.pop(reel_id)
         self._followed[shard] = set()
         CACHE_ENTRIES.set(len(self._entries))
 
@@ -152,6 +162,8 @@ class CountCache:
                 call = self._clients.stub(shard).FollowCounts(requests())
                 async for update in call:
                     backoff_s = 0.1
+                    if self._stale[shard]:
+                        self._stale[shard] = {}
                     self._apply(update)
                     self._journal.note_included(shard, update.edge_applied_seq)
             except (aio.AioRpcError, NoShardOwner) as exc:
@@ -247,10 +259,22 @@ class CountCache:
         if missing:
             CACHE_MISSES.inc(sum(len(ids) for ids in missing.values()))
             for fetched in await asyncio.gather(
-                *(self._read_shard(shard, ids) for shard, ids in missing.items())
+                *(self._read_shard_or_stale(shard, ids) for shard, ids in missing.items())
             ):
                 found.update(fetched)
         return [self._with_own_events(reel_id, found[reel_id]) for reel_id in reel_ids]
+
+    async def _read_shard_or_stale(
+        self, shard: int, reel_ids: list[int]
+    ) -> dict[int, CachedCounts]:
+        try:
+            return await self._read_shard(shard, reel_ids)
+        except ShardUnavailable:
+            stale = self._stale[shard]
+            if not all(reel_id in stale for reel_id in reel_ids):
+                raise
+            STALE_READS.inc(len(reel_ids))
+            return {reel_id: stale[reel_id] for reel_id in reel_ids}
 
     def _with_own_events(self, reel_id: int, entry: CachedCounts) -> common_pb2.ReelCounts:
         shard = self._ring.shard_for(reel_id)

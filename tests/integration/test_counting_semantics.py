@@ -8,6 +8,7 @@ import random
 import statistics
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -207,3 +208,54 @@ def test_app_sessions_stream_batches_and_simple_callers_send_one_event(stack: St
     )
     assert stack.edges[0].SendEvent(single, timeout=5).accepted == 1
     assert read_views(stack.edges[0], reel_id) == 50
+
+
+def test_cached_counts_are_still_answered_while_their_shard_is_down(
+    keyspace: str, redis_port: int, start_service: Callable[..., ServiceProcess]
+) -> None:
+    """A count stream that breaks (its shard moving, its process gone) leaves the edge its
+    last values: reads ask the shard first and, when it does not answer, get those values
+    plus the edge's own events since, instead of an error."""
+    counter_address = f"127.0.0.1:{free_port()}"
+    edge_address = f"127.0.0.1:{free_port()}"
+    counter = start_service(
+        "counter", "counter-solo", counter_env(keyspace, 0, 1, counter_address), counter_address
+    )
+    env = edge_env(keyspace, "edge-stale", edge_address, redis_port, [counter_address])
+    env["REELSTREAM_EDGE_SHARD_MOVE_WAIT_S"] = "0.5"
+    metrics_port = free_port()
+    env["REELSTREAM_EDGE_METRICS_PORT"] = str(metrics_port)
+    start_service("edge", "edge-stale", env, edge_address)
+    with grpc.insecure_channel(edge_address) as channel:
+        edge = edge_pb2_grpc.EdgeServiceStub(channel)
+        assert edge.SendEvents(views(77, range(1, 11)), timeout=5).accepted == 10
+        deadline = time.monotonic() + 20
+        while (
+            read_views(edge, 77) != 10
+            or edge_metric(metrics_port, "edge_count_cache_hits_total") == 0
+        ):
+            assert time.monotonic() < deadline, "the edge never cached reel 77"
+            time.sleep(0.2)
+        counter.process.kill()
+        counter.process.wait(timeout=10)
+        assert edge.SendEvents(views(77, range(11, 14)), timeout=5).accepted == 3
+        deadline = time.monotonic() + 20
+        while True:  # until the broken stream is noticed, reads still come from the cache
+            assert read_views(edge, 77) == 13
+            if edge_metric(metrics_port, "edge_count_stale_reads_total") > 0:
+                break
+            assert time.monotonic() < deadline, "reads never fell back to the last values"
+            time.sleep(0.2)
+        with pytest.raises(grpc.RpcError) as refused:  # a reel never cached: no value to give
+            read_views(edge, 78)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def edge_metric(metrics_port: int, name: str) -> float:
+    """A counter of the edge's /metrics."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
