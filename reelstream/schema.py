@@ -26,14 +26,20 @@ TABLES: tuple[str, ...] = (
         snapshot_id bigint,
         snapshots map<bigint, frozen<map<text, bigint>>>
     )""",
-    # Live counter processes (heartbeat rows, TTL'd): the shard assignment is computed from
-    # them, and `owner` (the lease owner id of the process) maps a lease to an address.
-    """CREATE TABLE IF NOT EXISTS {ks}.counter_members (
-        member text PRIMARY KEY,
-        address text,
+    # Live processes of every tier (heartbeat rows, TTL'd; reelstream/service_registry.py):
+    # routers and `make status` discover members here, counters compute their shard
+    # assignment from the counter rows, whose `owner` (the lease owner id) maps a lease to
+    # an address.
+    """CREATE TABLE IF NOT EXISTS {ks}.service_members (
+        kind text,
+        member text,
+        grpc_address text,
+        http_address text,
+        metrics_address text,
+        state text,
         owner text,
-        leaving boolean,
-        expires_ms bigint
+        expires_ms bigint,
+        PRIMARY KEY (kind, member)
     )""",
     # The applied batches themselves (idempotent: keyed by their id, same bytes on retry).
     """CREATE TABLE IF NOT EXISTS {ks}.shard_batches (
