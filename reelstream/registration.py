@@ -25,7 +25,7 @@ from reelstream.cassandra_client import (
     CassandraSettings,
     StoreUnavailable,
 )
-from reelstream.schema import apply_schema
+from reelstream.schema import apply_registry_schema
 from reelstream.service_registry import LEAVING, SERVING, ServiceMember, ServiceRegistry
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class MemberHeartbeat:
         while not self._connected.is_set():
             try:
                 await self._client.connect(max_wait_s=30.0)
-                await apply_schema(self._client)
+                await apply_registry_schema(self._client)
                 await self.registry.prepare()
                 self._connected.set()
             except Exception as exc:  # unreachable, or a schema change refused meanwhile

@@ -160,9 +160,6 @@ async def serve(config: ShellConfig, build_component: Callable[[], Component]) -
         logger.warning("REELSTREAM_PLAINTEXT=1: serving without TLS or caller identities")
     component = build_component()
     membership = config.membership
-    if membership is not None:
-        # Discovery works during start-up too (e.g. an edge looking for origins).
-        membership.start()
 
     # Stores first: a server that answers before its journal or lease exists would fail
     # every call; until then the process is simply not listening (health not SERVING).
@@ -175,12 +172,14 @@ async def serve(config: ShellConfig, build_component: Callable[[], Component]) -
         with contextlib.suppress(asyncio.CancelledError):
             await starting
         await component.close()
-        if membership is not None:
-            await membership.close()
         logger.info("stopped during start-up")
         return
     stop_waiter.cancel()
     starting.result()  # a failed start-up raises here
+    if membership is not None:
+        # After the component's own schema work (two schema changes racing in one process
+        # failed a start-up); discovery falls back to configured seeds until it connects.
+        membership.start()
     _tune_garbage_collector()
     server = aio.server(
         # Outermost first: refused calls free their requests at once; metrics count every
