@@ -1,22 +1,22 @@
-"""Heartbeat rows of the counter processes in Cassandra (`counter_members`).
+"""Counter processes as members of the service registry (kind `counter`), and the lease
+read behind the shard map.
 
 A member is live while its heartbeat has not expired; a member that is `leaving` still
 serves its shards while it hands them off, but the assignment no longer counts it. Rows
-carry a Cassandra TTL too, so a crashed process's row disappears by itself.
+carry a Cassandra TTL too, so a crashed process's row disappears by itself. The rows live
+in the registry every tier uses (reelstream/service_registry.py): one membership mechanism.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from cassandra.query import PreparedStatement
 
 from reelstream.cassandra_client import CassandraClient
+from reelstream.service_registry import LEAVING, SERVING, ServiceMember, ServiceRegistry, now_ms
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+KIND = "counter"
 
 
 @dataclass(frozen=True)
@@ -40,53 +40,46 @@ class LeaseHolder:
 
 
 class MemberStore:
-    """CQL of the member table and of the lease read used for the shard map."""
+    """The counter rows of the registry and the lease read used for the shard map."""
 
-    def __init__(self, client: CassandraClient) -> None:
+    def __init__(self, client: CassandraClient, metrics_address: str = "") -> None:
         self._client = client
+        self._registry = ServiceRegistry(client)
+        self._metrics_address = metrics_address
         self._prepared: dict[str, PreparedStatement] = {}
 
     async def prepare(self) -> None:
+        await self._registry.prepare()
         ks = self._client.keyspace
-        statements = {
-            "heartbeat": f"INSERT INTO {ks}.counter_members (member, address, owner, leaving,"
-            f" expires_ms) VALUES (?, ?, ?, ?, ?) USING TTL ?",
-            "list": f"SELECT member, address, owner, leaving, expires_ms FROM {ks}.counter_members",
-            "remove": f"DELETE FROM {ks}.counter_members WHERE member = ? IF owner = ?",
-            "holders": f"SELECT shard, owner, epoch, lease_expires_ms FROM {ks}.shard_leases",
-        }
-        for name, cql in statements.items():
-            prepared = await self._client.prepare(cql)
-            prepared.is_idempotent = " IF " not in cql
-            self._prepared[name] = prepared
+        self._prepared["holders"] = await self._client.prepare(
+            f"SELECT shard, owner, epoch, lease_expires_ms FROM {ks}.shard_leases"
+        )
+        self._prepared["holders"].is_idempotent = True
 
     async def heartbeat(
         self, member: str, address: str, owner: str, leaving: bool, ttl_ms: int
     ) -> None:
-        ttl_s = max(1, -(-ttl_ms // 1000))
-        await self._client.execute(
-            self._prepared["heartbeat"],
-            (member, address, owner, leaving, now_ms() + ttl_ms, ttl_s),
+        await self._registry.heartbeat(
+            ServiceMember(
+                kind=KIND,
+                member=member,
+                grpc_address=address,
+                metrics_address=self._metrics_address,
+                state=LEAVING if leaving else SERVING,
+                owner=owner,
+            ),
+            ttl_ms,
         )
 
     async def live_members(self) -> list[Member]:
-        rows = await self._client.execute(self._prepared["list"])
-        now = now_ms()
-        return sorted(
-            (
-                Member(row.member, row.address or "", row.owner or "", bool(row.leaving), e)
-                for row in rows
-                if (e := row.expires_ms or 0) > now
-            ),
-            key=lambda m: m.member,
-        )
+        return [
+            Member(m.member, m.grpc_address, m.owner, m.leaving, m.expires_ms)
+            for m in await self._registry.members(KIND)
+        ]
 
     async def remove(self, member: str, owner: str) -> None:
-        """Deletes the member's row unless a newer process of the same name wrote it
-        (nothing to delete when the process stopped before it could join)."""
-        statement = self._prepared.get("remove")
-        if statement is not None:
-            await self._client.execute(statement, (member, owner))
+        """Deletes the member's row unless a newer process of the same name wrote it."""
+        await self._registry.remove(KIND, member, owner)
 
     async def lease_holders(self) -> dict[int, LeaseHolder]:
         """Current (unexpired) lease holders of every shard ever leased in this keyspace."""

@@ -16,6 +16,7 @@ from protos import counter_pb2, counter_pb2_grpc
 from reelstream.background import BackgroundLoops
 from reelstream.cassandra_client import CassandraClient, CassandraSettings
 from reelstream.schema import apply_schema
+from reelstream.service_shell import metrics_host
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ class CounterService:
         self._config = config
         self._client = CassandraClient(CassandraSettings.of(config))
         self._store = CounterStore(self._client, 0)
-        self.host = ShardHost(config, self._store, MemberStore(self._client))
+        metrics = f"{metrics_host()}:{config.metrics_port}" if config.metrics_port else ""
+        self.host = ShardHost(config, self._store, MemberStore(self._client, metrics))
         self._loops = BackgroundLoops()
 
     def register(self, server: aio.Server) -> Sequence[str]:

@@ -1,6 +1,6 @@
 """The logical shards one counter process serves, and their handoffs.
 
-Every `membership_interval_s` the process heartbeats its row in `counter_members`, reads
+Every `membership_interval_s` the process heartbeats its registry row (kind counter), reads
 the live members, computes the assignment (counter/shard_assignment.py) and reconciles:
 - a shard assigned here and not served is taken: wait for the lease (the previous owner
   releases it at the end of its handoff, or it expires after a crash), recover the shard

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reelstream.registration import RegistryConfigFields
 from reelstream.ring import DEFAULT_SHARD_COUNT
 from reelstream.settings import ConfigError, load_config
 from reelstream.user_tokens import parse_keys
 
 
 @dataclass(frozen=True)
-class EdgeConfig:
-    """Settings of one edge node."""
+class EdgeConfig(RegistryConfigFields):
+    """Settings of one edge node (it registers in the service registry in Cassandra, whose
+    contact points `cassandra_hosts` are inherited; it stores nothing else there)."""
 
     name: str = "edge-0"
     """Stable name of this edge; its journal lives under this name in Redis."""
@@ -30,7 +32,8 @@ class EdgeConfig:
     shard_map_refresh_s: float = 1.0
     """How often the shard map is re-read (also right after a refused or failed call)."""
     origin_address: str = "127.0.0.1:50071"
-    """The origin, asked about reels (GetReels) to validate events."""
+    """Seed address of the origin (reel metadata, media), used until the service registry
+    lists serving origins; then calls are balanced over those (reelstream/member_pool.py)."""
     validate_reels: bool = True
     """Reject events of unknown or removed reels and apply the 50%-of-a-short-reel view rule;
     gate HLS by the reel's state (410 removed, 403 age-restricted without an age-verified

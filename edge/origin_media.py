@@ -25,7 +25,7 @@ from edge.hls_names import HlsObject
 from edge.mapped_body import body_view, hold_body
 from edge.media_object import MediaObject, quoted_etag
 from protos import origin_pb2, origin_pb2_grpc
-from reelstream.channels import open_channel
+from reelstream.member_pool import MemberPool
 
 ORIGIN_FETCHES = Counter(
     "edge_origin_fetches_total", "Files requested from the origin", ["kind", "outcome"]
@@ -49,9 +49,9 @@ def _media_error(exc: aio.AioRpcError, obj: HlsObject) -> Exception:
 class OriginMedia:
     """A MediaSource reading from the origin's gRPC media API."""
 
-    def __init__(self, origin_address: str, timeout_s: float, max_object_bytes: int) -> None:
-        self._channel = open_channel(origin_address)
-        self._origin = origin_pb2_grpc.OriginServiceStub(self._channel)
+    def __init__(self, origin: MemberPool, timeout_s: float, max_object_bytes: int) -> None:
+        # Balanced over the origin replicas; the pool (owned by the edge) swaps channels.
+        self._origins = origin
         self._timeout_s = timeout_s
         self._max_object_bytes = max_object_bytes
 
@@ -74,7 +74,7 @@ class OriginMedia:
         return media
 
     async def _manifest(self, obj: HlsObject) -> MediaObject:
-        manifest = await self._origin.GetManifest(
+        manifest = await self._origins.stub(origin_pb2_grpc.OriginServiceStub).GetManifest(
             origin_pb2.GetManifestRequest(reel_id=obj.reel_id, name=obj.name),
             timeout=self._timeout_s,
         )
@@ -84,7 +84,7 @@ class OriginMedia:
         return MediaObject(body, manifest.content_type or obj.content_type, quoted_etag("", body))
 
     async def _segment(self, obj: HlsObject) -> MediaObject:
-        call = self._origin.GetSegment(
+        call = self._origins.stub(origin_pb2_grpc.OriginServiceStub).GetSegment(
             origin_pb2.GetSegmentRequest(reel_id=obj.reel_id, name=obj.name),
             timeout=self._timeout_s,
         )
@@ -114,4 +114,4 @@ class OriginMedia:
         return MediaObject(body, obj.content_type, quoted_etag(etag, body_view(body)))
 
     async def close(self) -> None:
-        await self._channel.close()
+        """Nothing to release: the origin pool is the edge's."""

@@ -25,7 +25,7 @@ from prometheus_client import Counter
 
 from edge.event_validation import ReelInfo
 from protos import origin_pb2, origin_pb2_grpc
-from reelstream.channels import open_channel
+from reelstream.member_pool import MemberPool
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +42,14 @@ ASSUMED = ReelInfo(removed=False, duration_ms=0)
 class ReelDirectory:
     def __init__(
         self,
-        origin_address: str,
+        origin: MemberPool,
         max_entries: int,
         ttl_s: float,
         unknown_ttl_s: float,
         timeout_s: float,
     ) -> None:
-        self._channel = open_channel(origin_address)
-        self._origin = origin_pb2_grpc.OriginServiceStub(self._channel)
+        # Balanced over the origin replicas; the pool (owned by the edge) swaps channels.
+        self._origins = origin
         self._max_entries = max_entries
         self._ttl_s = ttl_s
         self._unknown_ttl_s = unknown_ttl_s
@@ -86,7 +86,7 @@ class ReelDirectory:
         results: dict[int, ReelInfo | None] = dict.fromkeys(reel_ids)
         cache = True
         try:
-            response = await self._origin.GetReels(
+            response = await self._origins.stub(origin_pb2_grpc.OriginServiceStub).GetReels(
                 origin_pb2.GetReelsRequest(reel_ids=reel_ids), timeout=self._timeout_s
             )
             for brief in response.reels:
@@ -127,4 +127,4 @@ class ReelDirectory:
             self._forgotten_in_flight.add(reel_id)
 
     async def close(self) -> None:
-        await self._channel.close()
+        """Nothing to release: the origin pool is the edge's."""

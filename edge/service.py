@@ -36,7 +36,10 @@ from edge.spam_forwarder import SpamForwarder
 from edge.spam_screen import ScreenLimits, SpamScreen
 from protos import edge_pb2, edge_pb2_grpc
 from reelstream.background import BackgroundLoops
+from reelstream.channels import ORIGIN_POLICY
+from reelstream.member_pool import MemberPool
 from reelstream.ring import ConsistentHashRing
+from reelstream.service_registry import ServiceRegistry
 from reelstream.shard_directory import ShardDirectory
 from reelstream.user_tokens import parse_keys
 
@@ -46,8 +49,10 @@ logger = logging.getLogger(__name__)
 class EdgeService:
     """One edge node."""
 
-    def __init__(self, config: EdgeConfig) -> None:
+    def __init__(self, config: EdgeConfig, registry: ServiceRegistry | None = None) -> None:
         self._config = config
+        self._registry = registry
+        self._origins: MemberPool | None = None
         self._ring = ConsistentHashRing.of_size(config.shard_count)
         self._loops = BackgroundLoops()
         self._work: list[asyncio.Task[None]] = []
@@ -97,6 +102,15 @@ class EdgeService:
 
     async def start(self) -> None:
         self._redis = await self._connect_redis()
+        # Origin replicas come from the registry (the configured address is the seed).
+        self._origins = MemberPool(
+            "origin",
+            ORIGIN_POLICY,
+            self._registry,
+            [self._config.origin_address],
+            self._config.discovery_refresh_s,
+        )
+        self._loops.start(self._origins.run(), "origin-members")
         self._clients = ShardDirectory(
             self._config.counter_addresses,
             self._config.shard_count,
@@ -125,14 +139,14 @@ class EdgeService:
         )
         if self._config.validate_reels:
             self._directory = ReelDirectory(
-                self._config.origin_address,
+                self._origins,
                 self._config.reel_cache_entries,
                 self._config.reel_cache_ttl_s,
                 self._config.unknown_reel_ttl_s,
                 self._config.rpc_timeout_s,
             )
         screen, self._spam_forwarder = self._spam_parts()
-        self.segment_cache = self._start_video()
+        self.segment_cache = self._start_video(self._origins)
         self._servicer = EdgeServicer(
             EventIntake(self._config, self.journal, self._directory, screen, self._spam_forwarder),
             cache,
@@ -155,12 +169,10 @@ class EdgeService:
         if self._http is not None:
             await self._http.start()
 
-    def _start_video(self) -> SegmentCache:
+    def _start_video(self, origins: MemberPool) -> SegmentCache:
         """Builds the video side (the HTTP server starts listening at the end of start())."""
         config = self._config
-        self._media = OriginMedia(
-            config.origin_address, config.media_timeout_s, config.max_object_bytes
-        )
+        self._media = OriginMedia(origins, config.media_timeout_s, config.max_object_bytes)
         segment_cache = SegmentCache(
             self._media,
             config.segment_cache_bytes,
@@ -263,5 +275,7 @@ class EdgeService:
             await self._directory.close()
         if self._spam_forwarder is not None:
             await self._spam_forwarder.close()
+        if self._origins is not None:
+            await self._origins.close()
         if self._redis is not None:
             await self._redis.aclose()

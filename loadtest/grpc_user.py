@@ -27,7 +27,11 @@ from locust.env import Environment
 
 from loadtest.auth_token import with_token
 from reelstream.caller_policy import APP
-from reelstream.channels import open_blocking_channel
+from reelstream.channels import (
+    BalancingPolicy,
+    open_balanced_blocking_channel,
+    open_blocking_channel,
+)
 
 grpc_gevent.init_gevent()
 
@@ -115,6 +119,19 @@ def reporting_channel(
     return grpc.intercept_channel(channel, LocustInterceptor(environment, context))
 
 
+def reporting_balanced_channel(
+    addresses: tuple[str, ...],
+    policy: BalancingPolicy,
+    environment: Environment,
+    context: dict[str, Any],
+    identity: str = APP,
+) -> grpc.Channel:
+    """One channel balancing over `addresses` (round_robin over the healthy ones, reads
+    retried on UNAVAILABLE; reelstream/channels.py), its calls reported to Locust."""
+    channel = with_token(open_balanced_blocking_channel(addresses, policy, identity))
+    return grpc.intercept_channel(channel, LocustInterceptor(environment, context))
+
+
 class GrpcUser(User):
     """A Locust user that talks gRPC: `channel(address)` gives it one reporting channel per
     address (a real client keeps its connection), closed when the user stops."""
@@ -136,6 +153,17 @@ class GrpcUser(User):
         if channel is None:
             channel = reporting_channel(address, self.environment, self.context(), self.identity)
             self._channels[address] = channel
+        return channel
+
+    def balanced_channel(self, addresses: tuple[str, ...], policy: BalancingPolicy) -> grpc.Channel:
+        """This user's one channel balancing over `addresses` (made on first use)."""
+        key = "balanced:" + ",".join(addresses)
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = reporting_balanced_channel(
+                addresses, policy, self.environment, self.context(), self.identity
+            )
+            self._channels[key] = channel
         return channel
 
     def close_channels(self) -> None:

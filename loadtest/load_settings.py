@@ -42,7 +42,13 @@ class LoadSettings:
     """What the simulated population does and where it sends its traffic."""
 
     edges: tuple[str, ...] = ("127.0.0.1:50051", "127.0.0.1:50052")
-    """Edge gRPC addresses; each viewer picks the nearest (lowest health-check latency)."""
+    """Edge gRPC addresses (see `edge_balancing`)."""
+    edge_balancing: str = "round_robin"
+    """How app users reach the edges over gRPC. `round_robin`: one balanced channel over
+    every edge (health-checked; an edge that dies or drains leaves the pool, reads are
+    retried on another; reelstream/channels.py). `nearest`: each user picks the nearest
+    edge by health-check latency and fails over to the next on UNAVAILABLE. HLS requests
+    always go to the user's nearest edge."""
     http_edges: tuple[str, ...] = ()
     """HLS base URLs, entry i served by edge i; empty means http://127.0.0.1:8080+i."""
     origin: str = "127.0.0.1:50071"
@@ -115,6 +121,8 @@ class LoadSettings:
     def validate(self) -> None:
         if not self.edges:
             raise ConfigError("edges must list at least one edge")
+        if self.edge_balancing not in ("round_robin", "nearest"):
+            raise ConfigError("edge_balancing must be round_robin or nearest")
         if self.reels < 1 or self.first_reel_id < 1 or self.users < 1:
             raise ConfigError("reels, first_reel_id and users must be positive")
         if self.shape not in SHAPES:

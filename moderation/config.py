@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reelstream.cassandra_client import CassandraConfigFields
+from reelstream.registration import RegistryConfigFields
 from reelstream.ring import DEFAULT_SHARD_COUNT
 from reelstream.settings import ConfigError, load_config
 
 
 @dataclass(frozen=True)
-class ModerationConfig(CassandraConfigFields):
+class ModerationConfig(RegistryConfigFields):
     """Settings of the moderation service process."""
 
     grpc_address: str = "127.0.0.1:50091"
     """host:port of the gRPC server."""
     metrics_port: int = 9191
     """Prometheus /metrics port on 127.0.0.1 (0 disables)."""
-    edge_addresses: tuple[str, ...] = ("127.0.0.1:50051", "127.0.0.1:50052")
-    """gRPC addresses of every edge (purge fan-out on takedown)."""
+    edge_addresses: tuple[str, ...] = ()
+    """Edges purged on takedown besides those the service registry lists (every live edge
+    is found there, including those `make scale` added; this is for edges that do not
+    register)."""
     counter_addresses: tuple[str, ...] = ("127.0.0.1:50061", "127.0.0.1:50062")
     """Seed addresses of counter processes (GetShardMap says which serves each shard)."""
     shard_count: int = DEFAULT_SHARD_COUNT

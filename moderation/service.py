@@ -25,6 +25,7 @@ from origin.reel_catalog import ReelCatalog
 from protos import moderation_pb2, moderation_pb2_grpc
 from reelstream.cassandra_client import CassandraClient, CassandraSettings
 from reelstream.schema import apply_schema
+from reelstream.service_registry import ServiceRegistry
 
 
 class ModerationService:
@@ -63,8 +64,14 @@ class ModerationService:
             config.ffmpeg_threads,
         )
         await self._analyzer.warm_up()
+        registry = ServiceRegistry(self._client)
+        await registry.prepare()
         self._states = ReelStates(
-            catalog, config.edge_addresses, config.rpc_timeout_s, config.purge_deadline_s
+            catalog,
+            config.edge_addresses,
+            config.rpc_timeout_s,
+            config.purge_deadline_s,
+            registry,
         )
         self._reach = ReachMeter(config.counter_addresses, config.shard_count, config.rpc_timeout_s)
         self._reach.start()

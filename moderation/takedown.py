@@ -5,6 +5,9 @@ and `GetReels` reports it removed), then asks every edge to purge it: `PurgeReel
 edge's cached segments and playlists and its reel-directory entry, so the edge answers 410
 and refuses events of the reel (its counts freeze) at once instead of after its cache TTL.
 Every edge is called in parallel and retried until it confirms or `deadline_s` passes.
+"Every edge" is read from the service registry at each fan-out (serving and leaving edges:
+one that is draining still holds a cache), plus any configured addresses; if the registry
+does not answer, the edges it listed last time are used.
 Hiding (IN_REVIEW) and age-restricting purge the same way (an edge re-learns the reel's
 state, restriction included, on its next request); publishing purges only when it lifts an
 age restriction.
@@ -22,7 +25,9 @@ from grpc import aio
 
 from origin.reel_catalog import ReelCatalog
 from protos import edge_pb2, edge_pb2_grpc, origin_pb2
+from reelstream.cassandra_client import StoreUnavailable
 from reelstream.channels import open_channel
+from reelstream.service_registry import ServiceRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +52,34 @@ class ReelStates:
         edge_addresses: Sequence[str],
         rpc_timeout_s: float,
         deadline_s: float,
+        registry: ServiceRegistry | None = None,
     ) -> None:
         self._catalog = catalog
-        self._edges = {address: open_channel(address) for address in edge_addresses}
+        self._configured = tuple(edge_addresses)
+        self._registry = registry
+        self._registered: tuple[str, ...] = ()
+        self._edges: dict[str, aio.Channel] = {}
         self._rpc_timeout_s = rpc_timeout_s
         self._deadline_s = deadline_s
+
+    async def edge_addresses(self) -> list[str]:
+        """Every edge to purge now: the registered ones and the configured ones."""
+        if self._registry is not None:
+            try:
+                members = await self._registry.members("edge")
+                self._registered = tuple(m.grpc_address for m in members if m.grpc_address)
+            except StoreUnavailable as exc:
+                logger.warning(
+                    "registry unavailable: purging the edges it listed last",
+                    extra={"fields": {"error": exc}},
+                )
+        addresses = list(dict.fromkeys([*self._registered, *self._configured]))
+        for gone in set(self._edges) - set(addresses):
+            await self._edges.pop(gone).close()
+        for address in addresses:
+            if address not in self._edges:
+                self._edges[address] = open_channel(address)
+        return addresses
 
     @property
     def catalog(self) -> ReelCatalog:
@@ -81,11 +109,12 @@ class ReelStates:
 
     async def purge_everywhere(self, reel_id: int, reason: str) -> PurgeReport:
         started = time.monotonic()
+        edges = await self.edge_addresses()
         results = await asyncio.gather(
-            *(self._purge_one(address, reel_id, reason, started) for address in self._edges)
+            *(self._purge_one(address, reel_id, reason, started) for address in edges)
         )
-        confirmed = tuple(a for a, ok in zip(self._edges, results, strict=True) if ok)
-        failed = tuple(a for a, ok in zip(self._edges, results, strict=True) if not ok)
+        confirmed = tuple(a for a, ok in zip(edges, results, strict=True) if ok)
+        failed = tuple(a for a, ok in zip(edges, results, strict=True) if not ok)
         report = PurgeReport(confirmed, failed, time.monotonic() - started)
         log = logger.warning if failed else logger.info
         log("purge fan-out", extra={"fields": {"reel": reel_id, "result": report.summary()}})

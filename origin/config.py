@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reelstream.cassandra_client import CassandraConfigFields
 from reelstream.infra.local_process import var_dir
+from reelstream.registration import RegistryConfigFields
 from reelstream.settings import ConfigError, load_config
 
 
 @dataclass(frozen=True)
-class OriginConfig(CassandraConfigFields):
+class OriginConfig(RegistryConfigFields):
     """Settings of one origin process."""
 
     grpc_address: str = "127.0.0.1:50071"

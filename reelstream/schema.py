@@ -12,6 +12,22 @@ from reelstream.cassandra_client import CassandraClient, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
+# Live processes of every tier (heartbeat rows, TTL'd; reelstream/service_registry.py):
+# routers and `make status` discover members here, counters compute their shard
+# assignment from the counter rows, whose `owner` (the lease owner id) maps a lease to
+# an address.
+SERVICE_MEMBERS_TABLE = """CREATE TABLE IF NOT EXISTS {ks}.service_members (
+    kind text,
+    member text,
+    grpc_address text,
+    http_address text,
+    metrics_address text,
+    state text,
+    owner text,
+    expires_ms bigint,
+    PRIMARY KEY (kind, member)
+)"""
+
 TABLES: tuple[str, ...] = (
     # One row per counter shard: who owns it (lease + fencing epoch), per edge the highest
     # batch sequence whose payload is committed, the last complete snapshot and the batch
@@ -26,15 +42,7 @@ TABLES: tuple[str, ...] = (
         snapshot_id bigint,
         snapshots map<bigint, frozen<map<text, bigint>>>
     )""",
-    # Live counter processes (heartbeat rows, TTL'd): the shard assignment is computed from
-    # them, and `owner` (the lease owner id of the process) maps a lease to an address.
-    """CREATE TABLE IF NOT EXISTS {ks}.counter_members (
-        member text PRIMARY KEY,
-        address text,
-        owner text,
-        leaving boolean,
-        expires_ms bigint
-    )""",
+    SERVICE_MEMBERS_TABLE,
     # The applied batches themselves (idempotent: keyed by their id, same bytes on retry).
     """CREATE TABLE IF NOT EXISTS {ks}.shard_batches (
         shard int,
@@ -104,6 +112,17 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # Moderation (issue 6): served only to age-verified viewers.
     ("reels", "age_restricted", "boolean"),
 )
+
+
+async def apply_registry_schema(client: CassandraClient) -> None:
+    """Creates the keyspace and the registry table if missing: all a process that keeps
+    nothing else in Cassandra (an edge) needs before it registers."""
+    await client.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {client.keyspace} WITH replication = "
+        f"{client.settings.replication_cql()}",
+        timeout_s=60,
+    )
+    await client.execute(SERVICE_MEMBERS_TABLE.format(ks=client.keyspace), timeout_s=60)
 
 
 async def apply_schema(client: CassandraClient) -> None:

@@ -1,7 +1,8 @@
 """The bootstrap every tier shares: uvloop, a grpc.aio server with health checking and
 reflection, Prometheus metrics over HTTP, signal handling and an ordered graceful shutdown.
 
-Shutdown order (first SIGTERM/SIGINT): health NOT_SERVING -> a component with a
+Shutdown order (first SIGTERM/SIGINT): registry row `leaving` -> health NOT_SERVING ->
+a short pause while clients' health watches drop this member -> a component with a
 `hand_off(timeout_s)` method gives its work to its peers while its server still answers ->
 stop accepting RPCs and let in-flight ones finish within the grace period -> the component
 drains its buffers (with a timeout) -> clients close in reverse order of opening. A second
@@ -33,6 +34,7 @@ from reelstream.channels import MAX_MESSAGE_BYTES
 from reelstream.grpc_metrics import MetricsInterceptor
 from reelstream.malformed_requests import MalformedRequestInterceptor
 from reelstream.rate_limits import CallerBuckets, RateLimitInterceptor
+from reelstream.registration import MemberHeartbeat, RegistryConfigFields, registration_of
 from reelstream.security_settings import SecuritySettings, security_settings
 from reelstream.transport_security import server_credentials, use_identity
 
@@ -71,12 +73,37 @@ class ShellConfig:
     shutdown_grace_s: float = 5.0
     drain_timeout_s: float = 10.0
     max_concurrent_rpcs: int = 2000
+    membership: MemberHeartbeat | None = None
+    """This process's registry row (reelstream/registration.py); None: not registered."""
+    leave_pool_s: float = 0.5
+    """Between health NOT_SERVING and refusing new calls: time for clients' health watches
+    to take this server out of their round_robin pools, so none of them picks it after."""
 
 
 def metrics_host() -> str:
     """Address of the /metrics listener: loopback unless `REELSTREAM_METRICS_HOST` says
     otherwise (a pod sets 0.0.0.0 so that Prometheus can scrape it)."""
     return os.environ.get("REELSTREAM_METRICS_HOST", "127.0.0.1")
+
+
+def membership_of(
+    kind: str,
+    name: str,
+    config: RegistryConfigFields,
+    grpc_address: str,
+    metrics_port: int,
+    http_address: str = "",
+) -> MemberHeartbeat | None:
+    """This process's registry heartbeat (None when the tier's config switches it off)."""
+    registration = registration_of(
+        kind,
+        name,
+        config,
+        grpc_address,
+        http_address=http_address,
+        metrics_address=f"{metrics_host()}:{metrics_port}" if metrics_port else "",
+    )
+    return MemberHeartbeat(registration) if registration is not None else None
 
 
 def server_options(max_streams_per_connection: int = 1_000) -> list[tuple[str, Any]]:
@@ -134,6 +161,7 @@ async def serve(config: ShellConfig, build_component: Callable[[], Component]) -
     if credentials is None:
         logger.warning("REELSTREAM_PLAINTEXT=1: serving without TLS or caller identities")
     component = build_component()
+    membership = config.membership
 
     # Stores first: a server that answers before its journal or lease exists would fail
     # every call; until then the process is simply not listening (health not SERVING).
@@ -150,6 +178,10 @@ async def serve(config: ShellConfig, build_component: Callable[[], Component]) -
         return
     stop_waiter.cancel()
     starting.result()  # a failed start-up raises here
+    if membership is not None:
+        # After the component's own schema work (two schema changes racing in one process
+        # failed a start-up); discovery falls back to configured seeds until it connects.
+        membership.start()
     _tune_garbage_collector()
     server = aio.server(
         # Outermost first: refused calls free their requests at once; metrics count every
@@ -182,6 +214,8 @@ async def serve(config: ShellConfig, build_component: Callable[[], Component]) -
     await server.start()
     for name in ["", *service_names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if membership is not None:
+        await membership.serving()
     logger.info(
         "serving",
         extra={
@@ -196,7 +230,12 @@ async def serve(config: ShellConfig, build_component: Callable[[], Component]) -
     try:
         await stop_requested.wait()
     finally:
+        # Leave the pools first (registry readers, then health watchers), then stop
+        # taking calls: a client balancing over the members sees no refused call.
+        if membership is not None:
+            await membership.leave()
         await health_servicer.enter_graceful_shutdown()
+        await asyncio.sleep(config.leave_pool_s)
         # A counter process hands its logical shards off first: stopping the server would
         # close its port while it still holds their leases (the shards unreachable for the
         # whole grace period, which long FollowCounts streams always use up).
@@ -214,6 +253,8 @@ async def serve(config: ShellConfig, build_component: Callable[[], Component]) -
         except TimeoutError:
             logger.error("drain timed out; unflushed work stays in durable storage")
         await component.close()
+        if membership is not None:
+            await membership.close()
         logger.info("stopped")
 
 

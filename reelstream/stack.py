@@ -28,9 +28,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import counter_pb2, counter_pb2_grpc
 from reelstream.caller_policy import ADMIN
+from reelstream.cassandra_client import CassandraConfigFields
 from reelstream.channels import open_blocking_channel
 from reelstream.infra import cassandra_node, dev_certs, local_process, redis_server
 from reelstream.infra.cassandra_runtime import default_base_dir
+from reelstream.registry_status import registry_lines
 from reelstream.security_settings import security_settings
 from reelstream.transport_security import TransportSecurityError
 
@@ -139,9 +141,6 @@ def plan(edges: int, shards: int) -> list[ServiceSpec]:
             {
                 "REELSTREAM_MODERATION_GRPC_ADDRESS": "127.0.0.1:50091",
                 "REELSTREAM_MODERATION_METRICS_PORT": "9191",
-                "REELSTREAM_MODERATION_EDGE_ADDRESSES": ",".join(
-                    f"127.0.0.1:{50051 + k}" for k in range(edges)
-                ),
                 "REELSTREAM_MODERATION_COUNTER_ADDRESSES": ",".join(counters),
             },
         )
@@ -418,6 +417,7 @@ def status_lines() -> list[str]:
         state = health(spec.address) if pid else "NOT RUNNING"
         lines.append(f"{spec.name:<12}{spec.address:<18}{pid or '-'!s:<9}{state}")
     lines.extend(shard_map_lines())
+    lines.extend(registry_lines(CassandraConfigFields(), health))
     lines.extend(cassandra_node.status())
     lines.extend(redis_server.status_all())
     return lines

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reelstream.cassandra_client import CassandraConfigFields
+from reelstream.registration import RegistryConfigFields
 from reelstream.ring import DEFAULT_SHARD_COUNT
 from reelstream.settings import ConfigError, load_config
 from spam.model import DEFAULT_MODEL_PATH
 
 
 @dataclass(frozen=True)
-class SpamConfig(CassandraConfigFields):
+class SpamConfig(RegistryConfigFields):
     """Settings of the spam service process (verdicts are kept in Cassandra)."""
 
     grpc_address: str = "127.0.0.1:50081"

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protos import origin_pb2, origin_pb2_grpc
-from reelstream.channels import open_channel
+from reelstream.member_pool import MemberPool
 from spam.windows import unique_sorted
 
 logger = logging.getLogger(__name__)
@@ -25,9 +25,9 @@ U64 = npt.NDArray[np.uint64]
 
 
 class ReelDurations:
-    def __init__(self, origin_address: str, max_entries: int, timeout_s: float) -> None:
-        self._channel = open_channel(origin_address) if origin_address else None
-        self._origin = origin_pb2_grpc.OriginServiceStub(self._channel) if self._channel else None
+    def __init__(self, origins: MemberPool | None, max_entries: int, timeout_s: float) -> None:
+        # Balanced over the origin replicas; None: durations unknown (0).
+        self._origins = origins
         self._max_entries = max_entries
         self._timeout_s = timeout_s
         self._known: OrderedDict[int, int] = OrderedDict()
@@ -36,11 +36,12 @@ class ReelDurations:
         """The duration (ms, 0 unknown) of every reel of `reel_ids`."""
         distinct = [int(r) for r in unique_sorted(reel_ids).tolist()]
         missing = [r for r in distinct if r not in self._known]
-        if self._origin is not None:
+        if self._origins is not None:
+            origin = self._origins.stub(origin_pb2_grpc.OriginServiceStub)
             for start in range(0, len(missing), MAX_IDS_PER_CALL):
                 chunk = missing[start : start + MAX_IDS_PER_CALL]
                 try:
-                    response = await self._origin.GetReels(
+                    response = await origin.GetReels(
                         origin_pb2.GetReelsRequest(reel_ids=chunk), timeout=self._timeout_s
                     )
                 except grpc.RpcError as exc:
@@ -58,5 +59,5 @@ class ReelDurations:
         return result
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
+        if self._origins is not None:
+            await self._origins.close()

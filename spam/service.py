@@ -15,7 +15,10 @@ from grpc import aio
 from protos import spam_pb2, spam_pb2_grpc
 from reelstream.background import BackgroundLoops
 from reelstream.cassandra_client import CassandraClient, CassandraSettings
+from reelstream.channels import ORIGIN_POLICY
+from reelstream.member_pool import MemberPool
 from reelstream.schema import apply_schema
+from reelstream.service_registry import ServiceRegistry
 from reelstream.shard_directory import ShardDirectory
 from spam.config import SpamConfig
 from spam.grpc_api import SpamServicer
@@ -47,9 +50,20 @@ class SpamService:
         )
         self._loops.start(self._shards.run(), "shard-map")
         shards = self._shards
-        self._durations = ReelDurations(
-            self._config.origin_address, 1_000_000, self._config.rpc_timeout_s
-        )
+        origins = None
+        if self._config.origin_address:
+            # Origin replicas from the registry; the configured address is the seed.
+            registry = ServiceRegistry(self._client)
+            await registry.prepare()
+            origins = MemberPool(
+                "origin",
+                ORIGIN_POLICY,
+                registry,
+                [self._config.origin_address],
+                self._config.discovery_refresh_s,
+            )
+            self._loops.start(origins.run(), "origin-members")
+        self._durations = ReelDurations(origins, 1_000_000, self._config.rpc_timeout_s)
         # Verdict ids must never repeat across restarts: the correction ids derive from them.
         instance = f"{socket.gethostname()}-{os.getpid()}-{int(time.time() * 1000)}"
         self.filter = SpamFilter(self._config, model, shards, self._durations, instance, store)

@@ -16,6 +16,7 @@ from loadtest.custom_stats import UnexpectedRejection, fire_sample
 from loadtest.edge_resolver import by_latency
 from loadtest.grpc_user import GrpcUser
 from protos import common_pb2, edge_pb2, edge_pb2_grpc
+from reelstream.channels import EDGE_POLICY
 from reelstream.user_tokens import mint, parse_keys
 
 PROBES_PER_EDGE = 2
@@ -72,6 +73,10 @@ class EdgeUser(GrpcUser):
 
     @property
     def edge(self) -> edge_pb2_grpc.EdgeServiceStub:
+        if self.settings.edge_balancing == "round_robin":
+            return edge_pb2_grpc.EdgeServiceStub(
+                self.balanced_channel(self.settings.edges, EDGE_POLICY)
+            )
         return edge_pb2_grpc.EdgeServiceStub(self.channel(self.edge_address))
 
     def resolve_edge(self) -> None:

@@ -194,6 +194,8 @@ def edge_env(
     return {
         "REELSTREAM_EDGE_SHARD_COUNT": str(shard_count or len(counters)),
         "REELSTREAM_EDGE_NAME": f"{name}-{keyspace}",
+        # Registers in the test's keyspace (the service registry), like every test service.
+        "REELSTREAM_EDGE_KEYSPACE": keyspace,
         "REELSTREAM_EDGE_GRPC_ADDRESS": address,
         "REELSTREAM_EDGE_METRICS_PORT": "0",
         "REELSTREAM_EDGE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",

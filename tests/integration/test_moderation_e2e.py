@@ -107,7 +107,7 @@ def test_upload_report_review_takedown_rematch_and_appeal(
             **common,
             "REELSTREAM_MODERATION_GRPC_ADDRESS": moderation_address,
             "REELSTREAM_MODERATION_METRICS_PORT": "0",
-            "REELSTREAM_MODERATION_EDGE_ADDRESSES": ",".join(a for a, _ in edges),
+            # No edge list: the takedown finds both edges in the service registry.
             "REELSTREAM_MODERATION_COUNTER_ADDRESSES": "",
             "REELSTREAM_MODERATION_REPORT_ESCALATE_WEIGHT": "3",
             "REELSTREAM_MODERATION_REPORT_HIDE_WEIGHT": "10",
@@ -134,6 +134,7 @@ def test_upload_report_review_takedown_rematch_and_appeal(
             f"edge-{index}",
             {
                 "REELSTREAM_EDGE_NAME": f"edge-mod-{index}-{keyspace}",
+                "REELSTREAM_EDGE_KEYSPACE": keyspace,
                 "REELSTREAM_EDGE_GRPC_ADDRESS": address,
                 "REELSTREAM_EDGE_METRICS_PORT": "0",
                 "REELSTREAM_EDGE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",

@@ -12,6 +12,8 @@ from grpc import aio
 from edge.event_validation import ReelInfo
 from edge.reel_directory import ASSUMED, ReelDirectory
 from protos import origin_pb2, origin_pb2_grpc
+from reelstream.channels import ORIGIN_POLICY
+from reelstream.member_pool import MemberPool
 
 
 class CountingOrigin(origin_pb2_grpc.OriginServiceServicer):
@@ -38,6 +40,11 @@ class CountingOrigin(origin_pb2_grpc.OriginServiceServicer):
         )
 
 
+def _origin_pool(address: str) -> MemberPool:
+    """The edge's origin pool with `address` as its only (seed) member."""
+    return MemberPool("origin", ORIGIN_POLICY, None, [address])
+
+
 @pytest.fixture
 async def origin() -> AsyncIterator[tuple[CountingOrigin, str]]:
     server = aio.server(options=[("grpc.so_reuseport", 0)])
@@ -53,7 +60,7 @@ async def test_concurrent_misses_share_one_origin_call(
     origin: tuple[CountingOrigin, str],
 ) -> None:
     servicer, address = origin
-    directory = ReelDirectory(address, 1000, ttl_s=60, unknown_ttl_s=5, timeout_s=5)
+    directory = ReelDirectory(_origin_pool(address), 1000, ttl_s=60, unknown_ttl_s=5, timeout_s=5)
     try:
         answers = await asyncio.gather(*(directory.lookup([1, 2, 500]) for _ in range(50)))
         assert len(servicer.calls) == 1
@@ -73,7 +80,9 @@ async def test_concurrent_misses_share_one_origin_call(
 
 
 async def test_an_unreachable_origin_means_unchecked_not_unknown() -> None:
-    directory = ReelDirectory("127.0.0.1:1", 1000, ttl_s=60, unknown_ttl_s=5, timeout_s=1)
+    directory = ReelDirectory(
+        _origin_pool("127.0.0.1:1"), 1000, ttl_s=60, unknown_ttl_s=5, timeout_s=1
+    )
     try:
         assert await directory.lookup([7]) == {7: ASSUMED}
         assert await directory.lookup([7]) == {7: ASSUMED}

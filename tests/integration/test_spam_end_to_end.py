@@ -72,6 +72,8 @@ def test_spam_is_removed_from_public_counts_and_an_appeal_restores_it(
         "REELSTREAM_SPAM_METRICS_PORT": "0",
         "REELSTREAM_SPAM_KEYSPACE": keyspace,
         "REELSTREAM_SPAM_COUNTER_ADDRESSES": counter_address,
+        # The counter runs a ring of one logical shard (counter_env above); so must spam.
+        "REELSTREAM_SPAM_SHARD_COUNT": "1",
         "REELSTREAM_SPAM_ORIGIN_ADDRESS": origin_address,
         "REELSTREAM_SPAM_JUDGE_INTERVAL_S": "1",
     }
