@@ -8,7 +8,6 @@ from prometheus_client import Counter
 
 from edge.config import EdgeConfig
 from edge.event_validation import (
-    MAX_ID,
     ValidationRules,
     ViewDeduper,
     check_shape,
@@ -19,6 +18,7 @@ from edge.reel_directory import ReelDirectory
 from edge.spam_forwarder import SpamForwarder
 from edge.spam_screen import SpamScreen, accepted_positions
 from protos import common_pb2, edge_pb2
+from reelstream.request_limits import MAX_ID
 
 EVENTS_ACCEPTED = Counter("edge_events_accepted_total", "Events journaled")
 EVENTS_REJECTED = Counter("edge_events_rejected_total", "Events not counted", ["reason"])

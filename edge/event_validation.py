@@ -17,11 +17,11 @@ import numpy.typing as npt
 from edge.errors import MalformedBatch
 from edge.event_columns import EventColumns
 from protos import common_pb2
+from reelstream.request_limits import MAX_ID
 
 INVALID_ARGUMENT = 3
 NOT_FOUND = 5
 FAILED_PRECONDITION = 9
-MAX_ID = 2**63 - 1
 KNOWN_KINDS = frozenset(
     (common_pb2.EVENT_KIND_VIEW, common_pb2.EVENT_KIND_LIKE, common_pb2.EVENT_KIND_UNLIKE)
 )

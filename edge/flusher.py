@@ -61,20 +61,21 @@ class ShardFlusher:
         """Sends the shard's outbox in sequence order with up to `window` batches in flight.
 
         The window slides: a batch goes out as soon as it is cut and a slot is free, not
-        when the previous group has all been answered. A shard commits a batch only after
-        its predecessors, so an acknowledged sequence acknowledges every smaller one too.
-        After a failure no new batch goes out; once the calls in flight have ended the
-        sender waits (capped exponential backoff with jitter) and resends from the oldest
-        unacknowledged batch, to whichever process serves the shard by then (a handoff shows
-        up as refused calls; resent batches keep their ids, so the new owner applies each
-        once).
+        when the previous group has all been answered. Each batch leaves the outbox on its
+        own acknowledgment only (a duplicate acknowledgment counts): inferring "every smaller
+        sequence is committed" from a later one would be wrong across a journal reload or a
+        new sequence space, and a reloaded copy of an acknowledged batch would then never
+        leave. After a failure no new batch goes out; once the calls in flight have ended
+        the sender waits (capped exponential backoff with jitter) and resends from the
+        oldest unacknowledged batch, to whichever process serves the shard by then (a
+        handoff shows up as refused calls; resent batches keep their ids, so the new owner
+        applies each once).
         """
         wakeup = self._wakeups[shard]
         wakeup.set()
         backoff_s = 0.05
         in_flight: dict[asyncio.Future[None], OutboxBatch] = {}
         errors: list[BaseException] = []
-        acknowledged = 0  # highest sequence the shard acknowledged (and all below it)
         try:
             while True:
                 if not errors:
@@ -96,21 +97,16 @@ class ShardFlusher:
                 done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 woken.cancel()
                 wakeup.clear()
-                newest_ok = 0
-                for call in done:
+                for call in sorted(done, key=lambda c: in_flight[c].seq if c in in_flight else 0):
                     batch = in_flight.pop(call, None)
                     if batch is None:
                         continue  # the wakeup
-                    error = call.exception()
-                    if error is None:
-                        newest_ok = max(newest_ok, batch.seq)
-                    elif batch.seq > acknowledged:  # else: committed, as a later ack said
+                    if call.cancelled():
+                        errors.append(asyncio.CancelledError(f"send of seq {batch.seq}"))
+                    elif (error := call.exception()) is not None:
                         errors.append(error)
-                if newest_ok > acknowledged:
-                    acknowledged, backoff_s = newest_ok, 0.05
-                    for batch in self._journal.oldest_batches(shard, self._window):
-                        if batch.seq > acknowledged:
-                            break
+                    else:
+                        backoff_s = 0.05
                         BATCHES_SENT.labels(shard=str(shard)).inc()
                         await self._journal.acknowledge(batch)
         finally:
@@ -147,16 +143,17 @@ class ShardFlusher:
         """Waits before a resend after `errors`; returns the next backoff, or -1 to give up
         (stopping and the shard unreachable: the batches stay in the outbox)."""
         for error in errors:
-            if not isinstance(error, aio.AioRpcError | NoShardOwner):
+            if not isinstance(error, aio.AioRpcError | NoShardOwner | asyncio.CancelledError):
                 raise error
         # Refused (moved shard), unreachable or timed out: the owner may have changed.
         self._clients.mark_stale()
         first = errors[0]
-        code, detail = (
-            (first.code().name, first.details())
-            if isinstance(first, aio.AioRpcError)
-            else ("NO_OWNER", str(first))
-        )
+        if isinstance(first, aio.AioRpcError):
+            code, detail = first.code().name, first.details()
+        elif isinstance(first, NoShardOwner):
+            code, detail = "NO_OWNER", str(first)
+        else:
+            code, detail = "CANCELLED", str(first)
         if self._stopping and backoff_s >= 1.0:
             logger.warning(
                 "shard unreachable at shutdown; batches stay in the outbox",

@@ -18,7 +18,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-MAX_REEL_ID = 2**64 - 1
+from reelstream.request_limits import MAX_ID
 
 _REEL_ID = re.compile(r"[1-9][0-9]{0,19}")
 _PLAYLIST = re.compile(r"(?P<rung>[A-Za-z0-9]{1,16})\.m3u8")
@@ -77,11 +77,11 @@ class HlsObject:
 
 
 def parse_reel_id(text: str) -> int | None:
-    """The reel id in `text`, or None when it is not a canonical uint64 above zero."""
+    """The reel id in `text`, or None unless it is a canonical integer in [1, 2^63)."""
     if not _REEL_ID.fullmatch(text):
         return None
     value = int(text)
-    return value if value <= MAX_REEL_ID else None
+    return value if value <= MAX_ID else None
 
 
 def parse_hls_object(reel_id_text: str, name: str) -> HlsObject | None:

@@ -275,15 +275,20 @@ class EdgeJournal:
 
     async def acknowledge(self, batch: OutboxBatch) -> None:
         """Forgets a batch its shard committed. A failed delete only causes a resend,
-        which the shard recognises as a duplicate."""
-        if self.outbox.get(batch.shard, {}).pop(batch.seq, None) is not None:
-            self._outbox_events -= batch.events
-            # Reads may still hold a value from before this commit: keep the deltas until
-            # the shard's pushes show they are included (see `note_included`).
-            self._acknowledged.setdefault(batch.shard, {})[batch.seq] = (
-                time.monotonic(),
-                batch.view_deltas,
-            )
+        which the shard recognises as a duplicate. Only this very batch is forgotten: after
+        a reload the outbox holds new objects (possibly of a new sequence space, where the
+        same number is another batch), which leave on their own acknowledgments."""
+        outbox = self.outbox.get(batch.shard, {})
+        if outbox.get(batch.seq) is not batch:
+            return
+        del outbox[batch.seq]
+        self._outbox_events -= batch.events
+        # Reads may still hold a value from before this commit: keep the deltas until the
+        # shard's pushes show they are included (see `note_included`).
+        self._acknowledged.setdefault(batch.shard, {})[batch.seq] = (
+            time.monotonic(),
+            batch.view_deltas,
+        )
         JOURNAL_DEPTH.set(self.depth_events)
         try:
             await self._redis.hdel(f"{self._key}:outbox:{batch.shard}", str(batch.seq))  # type: ignore[misc]  # redis-py types sync|async as a union

@@ -48,14 +48,17 @@ def test_malformed_file_names_are_refused(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "0", "-1", "+1", "01", "1.0", "abc", " 1", "18446744073709551616", "\u0661"]
+    "text",
+    ["", "0", "-1", "+1", "01", "1.0", "abc", " 1", "9223372036854775808", "\u0661"],
 )
 def test_malformed_reel_ids_are_refused(text: str) -> None:
     assert parse_reel_id(text) is None
 
 
-def test_the_largest_uint64_is_a_valid_reel_id() -> None:
-    assert parse_reel_id("18446744073709551615") == 2**64 - 1
+def test_reel_ids_span_what_the_catalog_holds() -> None:
+    """Cassandra's bigint is signed: ids are in [1, 2^63), as at every gRPC boundary."""
+    assert parse_reel_id("9223372036854775807") == 2**63 - 1
+    assert parse_reel_id("9223372036854775808") is None
 
 
 def test_the_next_segment_keeps_the_zero_padding() -> None:
