@@ -147,7 +147,7 @@ bench-counters: deps $(BENCH_STAMP) ## Counting benchmark vs naive Cassandra, Re
 bench-video-transcode: deps $(BENCH_STAMP) ## Origin ladder: one ffmpeg process vs one per rung, origin overhead, first rung (BENCH_VIDEO_ROUNDS=n)
 	$(BIN)/python -m loadtest.bench.video_transcode
 
-bench: bench-counters bench-video bench-spam bench-moderation ## Every benchmark: counting, video (transcode + edge), spam filter, moderation
+bench: bench-counters bench-video bench-spam bench-moderation bench-scale ## Every benchmark: counting, video (transcode + edge), spam filter, moderation, scale-out
 
 bench-stop: ## Stop what an interrupted benchmark left running (its services, Redis, Cassandra)
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m loadtest.bench stop; fi

@@ -40,6 +40,7 @@ import numpy as np
 
 from loadtest.bench.bench_stack import EDGE_REDIS_BASE_PORT, bench_specs, edge_redis_name
 from loadtest.bench.cassandra_metrics import CassandraAdmin
+from loadtest.bench.doc_sections import replace_section
 from loadtest.bench.exactness import journal_depth
 from loadtest.bench.grpc_driver import EdgeTargets, drive_closed_loop, drive_rate
 from loadtest.bench.machine import describe_machine
@@ -318,18 +319,65 @@ def grid(full: bool) -> list[tuple[int, int, int]]:
 
 
 def print_table(rows: list[Throughput]) -> None:
-    print(
-        f"{'edges':>5} {'counters':>8} {'logical':>7} {'events/s':>10} {'p99 ms':>7} "
-        f"{'edge cores':>10} {'counter cores':>13} {'machine':>7} {'ev/core-s':>9}"
-    )
+    widths = (5, 8, 7, 10, 7, 10, 13, 7, 9)
+    titles = ("edges", "counters", "logical", "events/s", "p99 ms", "edge cores",
+              "counter cores", "machine", "ev/core-s")  # fmt: skip
+    for row in [titles, *table_rows(rows)]:
+        print(" ".join(f"{cell:>{width}}" for cell, width in zip(row, widths, strict=True)))
+
+
+def table_rows(rows: list[Throughput]) -> list[tuple[str, ...]]:
+    """The throughput table: one row per pipeline shape, CPU per tier in cores."""
+    out: list[tuple[str, ...]] = []
     for r in rows:
         edge = sum(v for k, v in r.cpu_cores.items() if k.startswith("edge-"))
         counter = sum(v for k, v in r.cpu_cores.items() if k.startswith("counter-"))
-        print(
-            f"{r.edges:>5} {r.counters:>8} {r.logical_shards:>7} {r.events_per_s:>10,.0f} "
-            f"{r.ack_p99_ms:>7.1f} {edge:>10.2f} {counter:>13.2f} "
-            f"{r.cpu_cores.get('machine', 0):>7.2f} {r.events_per_core_s:>9,.0f}"
+        out.append(
+            (
+                str(r.edges),
+                str(r.counters),
+                str(r.logical_shards),
+                f"{r.events_per_s:,.0f}",
+                f"{r.ack_p99_ms:.1f}",
+                f"{edge:.2f}",
+                f"{counter:.2f}",
+                f"{r.cpu_cores.get('machine', 0):.2f}",
+                f"{r.events_per_core_s:,.0f}",
+            )
         )
+    return out
+
+
+def markdown(rows: list[Throughput], extra: dict[str, object], seconds: float) -> str:
+    """The bench-scale section of docs/benchmarks.md."""
+    header = (
+        "edges",
+        "counters",
+        "logical shards",
+        "events/s",
+        "ack p99 ms",
+        "edge cores",
+        "counter cores",
+        "machine cores",
+        "events per core-s",
+    )
+    lines = [
+        "## Scale-out (`make bench-scale`)",
+        "",
+        f"Command: `make bench-scale` ({seconds:.0f} s per pipeline shape; figures of one run on"
+        " a 2-core machine where the load generator shares the cores, so efficiency is read"
+        " from events per core-second rather than from raw rates). Details and method:"
+        " [operations.md](operations.md).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in table_rows(rows)),
+        "",
+        "```json",
+        json.dumps(extra, indent=2),
+        "```",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -392,7 +440,8 @@ def main() -> int:
         )
         + "\n"
     )
-    print(f"wrote {RESULTS}")
+    replace_section("bench-scale", markdown(rows, extra, seconds))
+    print(f"wrote {RESULTS} and its section of docs/benchmarks.md")
     return 0
 
 
