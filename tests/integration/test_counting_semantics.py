@@ -133,6 +133,22 @@ def test_like_unlike_storms_converge_to_the_latest_action_per_user(stack: Stack)
     for i, batch in enumerate(batches):  # both edges, interleaved and out of order
         stack.edges[i % 2].SendEvents(batch, timeout=5)
     expected_likes = sum(1 for _, liked in latest.values() if liked)
+    users = sorted(latest)
+
+    def wrong_states() -> list[int]:
+        """Users whose like state at edge-0 is not their latest action (yet)."""
+        response = stack.edges[0].GetLikeState
+        return [
+            user
+            for user in users
+            if response(
+                common_pb2.GetLikeStateRequest(user_id=user, reel_ids=[reel_id]), timeout=5
+            ).liked[0]
+            != latest[user][1]
+        ]
+
+    # Both conditions at once: while batches of the two edges are still being applied, the
+    # count can equal the expected one by chance (one like and one unlike still missing).
     deadline = time.monotonic() + 30
     while True:
         counts = (
@@ -140,16 +156,11 @@ def test_like_unlike_storms_converge_to_the_latest_action_per_user(stack: Stack)
             .GetCounts(common_pb2.GetCountsRequest(reel_ids=[reel_id]), timeout=5)
             .counts[0]
         )
-        if counts.likes == expected_likes:
+        wrong = wrong_states() if counts.likes == expected_likes else users
+        if not wrong:
             break
-        assert time.monotonic() < deadline, (counts.likes, expected_likes)
+        assert time.monotonic() < deadline, (counts.likes, expected_likes, wrong[:10])
         time.sleep(0.1)
-    users = sorted(latest)
-    for user in users:
-        state = stack.edges[0].GetLikeState(
-            common_pb2.GetLikeStateRequest(user_id=user, reel_ids=[reel_id]), timeout=5
-        )
-        assert state.liked[0] == latest[user][1], user
 
 
 def test_journal_full_answers_resource_exhausted_and_loses_nothing(
