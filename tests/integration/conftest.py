@@ -180,6 +180,18 @@ def counter_env(keyspace: str, index: int, shard_count: int, address: str) -> di
     }
 
 
+def origin_env(keyspace: str, address: str, media_dir: Path) -> dict[str, str]:
+    """An origin's settings for tests: its keyspace and media folder, the fastest ladder."""
+    return {
+        "REELSTREAM_ORIGIN_GRPC_ADDRESS": address,
+        "REELSTREAM_ORIGIN_METRICS_PORT": "0",
+        "REELSTREAM_ORIGIN_KEYSPACE": keyspace,
+        "REELSTREAM_ORIGIN_MEDIA_DIR": str(media_dir),
+        "REELSTREAM_ORIGIN_FFMPEG_THREADS": "1",
+        "REELSTREAM_ORIGIN_X264_PRESET": "ultrafast",
+    }
+
+
 def edge_env(
     keyspace: str,
     name: str,

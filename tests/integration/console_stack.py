@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 
 from protos import origin_pb2, origin_pb2_grpc
-from tests.integration.conftest import REPO_ROOT, ServiceProcess, free_port
+from tests.integration.conftest import REPO_ROOT, ServiceProcess, free_port, origin_env
 from tests.integration.moderation_clips import make_original
 
 MODERATOR, PASSWORD = "alice", "correct horse battery staple"
@@ -107,12 +107,7 @@ def start_console_stack(
         "origin",
         "origin",
         {
-            "REELSTREAM_ORIGIN_GRPC_ADDRESS": origin,
-            "REELSTREAM_ORIGIN_METRICS_PORT": "0",
-            "REELSTREAM_ORIGIN_KEYSPACE": keyspace,
-            "REELSTREAM_ORIGIN_MEDIA_DIR": str(tmp_path / "media"),
-            "REELSTREAM_ORIGIN_FFMPEG_THREADS": "1",
-            "REELSTREAM_ORIGIN_X264_PRESET": "ultrafast",
+            **origin_env(keyspace, origin, tmp_path / "media"),
             "REELSTREAM_ORIGIN_MODERATION_ADDRESS": moderation[0],
             "REELSTREAM_ORIGIN_CONSOLE_MODERATORS_FILE": str(
                 write_moderators(tmp_path / "moderators")

@@ -22,7 +22,14 @@ import pytest
 
 from loadtest.clip_upload import ClipSpec, make_clip, upload_clip, wait_published
 from protos import origin_pb2_grpc
-from tests.integration.conftest import REPO_ROOT, ServiceProcess, counter_env, edge_env, free_port
+from tests.integration.conftest import (
+    REPO_ROOT,
+    ServiceProcess,
+    counter_env,
+    edge_env,
+    free_port,
+    origin_env,
+)
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -78,14 +85,7 @@ def test_short_headless_run_of_every_enabled_user_class_succeeds(
     start_service(
         "origin",
         "origin",
-        {
-            "REELSTREAM_ORIGIN_GRPC_ADDRESS": origin,
-            "REELSTREAM_ORIGIN_METRICS_PORT": "0",
-            "REELSTREAM_ORIGIN_KEYSPACE": keyspace,
-            "REELSTREAM_ORIGIN_MEDIA_DIR": str(tmp_path / "media"),
-            "REELSTREAM_ORIGIN_FFMPEG_THREADS": "1",
-            "REELSTREAM_ORIGIN_X264_PRESET": "ultrafast",
-        },
+        origin_env(keyspace, origin, tmp_path / "media"),
         origin,
     )
     counter = f"127.0.0.1:{free_port()}"

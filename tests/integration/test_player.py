@@ -21,7 +21,7 @@ import pytest
 
 from loadtest.clip_upload import ClipSpec, make_clip, upload_clip, wait_published
 from protos import origin_pb2_grpc
-from tests.integration.conftest import REPO_ROOT, ServiceProcess, free_port
+from tests.integration.conftest import REPO_ROOT, ServiceProcess, free_port, origin_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -81,14 +81,7 @@ def test_hls_js_in_chromium_plays_a_reel_from_the_edge_and_switches_down_when_th
     start_service(
         "origin",
         "origin",
-        {
-            "REELSTREAM_ORIGIN_GRPC_ADDRESS": origin,
-            "REELSTREAM_ORIGIN_METRICS_PORT": "0",
-            "REELSTREAM_ORIGIN_KEYSPACE": keyspace,
-            "REELSTREAM_ORIGIN_MEDIA_DIR": str(tmp_path / "media"),
-            "REELSTREAM_ORIGIN_FFMPEG_THREADS": "1",
-            "REELSTREAM_ORIGIN_X264_PRESET": "ultrafast",
-        },
+        origin_env(keyspace, origin, tmp_path / "media"),
         origin,
     )
     http_port = free_port()
