@@ -50,9 +50,10 @@ class CounterConfig(CassandraConfigFields):
     snapshot_interval_s: float = 2.0
     """How often applied batches are rolled up into per-reel rows."""
     snapshot_max_reels_per_s: float = 2_000.0
-    """Roll-up write budget: reels written to Cassandra per second at most. Under heavy
-    load snapshots take longer and recovery replays more batches, but Cassandra's load is
-    bounded whatever the traffic."""
+    """Roll-up write budget of the process (shared by every shard it hosts): reels
+    written to Cassandra per second at most. Under heavy load snapshots take longer and
+    recovery replays more batches, but Cassandra's load is bounded whatever the traffic
+    and however many logical shards the process serves."""
     trim_batches: bool = True
     """Delete batch rows once a complete snapshot covers them. Off keeps every batch row
     (an audit trail for fault investigations; recovery still starts at the snapshot)."""

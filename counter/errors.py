@@ -27,3 +27,7 @@ class SequenceGap(CounterError):
 
 class Overloaded(CounterError):
     """The commit queue is full."""
+
+
+class RingMismatch(CounterError):
+    """The keyspace was written with another number of logical shards (fatal at start)."""

@@ -42,6 +42,7 @@ class CounterService:
         await self._client.connect()
         await apply_schema(self._client)
         await self._store.prepare()
+        await self._store.check_shard_count(self._config.shard_count)
         await self.host.start()
         self._loops.start(self.host.run_membership(), "membership")
 

@@ -30,6 +30,7 @@ from counter.membership import LeaseHolder, Member, MemberStore
 from counter.shard_assignment import assign_shards, shards_of
 from counter.shard_owner import CounterShard
 from counter.store import CounterStore
+from counter.write_pacer import WritePacer
 from protos import counter_pb2
 from reelstream.background import BackgroundLoops
 from reelstream.cassandra_client import StoreUnavailable
@@ -62,6 +63,7 @@ class ShardHost:
         self._store = store
         self._members = members
         self.ring = ConsistentHashRing.of_size(config.shard_count)
+        self._pacer = WritePacer(config.snapshot_max_reels_per_s)
         self._served: dict[int, _Served] = {}
         self._taking: dict[int, asyncio.Task[None]] = {}
         self._handing_off: dict[int, asyncio.Task[None]] = {}
@@ -157,7 +159,7 @@ class ShardHost:
 
     async def _take(self, shard_id: int) -> None:
         began = time.monotonic()
-        shard = CounterShard(self._config, self._store.for_shard(shard_id))
+        shard = CounterShard(self._config, self._store.for_shard(shard_id), self._pacer)
         try:
             await shard.acquire(give_up=lambda: shard_id not in self._desired or self._leaving)
         except NotOwner as exc:

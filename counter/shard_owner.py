@@ -23,6 +23,7 @@ from counter.config import CounterConfig
 from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
 from counter.shard_state import ShardState
 from counter.store import CounterStore, Lease, now_ms
+from counter.write_pacer import WritePacer
 from protos import counter_pb2
 from reelstream.cassandra_client import StoreUnavailable
 from reelstream.count_feed import CountFeed
@@ -37,6 +38,11 @@ REORDER_WAIT_S = 1.0
 BATCHES_APPLIED = Counter("counter_batches_applied_total", "Batches committed")
 BATCHES_DUPLICATE = Counter("counter_batches_duplicate_total", "Duplicate batches acknowledged")
 COMMIT_SECONDS = Histogram("counter_commit_seconds", "Group commit latency")
+COMMIT_PHASE_SECONDS = Histogram(
+    "counter_commit_phase_seconds",
+    "Group commit latency by phase: batch payload writes, then the epoch-fenced LWT",
+    ["phase"],
+)
 PENDING_BATCHES = Gauge("counter_pending_batches", "Batches waiting for commit")
 SNAPSHOT_SECONDS = Histogram("counter_snapshot_seconds", "Snapshot duration")
 REELS = Gauge("counter_reels", "Reels held in memory")
@@ -82,9 +88,13 @@ class CounterShard:
     """Serves one logical shard (the store's) once it holds the shard's lease; a counter
     process hosts one of these per shard it owns (counter/shard_host.py)."""
 
-    def __init__(self, config: CounterConfig, store: CounterStore) -> None:
+    def __init__(
+        self, config: CounterConfig, store: CounterStore, pacer: WritePacer | None = None
+    ) -> None:
         self._config = config
         self._store = store
+        # The process's roll-up budget, shared by the shards it hosts (counter/write_pacer.py).
+        self._pacer = pacer or WritePacer(config.snapshot_max_reels_per_s)
         self.shard_id = store.shard
         self.state = ShardState()
         self._ring = ConsistentHashRing.of_size(config.shard_count)
@@ -325,15 +335,17 @@ class CounterShard:
         error: Exception | None = None
         with COMMIT_SECONDS.time():
             try:
-                await asyncio.gather(
-                    *(
-                        self._store.write_batch(
-                            p.batch.batch_id.edge_id, p.batch.batch_id.seq, p.payload
+                with COMMIT_PHASE_SECONDS.labels(phase="payloads").time():
+                    await asyncio.gather(
+                        *(
+                            self._store.write_batch(
+                                p.batch.batch_id.edge_id, p.batch.batch_id.seq, p.payload
+                            )
+                            for p in group
                         )
-                        for p in group
                     )
-                )
-                self.lease = await self._store.commit(lease, seqs, self.ttl_ms)
+                with COMMIT_PHASE_SECONDS.labels(phase="lwt").time():
+                    self.lease = await self._store.commit(lease, seqs, self.ttl_ms)
             except NotOwner as exc:
                 self._fenced.set()
                 error = exc
@@ -461,24 +473,22 @@ class CounterShard:
                         reel.totals,
                         reel.likes,
                         reel.buckets,
-                        reel.new_reel,
                         viewers=reel.viewers,
                     )
 
-            # Chunks paced to the write budget, so a snapshot never floods Cassandra. A
-            # retried job writes its earlier copies again (idempotent), then goes on.
+            # Chunks paced to the process's write budget, so snapshots never flood
+            # Cassandra however many shards the process hosts. A retried job writes its
+            # earlier copies again (idempotent), then goes on.
             chunk = 256
-            loop = asyncio.get_running_loop()
             written = 0
             while written < len(job.reels) or self.state.uncopied:
                 if written + chunk > len(job.reels):
                     self._copy_some(written + chunk - len(job.reels))
-                began = loop.time()
                 entries = job.reels[written : written + chunk]
+                await self._pacer.wait_for(len(entries))
+                await self._store.index_reels([e.reel_id for e in entries if e.new_reel])
                 await asyncio.gather(*(write(entry) for entry in entries))
                 written += len(entries)
-                budget_s = len(entries) / self._config.snapshot_max_reels_per_s
-                await asyncio.sleep(max(0.0, budget_s - (loop.time() - began)))
             await self._store.finish_snapshot(lease, job.snapshot_id, job.seqs)
         self._indexed.update(reel.reel_id for reel in job.reels)
         self._job = None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from cassandra import ConsistencyLevel
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
-from counter.errors import NotOwner
+from counter.errors import NotOwner, RingMismatch
 from counter.shard_state import KIND_BY_WIDTH, KIND_LIKE, ReelState
 from counter.unique_viewers import UniqueViewers
 from reelstream.cassandra_client import CassandraClient, Row, StoreUnavailable
@@ -81,6 +81,8 @@ class CounterStore:
     async def prepare(self) -> None:
         ks = self._client.keyspace
         statements = {
+            "record_setting": f"INSERT INTO {ks}.ring_settings (name, value) VALUES (?, ?)"
+            f" IF NOT EXISTS",
             "read_lease": f"SELECT owner, epoch, lease_expires_ms, applied_seq, snapshot_id,"
             f" snapshots FROM {ks}.shard_leases WHERE shard = ?",
             "create_lease": f"INSERT INTO {ks}.shard_leases (shard, owner, epoch,"
@@ -124,6 +126,23 @@ class CounterStore:
             # The driver must not blindly retry a compare-and-set on another host.
             prepared.is_idempotent = not conditional
             self._prepared[name] = prepared
+
+    async def check_shard_count(self, shard_count: int) -> None:
+        """Records the keyspace's logical shard count the first time, then insists on it:
+        a process hashing reels into another number of shards would serve other reels'
+        rows as its own and never load the rest.
+
+        Raises:
+            RingMismatch: the keyspace was written with another shard count.
+        """
+        rows = await self._run("record_setting", "shard_count", shard_count)
+        recorded = shard_count if rows[0].applied else rows[0].value
+        if recorded != shard_count:
+            raise RingMismatch(
+                f"keyspace {self._client.keyspace} holds {recorded} logical shards; this"
+                f" process was configured with {shard_count} (set"
+                f" REELSTREAM_COUNTER_SHARD_COUNT={recorded}, or use a fresh keyspace)"
+            )
 
     async def _run(self, name: str, *params: object) -> list[Row]:
         return await self._client.execute(self._prepared[name], params)
@@ -218,6 +237,19 @@ class CounterStore:
         if not rows[0].applied:
             raise NotOwner(f"shard {self._shard}: fenced during snapshot")
 
+    async def index_reels(self, reel_ids: list[int]) -> None:
+        """Indexes reels about to be written for the first time, so a reel row never
+        exists without its index entry. One single-partition batch (the shard's index
+        partition): one mutation for the whole chunk, where a statement per reel cost
+        Cassandra a commitlog-synced mutation each."""
+        if not reel_ids:
+            return
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for reel_id in reel_ids:
+            batch.add(self._prepared["index_reel"], (self._shard, reel_id))
+        batch.is_idempotent = True
+        await self._client.execute(batch)
+
     async def write_reel(
         self,
         reel_id: int,
@@ -225,17 +257,14 @@ class CounterStore:
         totals: tuple[int, int, int, int],
         likes: list[tuple[int, int, bool]],
         buckets: list[tuple[str, int, int, int]],
-        new_reel: bool,
         *,
         viewers: bytes | None,
     ) -> None:
         """Writes one reel's snapshot as one single-partition batch (atomic and isolated).
+        A reel written for the first time must be indexed first (`index_reels`).
 
         `viewers` None leaves the stored sketch as it is (UNSET, not a null tombstone).
         """
-        if new_reel:
-            # The index goes first: a reel row never exists without its index entry.
-            await self._run("index_reel", self._shard, reel_id)
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         batch.add(
             self._prepared["write_totals"],

@@ -43,6 +43,12 @@ TABLES: tuple[str, ...] = (
         snapshots map<bigint, frozen<map<text, bigint>>>
     )""",
     SERVICE_MEMBERS_TABLE,
+    # Settings fixed for the life of the keyspace, recorded by the first counter (LWT):
+    # `shard_count`, the number of logical shards every reel was hashed into.
+    """CREATE TABLE IF NOT EXISTS {ks}.ring_settings (
+        name text PRIMARY KEY,
+        value bigint
+    )""",
     # The applied batches themselves (idempotent: keyed by their id, same bytes on retry).
     """CREATE TABLE IF NOT EXISTS {ks}.shard_batches (
         shard int,

@@ -76,7 +76,7 @@ def edge_redis_port(index: int) -> int:
 
 def plan(edges: int, shards: int) -> list[ServiceSpec]:
     """The processes of a stack with `edges` edges and `shards` counter processes (which
-    share the fixed set of logical shards, REELSTREAM_*_SHARD_COUNT, default 8)."""
+    share the fixed set of logical shards, REELSTREAM_*_SHARD_COUNT, default 4)."""
     counters = [f"127.0.0.1:{50061 + i}" for i in range(shards)]
     specs = [
         ServiceSpec(

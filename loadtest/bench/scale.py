@@ -6,8 +6,9 @@
    minus the growth of the journals' backlog). Per-process CPU (cores) comes with it: on a
    2-core machine more processes cannot add cores, so efficiency shows as events per
    core-second. BENCH_SCALE_GRID=full runs the whole 3x3 grid.
-2. The same as 2 edges x 2 counters with 2 logical shards instead of 8 (the cost of the
-   per-shard batches the handoff brought).
+2. The same as 2 edges x 2 counters with 8 and with 2 logical shards instead of the
+   default (DEFAULT_SHARD_COUNT, 4): what every logical shard's own group commit, batches
+   and roll-ups cost.
 3. Shard handoff: under a steady load, a third counter process joins, then leaves again
    (SIGTERM). Per moved shard, from its old owner starting the handoff to the new owner
    serving it (from the counters' `shard handed off` / `shard serving` log lines and their
@@ -50,6 +51,7 @@ from loadtest.bench.workload import BatchPool, build_pool, sample_reel_ids
 from reelstream import stack
 from reelstream.autoscaler import AutoscaleController, Replica, default_tiers
 from reelstream.infra import local_process, redis_server
+from reelstream.ring import DEFAULT_SHARD_COUNT
 from reelstream.stack import ServiceSpec
 
 KEYSPACE = "reelstream_bench_scale"
@@ -312,10 +314,10 @@ async def spike_to_scaled_out(
 def grid(full: bool) -> list[tuple[int, int, int]]:
     """(edges, counter processes, logical shards) of the throughput runs."""
     if full:
-        cells = [(e, c, 8) for e in (1, 2, 4) for c in (1, 2, 4)]
+        cells = [(e, c, DEFAULT_SHARD_COUNT) for e in (1, 2, 4) for c in (1, 2, 4)]
     else:
-        cells = [(1, 2, 8), (2, 2, 8), (4, 2, 8), (2, 1, 8), (2, 4, 8)]
-    return [*cells, (2, 2, 2)]
+        cells = [(e, c, DEFAULT_SHARD_COUNT) for e, c in ((1, 2), (2, 2), (4, 2), (2, 1), (2, 4))]
+    return [*cells, (2, 2, 8), (2, 2, 2)]
 
 
 def print_table(rows: list[Throughput]) -> None:
@@ -406,16 +408,20 @@ def main() -> int:
                 pipeline.down()
                 monitor.untrack("edge-")
                 monitor.untrack("counter-")
-        base = next(r for r in rows if (r.edges, r.counters, r.logical_shards) == (2, 2, 8))
+        base = next(
+            r
+            for r in rows
+            if (r.edges, r.counters, r.logical_shards) == (2, 2, DEFAULT_SHARD_COUNT)
+        )
         print("handoff: counter-2 joins a 2-edge, 2-counter pipeline, then leaves")
-        pipeline = Pipeline(2, 2, 8)
+        pipeline = Pipeline(2, 2, DEFAULT_SHARD_COUNT)
         try:
             pipeline.up()
             extra["handoff"] = asyncio.run(handoff(pipeline, pool, base.events_per_s * 0.3))
         finally:
             pipeline.down()
         print("autoscaler: spike on one edge until a second edge serves")
-        pipeline = Pipeline(1, 2, 8)
+        pipeline = Pipeline(1, 2, DEFAULT_SHARD_COUNT)
         try:
             pipeline.up()
             extra["autoscale"] = asyncio.run(

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from counter.config import CounterConfig
-from counter.errors import NotOwner
+from counter.errors import NotOwner, RingMismatch
 from counter.shard_owner import CounterShard
 from counter.store import CounterStore
 from protos import common_pb2, counter_pb2, counter_pb2_grpc
@@ -149,13 +149,14 @@ async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
     await first._store.begin_snapshot(first.lease, job.snapshot_id, job.seqs)
     first._job = job  # as snapshot() would
     reel_1 = first._copy_reel(1)
+    if reel_1.new_reel:
+        await first._store.index_reels([1])
     await first._store.write_reel(
         1,
         job.snapshot_id,
         reel_1.totals,
         reel_1.likes,
         reel_1.buckets,
-        reel_1.new_reel,
         viewers=reel_1.viewers,
     )
     await first.apply(views_batch("edge-a.1", 3, {1: 100, 3: 300}))
@@ -170,3 +171,14 @@ async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
     assert {c.reel_id: c.views for c in third.state.counts([1, 2, 3])} == expected
     row = await third._store.read_lease()
     assert list(row.snapshots) == [row.snapshot_id]
+
+
+async def test_a_keyspace_keeps_the_shard_count_it_was_first_written_with(
+    client: CassandraClient,
+) -> None:
+    store = CounterStore(client, shard=0)
+    await store.prepare()
+    await store.check_shard_count(4)
+    await store.check_shard_count(4)  # the same count again is fine
+    with pytest.raises(RingMismatch, match="holds 4 logical shards.*configured with 8"):
+        await store.check_shard_count(8)
