@@ -35,6 +35,11 @@ class SpamConfig(RegistryConfigFields):
     """How far back features and lockstep detection look."""
     judge_interval_s: float = 10.0
     """How often new events are judged (bounds the streaming detection delay)."""
+    settle_s: float = 30.0
+    """An event is removed (or counts towards a blocklist entry) only once it arrived this
+    long ago: a user's features over the first events of a session flag organic users that
+    the rest of the session clears (offline: 18 organic views flagged on a prefix, 3 on the
+    whole history). Adds to the detection delay; 0 judges at once."""
     blocklist_min_flagged_events: int = 20
     """A user with this many events judged spam is pushed to edges' blocklists."""
     blocklist_max_entries: int = 100_000
@@ -51,6 +56,8 @@ class SpamConfig(RegistryConfigFields):
             raise ConfigError("buffer and history limits must be positive")
         if self.judge_interval_s <= 0 or self.history_s <= 0:
             raise ConfigError("judge_interval_s and history_s must be positive")
+        if self.settle_s < 0 or self.settle_s >= self.history_s:
+            raise ConfigError("settle_s must be in [0, history_s)")
 
 
 def load(overrides: dict[str, object] | None = None) -> SpamConfig:

@@ -3,6 +3,8 @@
 An event is removed (put in a verdict) at most once: `removed` marks it, and a reversed
 verdict's events stay marked, so an appeal is never undone by the next judgement.
 Bounded by time (`history_ms` behind the newest event) and by count (oldest dropped first).
+Each event keeps its arrival time (the service's clock), so the judge can wait until what
+came after an event has been seen too (`settled`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,23 @@ class EventHistory:
         self.events = EventFrame.empty()
         self.removed: BoolArray = np.zeros(0, dtype=np.bool_)
         self.durations_ms: I64 = np.zeros(0, dtype=np.int64)
+        self.arrived_ms: I64 = np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.events)
 
-    def add(self, frame: EventFrame, durations_ms: I64) -> None:
+    def add(self, frame: EventFrame, durations_ms: I64, arrived_ms: int) -> None:
         self.events = EventFrame.concat([self.events, frame])
         self.removed = np.concatenate([self.removed, np.zeros(len(frame), dtype=np.bool_)])
         self.durations_ms = np.concatenate([self.durations_ms, durations_ms])
+        self.arrived_ms = np.concatenate(
+            [self.arrived_ms, np.full(len(frame), arrived_ms, dtype=np.int64)]
+        )
         self._trim()
+
+    def settled(self, now_ms: int, settle_ms: int) -> BoolArray:
+        """Events that arrived at least `settle_ms` before `now_ms`."""
+        return self.arrived_ms <= now_ms - settle_ms
 
     def _trim(self) -> None:
         if not len(self.events):
@@ -44,3 +54,4 @@ class EventHistory:
             self.events = self.events.take(keep)
             self.removed = self.removed[keep]
             self.durations_ms = self.durations_ms[keep]
+            self.arrived_ms = self.arrived_ms[keep]

@@ -84,6 +84,8 @@ class SpamFilter:
         self.blocklist_changed = asyncio.Condition()
         self._pending: list[PendingCorrection] = []
         self._lock = asyncio.Lock()
+        # The last judgement flagged events too recent to remove yet (settle_s).
+        self._unsettled = False
         self.rounds = 0
 
     async def restore(self) -> int:
@@ -116,17 +118,22 @@ class SpamFilter:
         """Judges the new events with the history; issues and applies a verdict."""
         async with self._lock:
             fresh = self.buffer.take_all()
+            now = now_ms()
             if len(fresh):
-                self.history.add(fresh, await self._durations.of(fresh.reel_ids))
+                self.history.add(fresh, await self._durations.of(fresh.reel_ids), now)
                 JUDGED.inc(len(fresh))
             verdict = None
-            if len(fresh) and len(self.history):
+            # Rounds without new events still judge while flagged events wait to settle.
+            if (len(fresh) or self._unsettled) and len(self.history):
                 started = time.perf_counter()
                 judgement = await asyncio.to_thread(
                     judge, self._model, self.history.events, self.history.durations_ms
                 )
                 JUDGE_SECONDS.observe(time.perf_counter() - started)
-                newly = judgement.flagged & ~self.history.removed
+                settled = self.history.settled(now, int(self._config.settle_s * 1000))
+                flagged = judgement.flagged & settled
+                self._unsettled = bool((judgement.flagged & ~settled).any())
+                newly = flagged & ~self.history.removed
                 verdict = self.book.draft(
                     self.history.events,
                     newly,
@@ -137,7 +144,7 @@ class SpamFilter:
                 kinds = self.history.events.kinds[newly]
                 FLAGGED.labels(kind="view").inc(int((kinds == common_pb2.EVENT_KIND_VIEW).sum()))
                 FLAGGED.labels(kind="like").inc(int((kinds != common_pb2.EVENT_KIND_VIEW).sum()))
-                if self.blocklist.learn(self.history.events, judgement.flagged, newly):
+                if self.blocklist.learn(self.history.events, flagged, newly):
                     async with self.blocklist_changed:
                         self.blocklist_changed.notify_all()
                 if verdict is not None:

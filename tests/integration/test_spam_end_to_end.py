@@ -75,11 +75,12 @@ def test_spam_is_removed_from_public_counts_and_an_appeal_restores_it(
         # The counter runs a ring of one logical shard (counter_env above); so must spam.
         "REELSTREAM_SPAM_SHARD_COUNT": "1",
         "REELSTREAM_SPAM_ORIGIN_ADDRESS": origin_address,
-        # The first judgement must see the whole replay: flags are final, and judged on a
-        # prefix (the replay's 20 minutes arrive over seconds) per-user features are
+        # Judged every 2 s, but an event is removed only 15 s after it arrived: judged on
+        # a prefix (the replay's 20 minutes arrive over seconds) per-user features are
         # incomplete and flag organic users (docs/spam.md, "Judging incomplete windows";
-        # a CI run with 1 s judged a prefix and flagged 45 organic views).
-        "REELSTREAM_SPAM_JUDGE_INTERVAL_S": "20",
+        # a CI run that removed at once, judging every 1 s, flagged 45 organic views).
+        "REELSTREAM_SPAM_JUDGE_INTERVAL_S": "2",
+        "REELSTREAM_SPAM_SETTLE_S": "15",
     }
     spam_service = start_service("spam", "spam", spam_env, spam_address)
     edge_address = f"127.0.0.1:{free_port()}"

@@ -10,6 +10,7 @@ from edge.spam_screen import TokenBuckets
 from protos import common_pb2
 from spam.errors import AlreadyReversed
 from spam.event_frame import LIKE, VIEW, EventFrame
+from spam.history import EventHistory
 from spam.verdicts import VerdictBook
 
 
@@ -91,3 +92,15 @@ def test_restored_verdicts_keep_their_removed_like_pairs_and_can_be_reversed_onc
     again = VerdictBook("run3")
     again.restore([verdict])
     assert again.report(1) == (0, 0, [verdict.verdict_id])
+
+
+def test_history_tells_which_events_have_settled_and_trims_arrivals_with_events() -> None:
+    history = EventHistory(history_ms=3_600_000, max_events=3)
+    history.add(frame([1, 2], [7, 7], [VIEW, VIEW]), np.zeros(2, np.int64), arrived_ms=1_000)
+    history.add(frame([3], [8], [VIEW]), np.zeros(1, np.int64), arrived_ms=20_000)
+    assert history.settled(now_ms=30_000, settle_ms=15_000).tolist() == [True, True, False]
+    assert history.settled(now_ms=35_000, settle_ms=15_000).tolist() == [True, True, True]
+    # The count bound drops the oldest event, and its arrival time with it.
+    history.add(frame([4], [9], [VIEW]), np.zeros(1, np.int64), arrived_ms=40_000)
+    assert history.events.reel_ids.tolist() == [2, 3, 4]
+    assert history.arrived_ms.tolist() == [1_000, 20_000, 40_000]
