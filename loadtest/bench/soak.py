@@ -3,9 +3,10 @@
 `make soak` (SOAK_SECONDS=3600 by default; shorten with SOAK_SECONDS=300). The stack is the
 benchmark's (`bench_stack.py`: its own Cassandra node on 127.0.0.9, two counter shards, two
 edges with their Redis instances). The load is open loop at `SOAK_RATE` events/s, by default
-half of `SOAK_PEAK` (the counting benchmark's peak, 196k events/s on a quiet machine;
-docs/benchmarks.md). Every `SOAK_SAMPLE_S` seconds it samples, for every process, resident
-memory and open file descriptors, and each edge's journal depth, and prints a progress line.
+half of `SOAK_PEAK` (the counting benchmark's peak: results/bench-counters.json of the last
+`make bench-counters` here, else the published 124k events/s; docs/benchmarks.md). Every
+`SOAK_SAMPLE_S` seconds it samples, for every process, resident memory and open file
+descriptors, and each edge's journal depth, and prints a progress line.
 
 Verdict, first quarter against last quarter of the samples: RSS flat when the last quarter's
 median grew by less than 10% or 32 MiB; descriptors flat when the last quarter's maximum grew
@@ -36,7 +37,10 @@ from loadtest.bench.settings import REPO_ROOT, load_settings
 from loadtest.bench.workload import BatchPool, build_pools
 
 MIB = 1024 * 1024
-BENCH_PEAK_EVENTS_PER_S = 196_000.0  # docs/benchmarks.md, counting peak (quiet machine)
+# The counting peak when no `make bench-counters` result is at hand (docs/benchmarks.md,
+# 4 logical shards, 2026-11-26).
+BENCH_PEAK_EVENTS_PER_S = 124_000.0
+BENCH_RESULTS = REPO_ROOT / "results" / "bench-counters.json"
 RESULTS = REPO_ROOT / "results" / "soak.json"
 DRAIN_TIMEOUT_S = 300.0
 RSS_GROWTH_RATIO = 0.10
@@ -57,13 +61,22 @@ class SoakSettings:
 
     @classmethod
     def from_env(cls) -> SoakSettings:
-        peak = float(os.environ.get("SOAK_PEAK", BENCH_PEAK_EVENTS_PER_S))
+        peak = float(os.environ.get("SOAK_PEAK", measured_peak()))
         return cls(
             seconds=float(os.environ.get("SOAK_SECONDS", 3600)),
             events_per_s=float(os.environ.get("SOAK_RATE", peak / 2)),
             sample_s=float(os.environ.get("SOAK_SAMPLE_S", 30)),
             port_offset=int(os.environ.get("SOAK_PORT_OFFSET", 1000)),
         )
+
+
+def measured_peak() -> float:
+    """The end-to-end rate of this machine's last `make bench-counters`, else the
+    published one: the soak runs at half of what the pipeline carries here."""
+    try:
+        return float(json.loads(BENCH_RESULTS.read_text())["pipeline_events_per_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return BENCH_PEAK_EVENTS_PER_S
 
 
 @dataclass
