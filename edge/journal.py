@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from edge.batch_builder import build_shard_batches
 from edge.errors import JournalFull, JournalUnavailable
 from edge.event_columns import EventColumns
+from edge.forwarding_pressure import ForwardingPressure
 from protos import common_pb2, counter_pb2
 from reelstream.ring import ConsistentHashRing
 
@@ -38,6 +39,10 @@ GROUP_COMMIT_CALLS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
 JOURNAL_ERRORS = MetricCounter("edge_journal_errors_total", "Redis errors on the journal path")
+PRESSURE_REFUSALS = MetricCounter(
+    "edge_forwarding_pressure_refusals_total",
+    "Calls refused because a working shard fell behind (edge/forwarding_pressure.py)",
+)
 
 
 # Acknowledged batches are forgotten after this long even without a push confirming them
@@ -82,8 +87,18 @@ def _batch_from_payload(shard: int, seq: int, payload: bytes) -> OutboxBatch:
 class EdgeJournal:
     """Journal + outbox of one edge node."""
 
-    def __init__(self, redis: Redis, name: str, ring: ConsistentHashRing, max_events: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        name: str,
+        ring: ConsistentHashRing,
+        max_events: int,
+        pressure: ForwardingPressure | None = None,
+    ) -> None:
         self._redis = redis
+        self._pressure = pressure or ForwardingPressure(0)
+        # Cut and unacknowledged events per shard (what the pressure rule looks at).
+        self._shard_backlog: dict[int, int] = dict.fromkeys(ring.shard_ids, 0)
         self._name = name
         self._ring = ring
         self._max_events = max_events
@@ -153,9 +168,11 @@ class EdgeJournal:
                 for seq, payload in sorted(raw.items(), key=lambda kv: int(kv[0]))
             }
         self._journal_events = sum(len(entry) for entry in self._mirror)
-        self._outbox_events = sum(
-            batch.events for batches in self.outbox.values() for batch in batches.values()
-        )
+        self._shard_backlog = {
+            shard: sum(batch.events for batch in batches.values())
+            for shard, batches in self.outbox.items()
+        }
+        self._outbox_events = sum(self._shard_backlog.values())
         self._resync_needed = False
         JOURNAL_DEPTH.set(self.depth_events)
         self.outbox_changed.set()
@@ -171,6 +188,13 @@ class EdgeJournal:
             raise JournalUnavailable("edge is shutting down")
         if self.depth_events + len(entry) > self._max_events:
             raise JournalFull(f"journal holds {self.depth_events} unacknowledged events")
+        lagging = self._pressure.lagging_shard(self._shard_backlog, time.monotonic())
+        if lagging is not None:
+            PRESSURE_REFUSALS.inc()
+            raise JournalFull(
+                f"counter shard {lagging} is {self._shard_backlog[lagging]} events behind"
+                " and falling further"
+            )
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiter(entry.to_batch().SerializeToString(), entry, done))
         self._waiting_events += len(entry)
@@ -265,6 +289,9 @@ class EdgeJournal:
             for batch in made:
                 self.outbox.setdefault(batch.shard, {})[batch.seq] = batch
                 self._outbox_events += batch.events
+                self._shard_backlog[batch.shard] = (
+                    self._shard_backlog.get(batch.shard, 0) + batch.events
+                )
         self.outbox_changed.set()
         return len(made)
 
@@ -283,6 +310,8 @@ class EdgeJournal:
             return
         del outbox[batch.seq]
         self._outbox_events -= batch.events
+        self._shard_backlog[batch.shard] -= batch.events
+        self._pressure.acknowledged(batch.shard, time.monotonic())
         # Reads may still hold a value from before this commit: keep the deltas until the
         # shard's pushes show they are included (see `note_included`).
         self._acknowledged.setdefault(batch.shard, {})[batch.seq] = (

@@ -21,6 +21,7 @@ from edge.config import EdgeConfig
 from edge.count_cache import CountCache
 from edge.event_intake import EventIntake
 from edge.flusher import ShardFlusher
+from edge.forwarding_pressure import ForwardingPressure
 from edge.grpc_api import EdgeServicer
 from edge.hls_http import HlsRoutes
 from edge.http_server import EdgeHttpServer
@@ -119,7 +120,11 @@ class EdgeService:
         # Runs until close(): drain() still needs owners while it delivers the outbox.
         self._loops.start(self._clients.run(), "shard-map")
         self.journal = EdgeJournal(
-            self._redis, self._config.name, self._ring, self._config.max_journal_events
+            self._redis,
+            self._config.name,
+            self._ring,
+            self._config.max_journal_events,
+            ForwardingPressure(self._config.max_forward_backlog_events),
         )
         await self.journal.open()
         self._flusher = ShardFlusher(

@@ -21,11 +21,11 @@ DEFAULT_VNODES = 128
 # Logical shards on the ring. Fixed for the life of a deployment (keys never change shard, so
 # per-(edge, shard) sequences stay valid); counter processes share them out and hand them
 # over when processes come and go. Every edge and counter must use the same value (the
-# counters record it in the keyspace and refuse another). 4, not 8: every logical shard has
-# its own group commit and roll-ups, and on the 2-core reference machine `make bench-scale`
-# cells with 2 edges and 2 counter processes carried ~95k events/s with 8 logical shards,
-# ~166k with 4 and ~188k with 2 (docs/benchmarks.md); 4 still spreads evenly over 1, 2
-# and 4 counter processes. Larger deployments set more (deploy/k8s/config.yaml: 8).
+# counters record it in the keyspace and refuse another). Every logical shard has its own
+# group commit and batches, and on the 2-core reference machine fewer carried more (2 edges
+# x 2 counter processes: 2 logical shards ~190k events/s, 4 and 8 between 76k and 166k,
+# noisy; docs/architecture.md); 4 is the fewest that still spread evenly over 1, 2 and 4
+# counter processes. Larger deployments set more (deploy/k8s/config.yaml: 8).
 DEFAULT_SHARD_COUNT = 4
 
 
