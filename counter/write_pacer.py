@@ -2,10 +2,10 @@
 
 A process serving eight logical shards must not write eight times the roll-ups of one
 serving a single shard: Cassandra's load would grow with the number of logical shards, not
-with the traffic (with a budget per shard, 8 logical shards on 2 processes wrote 4x the
-roll-ups of 2 and starved the commit path). Shards reserve their slots on one virtual
-clock, in arrival order, so the process's writes stay at `reels_per_s` however many
-shards snapshot at once.
+with the traffic (with a budget per shard, 8 logical shards on 2 processes were allowed 4x
+the roll-up writes of 2, on the same Cassandra that commits their batches). Shards reserve
+their slots on one virtual clock, in arrival order, so the process's writes stay at
+`reels_per_s` however many shards snapshot at once.
 """
 
 from __future__ import annotations

@@ -36,10 +36,11 @@ class SpamConfig(RegistryConfigFields):
     judge_interval_s: float = 10.0
     """How often new events are judged (bounds the streaming detection delay)."""
     settle_s: float = 30.0
-    """An event is removed (or counts towards a blocklist entry) only once it arrived this
-    long ago: a user's features over the first events of a session flag organic users that
-    the rest of the session clears (offline: 18 organic views flagged on a prefix, 3 on the
-    whole history). Adds to the detection delay; 0 judges at once."""
+    """An event is removed (or counts towards a blocklist entry) only this long after it
+    entered the judge's history (within `judge_interval_s` of its arrival): a user's
+    features over the first events of a session flag organic users that the rest of the
+    session clears (offline: 18 organic views flagged on a prefix, 3 on the whole
+    history). Adds to the detection delay; 0 judges at once."""
     blocklist_min_flagged_events: int = 20
     """A user with this many events judged spam is pushed to edges' blocklists."""
     blocklist_max_entries: int = 100_000

@@ -3,8 +3,9 @@
 An event is removed (put in a verdict) at most once: `removed` marks it, and a reversed
 verdict's events stay marked, so an appeal is never undone by the next judgement.
 Bounded by time (`history_ms` behind the newest event) and by count (oldest dropped first).
-Each event keeps its arrival time (the service's clock), so the judge can wait until what
-came after an event has been seen too (`settled`).
+Each event keeps the time it entered the history (the service's clock, at the judge round
+that took it from the buffer), so the judge can wait until what came after an event has
+been seen too (`settled`).
 """
 
 from __future__ import annotations
