@@ -285,9 +285,15 @@ class CounterShard:
                 break
             if loop.time() >= deadline:
                 raise SequenceGap(f"edge {edge_id}: expected seq {expected}, got {seq}")
+            # asyncio.timeout, not wait_for: wait_for ran the wait in a task of its own, and
+            # under overload (`make soak`, ApplyBatch deadlines expiring) this line raised
+            # "cannot wait on un-acquired lock" (mechanism not reproduced in isolation). In
+            # this task, Condition.wait re-acquires the lock before a timeout or a
+            # cancellation leaves it, so the `async with` always releases its own lock.
             async with self._arrivals:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._arrivals.wait(), deadline - loop.time())
+                    async with asyncio.timeout(deadline - loop.time()):
+                        await self._arrivals.wait()
             # The committer may have finished for a handoff while this batch waited.
             self._require_lease()
         pending = self._pending.get(key)

@@ -138,9 +138,11 @@ class ShardDirectory:
     async def wait_changed(self, timeout_s: float) -> None:
         """Sleeps up to `timeout_s`, less if the map changes meanwhile (a retry after a
         refused call then goes to the new owner at once)."""
+        # asyncio.timeout in this task, not wait_for (see CounterShard.apply).
         async with self._changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._changed.wait()
 
     async def run(self) -> None:
         """Refreshes every `refresh_interval_s`, and soon after `mark_stale`."""
