@@ -58,6 +58,8 @@ class SoakSettings:
     """SOAK_SAMPLE_S: one sample (and one progress line) per this many seconds."""
     port_offset: int
     """SOAK_PORT_OFFSET: added to every port of the benchmark stack (default 1000)."""
+    drain_timeout_s: float = DRAIN_TIMEOUT_S
+    """SOAK_DRAIN_TIMEOUT_S: how long the journals may take to drain after the load."""
 
     @classmethod
     def from_env(cls) -> SoakSettings:
@@ -67,6 +69,7 @@ class SoakSettings:
             events_per_s=float(os.environ.get("SOAK_RATE", peak / 2)),
             sample_s=float(os.environ.get("SOAK_SAMPLE_S", 30)),
             port_offset=int(os.environ.get("SOAK_PORT_OFFSET", 1000)),
+            drain_timeout_s=float(os.environ.get("SOAK_DRAIN_TIMEOUT_S", DRAIN_TIMEOUT_S)),
         )
 
 
@@ -198,13 +201,17 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
         await hold_load(stack, spread, run, pids)
         drain: dict[str, Any]
         try:
-            drained_s = await wait_drained(stack.edge_metrics_ports, DRAIN_TIMEOUT_S)
+            drained_s = await wait_drained(stack.edge_metrics_ports, settings.drain_timeout_s)
         except TimeoutError as exc:
             # A verdict, not a traceback: the load outran the shards, so the counts cannot
             # be checked yet (they would be short by the backlog, not wrong).
             left = [await asyncio.to_thread(journal_depth, p) for p in stack.edge_metrics_ports]
             print(f"soak: not drained: {exc}", flush=True)
-            drain = {"drained": False, "timeout_s": DRAIN_TIMEOUT_S, "events_left": sum(left)}
+            drain = {
+                "drained": False,
+                "timeout_s": settings.drain_timeout_s,
+                "events_left": sum(left),
+            }
             exactness: dict[str, Any] = {"exact": False, "skipped": "journals not drained"}
         else:
             drain = {"drained": True, "drained_s": round(drained_s, 1)}
