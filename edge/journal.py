@@ -97,7 +97,8 @@ class EdgeJournal:
     ) -> None:
         self._redis = redis
         self._pressure = pressure or ForwardingPressure(0)
-        # Cut and unacknowledged events per shard (what the pressure rule looks at).
+        # Cut and unacknowledged events per shard (the outbox's depth; the pressure rule
+        # looks at it per shard).
         self._shard_backlog: dict[int, int] = dict.fromkeys(ring.shard_ids, 0)
         self._name = name
         self._ring = ring
@@ -115,14 +116,14 @@ class EdgeJournal:
         self.outbox_changed = asyncio.Event()
         self._closing = False
         self._journal_events = 0
-        self._outbox_events = 0
         self._waiting_events = 0
         self._acknowledged: dict[int, dict[int, tuple[float, Counter[int]]]] = {}
 
     @property
     def depth_events(self) -> int:
         """Events accepted or being accepted and not yet acknowledged by their shard."""
-        return self._journal_events + self._outbox_events + self._waiting_events
+        outbox_events = sum(self._shard_backlog.values())
+        return self._journal_events + outbox_events + self._waiting_events
 
     async def open(self) -> None:
         """Loads (or creates) this edge's incarnation, journal and outbox from Redis."""
@@ -172,7 +173,6 @@ class EdgeJournal:
             shard: sum(batch.events for batch in batches.values())
             for shard, batches in self.outbox.items()
         }
-        self._outbox_events = sum(self._shard_backlog.values())
         self._resync_needed = False
         JOURNAL_DEPTH.set(self.depth_events)
         self.outbox_changed.set()
@@ -288,7 +288,6 @@ class EdgeJournal:
             self._journal_events -= moved
             for batch in made:
                 self.outbox.setdefault(batch.shard, {})[batch.seq] = batch
-                self._outbox_events += batch.events
                 self._shard_backlog[batch.shard] = (
                     self._shard_backlog.get(batch.shard, 0) + batch.events
                 )
@@ -309,7 +308,6 @@ class EdgeJournal:
         if outbox.get(batch.seq) is not batch:
             return
         del outbox[batch.seq]
-        self._outbox_events -= batch.events
         self._shard_backlog[batch.shard] -= batch.events
         self._pressure.acknowledged(batch.shard, time.monotonic())
         # Reads may still hold a value from before this commit: keep the deltas until the

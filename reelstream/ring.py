@@ -23,7 +23,7 @@ DEFAULT_VNODES = 128
 # over when processes come and go. Every edge and counter must use the same value (the
 # counters record it in the keyspace and refuse another). Every logical shard has its own
 # group commit and batches, and on the 2-core reference machine fewer carried more (2 edges
-# x 2 counter processes: 2 logical shards ~190k events/s, 4 and 8 between 76k and 166k,
+# x 2 counter processes: 2 logical shards 188k-194k events/s, 4 and 8 between 76k and 178k,
 # noisy; docs/architecture.md); 4 is the fewest that still spread evenly over 1, 2 and 4
 # counter processes. Larger deployments set more (deploy/k8s/config.yaml: 8).
 DEFAULT_SHARD_COUNT = 4
