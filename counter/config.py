@@ -42,6 +42,13 @@ class CounterConfig(CassandraConfigFields):
     giving up (it is tried again at the next membership round)."""
     lease_poll_s: float = 0.2
     """How often a held lease is asked for again while waiting (bounds handoff time)."""
+    member_ttl_s: float = 30.0
+    """A process whose heartbeat is older than this leaves the shard assignment. Longer
+    than the lease TTL on purpose: an owner slowed down by an overloaded Cassandra lets
+    its lease lapse now and then, but no other process is assigned its shards meanwhile,
+    so it renews and goes on instead of the shards moving (the hour-long soak of session
+    4 collapsed in such churn). A crashed process that is not restarted is replaced after
+    this time; a restarted one (same name) takes its shards back once its leases expire."""
     membership_interval_s: float = 0.5
     """How often the process heartbeats, reads the members and reconciles its shards."""
     handoff_timeout_s: float = 8.0
@@ -54,6 +61,14 @@ class CounterConfig(CassandraConfigFields):
     written to Cassandra per second at most. Under heavy load snapshots take longer and
     recovery replays more batches, but Cassandra's load is bounded whatever the traffic
     and however many logical shards the process serves."""
+    minute_buckets_in_memory_s: float = 900.0
+    """Minute buckets older than this are dropped from memory once a snapshot wrote them;
+    time-series reads and late events read them back from Cassandra. Bounds a shard's
+    memory under steady traffic (each active reel gains a minute bucket a minute)."""
+    hour_buckets_in_memory_s: float = 2 * 86_400.0
+    """The same for hour buckets."""
+    day_buckets_in_memory_s: float = 30 * 86_400.0
+    """The same for day buckets."""
     trim_batches: bool = True
     """Delete batch rows once a complete snapshot covers them. Off keeps every batch row
     (an audit trail for fault investigations; recovery still starts at the snapshot)."""
@@ -71,13 +86,26 @@ class CounterConfig(CassandraConfigFields):
         """The address published in the member table."""
         return self.advertise_address or self.grpc_address
 
+    @property
+    def bucket_memory_ms(self) -> dict[str, int]:
+        """Per bucket width, how long a clean bucket stays in memory."""
+        return {
+            "minute": int(self.minute_buckets_in_memory_s * 1000),
+            "hour": int(self.hour_buckets_in_memory_s * 1000),
+            "day": int(self.day_buckets_in_memory_s * 1000),
+        }
+
     def validate(self) -> None:
         if not 1 <= self.shard_count <= 4096:
             raise ConfigError(f"shard_count {self.shard_count} is not in [1, 4096]")
         if not self.name:
             raise ConfigError("name must not be empty")
+        if self.member_ttl_s < self.lease_ttl_s:
+            raise ConfigError("member_ttl_s must be at least lease_ttl_s")
         if self.lease_renew_s * 3 > self.lease_ttl_s:
             raise ConfigError("lease_renew_s must be at most a third of lease_ttl_s")
+        if min(self.bucket_memory_ms.values()) < 60_000:
+            raise ConfigError("buckets must stay in memory for at least 60 s")
         if self.max_pending_batches < 1 or self.max_group_batches < 1:
             raise ConfigError("batch limits must be positive")
 

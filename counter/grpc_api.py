@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import grpc
@@ -82,6 +83,7 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         shard = await _mapped(context, lambda: self._served(list(request.reel_ids)))
+        await _mapped(context, lambda: shard.ensure_loaded(request.reel_ids))
         return common_pb2.GetCountsResponse(
             counts=shard.state.counts(request.reel_ids),
             edge_applied_seq=shard.applied_seq.get(request.edge_id, 0),
@@ -103,7 +105,9 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
             raise AssertionError("unreachable")
         to_ms = request.to_ms or 2**62
         shard = await _mapped(context, lambda: self._served([request.reel_id]))
-        rows = shard.state.time_series(request.reel_id, width, request.from_ms, to_ms)
+        rows = await _mapped(
+            context, lambda: shard.time_series(request.reel_id, width, request.from_ms, to_ms)
+        )
         return common_pb2.GetTimeSeriesResponse(
             reel_id=request.reel_id,
             width=request.width,
@@ -117,6 +121,7 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         shard = await _mapped(context, lambda: self._served(list(request.reel_ids)))
+        await _mapped(context, lambda: shard.ensure_loaded(request.reel_ids))
         return common_pb2.GetLikeStateResponse(
             liked=shard.state.liked(request.user_id, request.reel_ids)
         )
@@ -148,6 +153,7 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
                         )
                     if not changed:
                         continue
+                    await _mapped(context, partial(shard.ensure_loaded, changed))
                     # Counts, sequence and version are read together, with no await between.
                     yield common_pb2.CountUpdate(
                         counts=shard.state.counts(sorted(changed)),
@@ -197,6 +203,7 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
                                 grpc.StatusCode.UNAVAILABLE,
                                 f"shard {shard.shard_id} moved; ask GetShardMap",
                             )
+                        await _mapped(context, partial(shard.ensure_loaded, changed))
                         # Counts, sequence and version are read together, with no await.
                         yield common_pb2.CountUpdate(
                             counts=shard.state.counts(sorted(changed)),
@@ -221,7 +228,9 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
             shard_count=self._config.shard_count,
             epoch=lease.epoch if lease else 0,
             owner=self._config.owner_id,
-            keys=sum(len(shard.state.reels) for shard in served.values()),
+            keys=sum(
+                len(shard.state.reels) + len(shard.state.unloaded) for shard in served.values()
+            ),
             batches_applied=sum(shard.batches_applied for shard in served.values()),
         )
 

@@ -134,7 +134,7 @@ class ShardHost:
             self._config.reachable_address,
             self._config.owner_id,
             self._leaving,
-            int(self._config.lease_ttl_s * 1000),
+            int(self._config.member_ttl_s * 1000),
         )
 
     async def _reconcile(self) -> None:

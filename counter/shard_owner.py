@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from counter.config import CounterConfig
 from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
-from counter.shard_state import ShardState
+from counter.shard_state import BucketHorizons, ShardState, bucket_horizons
 from counter.store import CounterStore, Lease, now_ms
 from counter.write_pacer import WritePacer
 from protos import counter_pb2
@@ -46,6 +46,18 @@ COMMIT_PHASE_SECONDS = Histogram(
 PENDING_BATCHES = Gauge("counter_pending_batches", "Batches waiting for commit")
 SNAPSHOT_SECONDS = Histogram("counter_snapshot_seconds", "Snapshot duration")
 REELS = Gauge("counter_reels", "Reels held in memory")
+UNLOADED_REELS = Gauge(
+    "counter_reels_unloaded", "Stored reels of the served shards not read since the takeover"
+)
+REELS_LOADED = Counter("counter_reels_loaded_total", "Stored reels read on first use")
+BUCKETS_RETIRED = Counter(
+    "counter_buckets_retired_total", "Time buckets dropped from memory (Cassandra keeps them)"
+)
+BUCKETS_RESTORED = Counter(
+    "counter_buckets_restored_total", "Retired time buckets read back for late events"
+)
+# How often a bucket read that must precede applying a committed batch is retried.
+RESTORE_RETRY_S = 0.2
 
 
 @dataclass
@@ -112,6 +124,8 @@ class CounterShard:
         self._snapshot_id = 0
         self._job: _SnapshotJob | None = None
         self._indexed: set[int] = set()
+        # Reels being read on first use, each with the read that brings it.
+        self._loading: dict[int, asyncio.Task[None]] = {}
         self.feed = CountFeed()
 
     @property
@@ -171,20 +185,19 @@ class CounterShard:
         )
 
     async def _recover(self) -> None:
+        """Recovers the shard from its last complete snapshot plus the committed batches.
+
+        Only the reels the replayed batches touch are read now; every other stored reel is
+        read on first use (`ensure_loaded`), so taking a shard costs what changed since its
+        last snapshot, not its size. After a crash mid-snapshot every reel is read, because
+        the rows that snapshot wrote must be found and rewritten (below)."""
         row = await self._store.read_lease()
         self.applied_seq = dict(row.applied_seq)
         complete = row.snapshots.get(row.snapshot_id, {})
-        reel_ids = await self._store.list_reels()
-        stored = await self._store.read_reels(reel_ids)
-        baselines: dict[int, dict[str, int]] = {}
-        for reel in stored:
-            self.state.reels[reel.reel_id] = reel.state
-            self._indexed.add(reel.reel_id)
-            if reel.snapshot_id in row.snapshots and reel.snapshot_id != row.snapshot_id:
-                # Written by a snapshot its owner never finished: rewrite it in ours.
-                baselines[reel.reel_id] = row.snapshots[reel.snapshot_id]
-                self.state.dirty.add(reel.reel_id)
-        replayed = 0
+        unfinished = sorted(set(row.snapshots) - {row.snapshot_id})
+        listed = await self._store.list_reels()
+        self._indexed.update(listed)
+        replay: list[tuple[str, int, counter_pb2.ApplyBatchRequest]] = []
         replay_ranges: list[str] = []
         for edge_id, applied in self.applied_seq.items():
             start = min((seqs.get(edge_id, 0) for seqs in row.snapshots.values()), default=0)
@@ -206,33 +219,81 @@ class CounterShard:
                 )
             for batch_row in batch_rows:
                 batch = counter_pb2.ApplyBatchRequest.FromString(batch_row.payload)
-                reels = (
-                    set(batch.view_reel_ids)
-                    | set(batch.like_reel_ids)
-                    | set(batch.viewer_reel_ids)
-                    | set(batch.correction_reel_ids)
-                )
-                newer = {
-                    reel_id: batch_row.seq > baselines.get(reel_id, complete).get(edge_id, 0)
-                    for reel_id in reels
-                }
-                self.state.apply_batch(batch, only_reels=newer)
-                replayed += 1
+                replay.append((edge_id, batch_row.seq, batch))
+        touched = set().union(*(_reels_of(batch) for _, _, batch in replay))
+        eager = listed if unfinished else [r for r in listed if r in touched]
+        stored = await self._store.read_reels(eager, self._horizons())
+        baselines: dict[int, dict[str, int]] = {}
+        for reel in stored:
+            self.state.reels[reel.reel_id] = reel.state
+            if reel.snapshot_id in row.snapshots and reel.snapshot_id != row.snapshot_id:
+                # Written by a snapshot its owner never finished: rewrite it in ours.
+                baselines[reel.reel_id] = row.snapshots[reel.snapshot_id]
+                self.state.dirty.add(reel.reel_id)
+        self.state.unloaded = set(listed).difference(eager)
+        for edge_id, seq, batch in replay:
+            newer = {
+                reel_id: seq > baselines.get(reel_id, complete).get(edge_id, 0)
+                for reel_id in _reels_of(batch)
+            }
+            await self._restore_old_buckets(batch)
+            self.state.apply_batch(batch, only_reels=newer)
         self._snapshot_id = max([row.snapshot_id, *row.snapshots.keys()], default=0)
         REELS.set(len(self.state.reels))
+        UNLOADED_REELS.set(len(self.state.unloaded))
         logger.info(
             "recovered",
             extra={
                 "fields": {
-                    "reels": len(stored),
-                    "batches_replayed": replayed,
+                    "reels_listed": len(listed),
+                    "reels_read": len(stored),
+                    "batches_replayed": len(replay),
                     "snapshot_id": row.snapshot_id,
-                    "unfinished_snapshots": sorted(set(row.snapshots) - {row.snapshot_id}),
+                    "unfinished_snapshots": unfinished,
                     "rewritten_reels": len(baselines),
                     "replay": " ".join(replay_ranges),
                 }
             },
         )
+
+    async def ensure_loaded(self, reel_ids: Iterable[int]) -> None:
+        """Reads the stored reels among `reel_ids` that recovery left in Cassandra, once
+        however many callers want them at the same time. Loaded reels stay in memory, so
+        once this returns, the caller may use them (even after awaiting something else).
+
+        Raises:
+            StoreUnavailable: a read failed (nothing is half-loaded; the caller retries).
+        """
+        unloaded = self.state.unloaded
+        if not unloaded:
+            return
+        wanted = unloaded.intersection(reel_ids)
+        if not wanted:
+            return
+        new = [reel_id for reel_id in wanted if reel_id not in self._loading]
+        if new:
+            load = asyncio.create_task(self._load(new), name=f"load-reels-{self.shard_id}")
+            for reel_id in new:
+                self._loading[reel_id] = load
+        loads = {self._loading[reel_id] for reel_id in wanted if reel_id in self._loading}
+        for load in loads:
+            # Shielded: a caller giving up (deadline) must not cancel others' load.
+            await asyncio.shield(load)
+
+    async def _load(self, reel_ids: list[int]) -> None:
+        try:
+            stored = await self._store.read_reels(reel_ids, self._horizons())
+            for reel in stored:
+                if reel.reel_id in self.state.unloaded:
+                    self.state.reels[reel.reel_id] = reel.state
+            # Listed without a row: indexed, then the process died before writing it.
+            self.state.unloaded.difference_update(reel_ids)
+            REELS_LOADED.inc(len(stored))
+            REELS.set(len(self.state.reels))
+            UNLOADED_REELS.set(len(self.state.unloaded))
+        finally:
+            for reel_id in reel_ids:
+                self._loading.pop(reel_id, None)
 
     async def apply_correction(
         self, correction: counter_pb2.CorrectionBatch
@@ -271,6 +332,10 @@ class CounterShard:
             )
         edge_id, seq = batch.batch_id.edge_id, batch.batch_id.seq
         key = (edge_id, seq)
+        if self.state.unloaded:
+            # Before the batch can wait for commit: once committed it must be applied.
+            await self.ensure_loaded(_reels_of(batch))
+            lease = self._require_lease()
         # Edges keep several batches in flight; one may overtake its predecessor on the
         # wire, so wait briefly for the predecessor before calling it a gap.
         loop = asyncio.get_running_loop()
@@ -327,12 +392,17 @@ class CounterShard:
 
     async def run_committer(self) -> None:
         """Commits waiting batches in groups: one payload write each, one LWT per group."""
-        while not (self._closing and not self._pending):
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                group = list(self._pending.values())[: self._config.max_group_batches]
-                await self._commit_group(group)
+        try:
+            while not (self._closing and not self._pending) and not self._fenced.is_set():
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._pending and not self._fenced.is_set():
+                    group = list(self._pending.values())[: self._config.max_group_batches]
+                    await self._commit_group(group)
+        finally:
+            # Fenced, or cancelled by a handoff that ran out of time: no one else would
+            # answer these callers, and the next owner decides what was committed.
+            self._refuse_pending(NotOwner(f"shard {self.shard_id} is not served here; resend"))
 
     async def _commit_group(self, group: list[_Pending]) -> None:
         lease = self.lease
@@ -378,7 +448,16 @@ class CounterShard:
                 # arrivals run between its batches. Each batch is applied with its sequence
                 # in one step, so every state seen in between is a committed prefix.
                 await asyncio.sleep(0)
+            try:
+                await self._restore_old_buckets(p.batch, give_up_s=self._config.lease_ttl_s)
+            except StoreUnavailable as exc:
+                # Committed in Cassandra but not applicable here: drop the shard, so a
+                # fresh recovery (ours or another owner's) applies it from the batch log.
+                self._drop_unapplied(exc)
+                break
             changed |= self.state.apply_batch(p.batch)
+            self.batches_applied += 1
+            BATCHES_APPLIED.inc()
             self.applied_seq[p.batch.batch_id.edge_id] = p.batch.batch_id.seq
             self._commits += 1
             # Removed only now: a retry arriving meanwhile shares this outcome.
@@ -386,11 +465,91 @@ class CounterShard:
             if not p.done.done():
                 p.done.set_result(counter_pb2.ApplyBatchResponse(epoch=lease.epoch))
         PENDING_BATCHES.set(len(self._pending))
-        self.batches_applied += len(group)
-        BATCHES_APPLIED.inc(len(group))
         REELS.set(len(self.state.reels))
         if changed:
             self.feed.publish(changed)
+
+    def _horizons(self) -> BucketHorizons:
+        return bucket_horizons(now_ms(), self._config.bucket_memory_ms)
+
+    async def _restore_old_buckets(
+        self, batch: counter_pb2.ApplyBatchRequest, give_up_s: float = 0.0
+    ) -> None:
+        """Reads back the retired buckets `batch` adds late events to, so the batch adds to
+        their stored values. Every read completes before any bucket is put back, and the
+        caller applies the batch right after, without yielding: a retirement sweep in
+        between could otherwise drop a restored bucket again.
+
+        Raises:
+            StoreUnavailable: the reads still failed after `give_up_s` of retries.
+        """
+        missing = self.state.missing_old_buckets(batch, self._horizons())
+        if not missing:
+            return
+        wanted = [
+            (reel_id, width, sorted(start for w, start in keys if w == width))
+            for reel_id, keys in missing.items()
+            for width in {w for w, _ in keys}
+        ]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + give_up_s
+        while True:
+            try:
+                stored = await asyncio.gather(
+                    *(
+                        self._store.read_buckets(reel_id, width, starts[0], starts[-1] + 1)
+                        for reel_id, width, starts in wanted
+                    )
+                )
+                break
+            except StoreUnavailable:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(RESTORE_RETRY_S)
+        for (reel_id, width, starts), rows in zip(wanted, stored, strict=True):
+            restored = {(width, start): rows[start] for start in starts if start in rows}
+            self.state.restore_buckets(reel_id, restored)
+            BUCKETS_RESTORED.inc(len(restored))
+
+    def _drop_unapplied(self, error: Exception) -> None:
+        """Gives up a shard whose committed batches cannot be applied in memory: every
+        waiting caller gets NotOwner and resends to the next owner, whose recovery finds
+        the committed ones in the batch log (acknowledged as duplicates)."""
+        logger.error(
+            "committed batches not applicable here, dropping the shard",
+            extra={"fields": {"shard": self.shard_id, "error": error}},
+        )
+        self._fenced.set()
+        self._refuse_pending(NotOwner(f"shard {self.shard_id} is being recovered; resend"))
+
+    def _refuse_pending(self, refusal: NotOwner) -> None:
+        for p in self._pending.values():
+            if not p.done.done():
+                p.done.set_exception(refusal)
+        self._pending.clear()
+        PENDING_BATCHES.set(0)
+
+    async def time_series(
+        self, reel_id: int, width: str, from_ms: int, to_ms: int
+    ) -> list[tuple[int, int, int]]:
+        """(start ms, views, likes) of the reel's `width` buckets in [from_ms, to_ms):
+        memory for recent and changed buckets, Cassandra for retired ones."""
+        await self.ensure_loaded((reel_id,))
+        merged: dict[int, list[int]] = {}
+        horizon = self._horizons()[width]
+        if from_ms < horizon and reel_id in self.state.reels:
+            merged = await self._store.read_buckets(reel_id, width, from_ms, min(to_ms, horizon))
+        for start, views, likes in self.state.time_series(reel_id, width, from_ms, to_ms):
+            merged[start] = [views, likes]
+        return sorted((start, views, likes) for start, (views, likes) in merged.items())
+
+    def _retire_old_buckets(self, reel_ids: list[int], horizons: BucketHorizons) -> None:
+        retired = 0
+        for reel_id in reel_ids:
+            reel = self.state.reels.get(reel_id)
+            if reel is not None and reel.buckets:
+                retired += reel.retire_buckets(horizons)
+        BUCKETS_RETIRED.inc(retired)
 
     async def run_lease_renewal(self) -> None:
         while not self._closing:
@@ -498,6 +657,13 @@ class CounterShard:
             await self._store.finish_snapshot(lease, job.snapshot_id, job.seqs)
         self._indexed.update(reel.reel_id for reel in job.reels)
         self._job = None
+        # Every clean bucket is in Cassandra now: old ones leave memory (in slices, so a
+        # large job never stalls the event loop).
+        horizons = self._horizons()
+        reel_ids = [reel.reel_id for reel in job.reels]
+        for start in range(0, len(reel_ids), 1024):
+            self._retire_old_buckets(reel_ids[start : start + 1024], horizons)
+            await asyncio.sleep(0)
         if self._config.trim_batches:
             for edge_id, seq in job.seqs.items():
                 await self._store.trim_batches(edge_id, seq)
@@ -529,3 +695,13 @@ class CounterShard:
         if self.lease is not None and not self._fenced.is_set():
             with contextlib.suppress(StoreUnavailable):
                 await self._store.release(self.lease)
+
+
+def _reels_of(batch: counter_pb2.ApplyBatchRequest) -> set[int]:
+    """Every reel a batch changes."""
+    return (
+        set(batch.view_reel_ids)
+        | set(batch.like_reel_ids)
+        | set(batch.viewer_reel_ids)
+        | set(batch.correction_reel_ids)
+    )

@@ -32,6 +32,20 @@ def bucket_keys(ts_ms: int) -> BucketKeys:
     return tuple((width, ts_ms - ts_ms % width_ms) for width, width_ms in BUCKET_WIDTHS_MS.items())
 
 
+BucketHorizons = dict[str, int]
+"""Per width, the bucket start (ms) below which a clean bucket is kept only in Cassandra."""
+
+
+def bucket_horizons(now_ms: int, keep_ms: dict[str, int]) -> BucketHorizons:
+    """The horizons `keep_ms` (per width, how long a bucket stays in memory) give now."""
+    return {width: now_ms - keep for width, keep in keep_ms.items()}
+
+
+def is_old(keys: BucketKeys, horizons: BucketHorizons) -> bool:
+    """True if any of `keys` starts below its width's horizon."""
+    return any(start < horizons.get(width, start) for width, start in keys)
+
+
 @dataclass(slots=True)
 class ReelState:
     """Everything a shard knows about one reel."""
@@ -87,6 +101,19 @@ class ReelState:
                 slot[1] += likes
         self.dirty_buckets.update(keys)
 
+    def retire_buckets(self, horizons: BucketHorizons) -> int:
+        """Drops clean buckets older than their width's horizon (a snapshot wrote them,
+        Cassandra serves them); returns how many. Without this a reel gains a minute
+        bucket per active minute for as long as the process runs (`make soak`)."""
+        old = [
+            key
+            for key in self.buckets
+            if key[1] < horizons.get(key[0], key[1]) and key not in self.dirty_buckets
+        ]
+        for key in old:
+            del self.buckets[key]
+        return len(old)
+
     def to_counts(self, reel_id: int) -> common_pb2.ReelCounts:
         return common_pb2.ReelCounts(
             reel_id=reel_id,
@@ -114,11 +141,18 @@ def apply_like(reel: ReelState, user_id: int, ts_ms: int, liked: bool) -> int:
     return delta
 
 
+class ReelNotLoaded(RuntimeError):
+    """A stored reel was used before the owner read it from Cassandra (a bug)."""
+
+
 class ShardState:
     """Totals, like registers and time buckets of every reel a shard owns."""
 
     def __init__(self) -> None:
         self.reels: dict[int, ReelState] = {}
+        # Reels stored in Cassandra and not read yet (the owner reads them on first use).
+        # Reading or changing one of them here is a bug, and raises.
+        self.unloaded: set[int] = set()
         self.dirty: set[int] = set()
         # Copy-on-write for snapshots: reels of a cut snapshot whose values have not been
         # copied yet. Their first change calls `copy_before_change` so the copy still shows
@@ -132,8 +166,52 @@ class ShardState:
             self.copy_before_change(reel_id)
         state = self.reels.get(reel_id)
         if state is None:
+            self._check_loaded(reel_id)
             state = self.reels[reel_id] = ReelState()
         return state
+
+    def _check_loaded(self, reel_id: int) -> None:
+        if reel_id in self.unloaded:
+            raise ReelNotLoaded(f"reel {reel_id} is stored but was not loaded")
+
+    def missing_old_buckets(
+        self, batch: counter_pb2.ApplyBatchRequest, horizons: BucketHorizons
+    ) -> dict[int, set[tuple[str, int]]]:
+        """Per reel held here, the buckets older than the horizons that `batch` adds to
+        and memory lacks: they may exist in Cassandra (retired), so their stored values
+        must be restored before the batch is applied, or a snapshot would overwrite a
+        stored bucket with the late events alone. Cheap when nothing in the batch is old
+        (two C-level minimums)."""
+        missing: dict[int, set[tuple[str, int]]] = {}
+        oldest: list[int] = []
+        if batch.view_minutes:
+            oldest.append(min(batch.view_minutes) * MINUTE_MS)
+        if batch.like_ts_ms:
+            oldest.append(min(batch.like_ts_ms))
+        if not oldest or not is_old(bucket_keys(min(oldest)), horizons):
+            return missing
+        entries = [
+            (reel_id, minute * MINUTE_MS)
+            for reel_id, minute in zip(batch.view_reel_ids, batch.view_minutes, strict=True)
+        ]
+        entries += list(zip(batch.like_reel_ids, batch.like_ts_ms, strict=True))
+        for reel_id, ts_ms in entries:
+            reel = self.reels.get(reel_id)
+            if reel is None:
+                self._check_loaded(reel_id)
+                continue  # stored reels are loaded before use: this one has no rows
+            for key in bucket_keys(ts_ms):
+                if key[1] < horizons.get(key[0], key[1]) and key not in reel.buckets:
+                    missing.setdefault(reel_id, set()).add(key)
+        return missing
+
+    def restore_buckets(self, reel_id: int, stored: dict[tuple[str, int], list[int]]) -> None:
+        """Puts buckets read back from Cassandra into memory (those memory lacks)."""
+        reel = self.reels.get(reel_id)
+        if reel is None:
+            return
+        for key, values in stored.items():
+            reel.buckets.setdefault(key, values)
 
     def apply_batch(
         self, batch: counter_pb2.ApplyBatchRequest, only_reels: dict[int, bool] | None = None
@@ -224,15 +302,19 @@ class ShardState:
         result = []
         for reel_id in reel_ids:
             state = self.reels.get(reel_id)
-            result.append(
-                state.to_counts(reel_id) if state else common_pb2.ReelCounts(reel_id=reel_id)
-            )
+            if state is None:
+                self._check_loaded(reel_id)
+                result.append(common_pb2.ReelCounts(reel_id=reel_id))
+            else:
+                result.append(state.to_counts(reel_id))
         return result
 
     def liked(self, user_id: int, reel_ids: Iterable[int]) -> list[bool]:
         answers = []
         for reel_id in reel_ids:
             state = self.reels.get(reel_id)
+            if state is None:
+                self._check_loaded(reel_id)
             value = state.like_states.get(user_id) if state else None
             answers.append(bool(value and value[1]))
         return answers
@@ -243,6 +325,7 @@ class ShardState:
         """(start ms, views, likes) of the reel's buckets of `width` in [from_ms, to_ms)."""
         state = self.reels.get(reel_id)
         if state is None:
+            self._check_loaded(reel_id)
             return []
         rows = [
             (start, values[0], values[1])

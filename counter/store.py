@@ -17,7 +17,7 @@ from cassandra import ConsistencyLevel
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
 from counter.errors import NotOwner, RingMismatch
-from counter.shard_state import KIND_BY_WIDTH, KIND_LIKE, ReelState
+from counter.shard_state import KIND_BY_WIDTH, KIND_LIKE, BucketHorizons, ReelState
 from counter.unique_viewers import UniqueViewers
 from reelstream.cassandra_client import CassandraClient, Row, StoreUnavailable
 
@@ -117,6 +117,8 @@ class CounterStore:
             "read_reel": f"SELECT views, likes, views_removed, likes_removed, snapshot_id, viewers,"
             f" kind, item, liked, ts_ms, bucket_views, bucket_likes"
             f" FROM {ks}.reel_state WHERE shard = ? AND reel_id = ?",
+            "read_buckets": f"SELECT item, bucket_views, bucket_likes FROM {ks}.reel_state"
+            f" WHERE shard = ? AND reel_id = ? AND kind = ? AND item >= ? AND item < ?",
         }
         for name, cql in statements.items():
             prepared = await self._client.prepare(cql)
@@ -292,7 +294,19 @@ class CounterStore:
     async def list_reels(self) -> list[int]:
         return [row.reel_id for row in await self._run("list_reels", self._shard)]
 
-    async def read_reel(self, reel_id: int) -> StoredReel | None:
+    async def read_buckets(
+        self, reel_id: int, width: str, from_ms: int, to_ms: int
+    ) -> dict[int, list[int]]:
+        """Stored [views, likes] of the reel's `width` buckets starting in [from_ms, to_ms)."""
+        rows = await self._run(
+            "read_buckets", self._shard, reel_id, KIND_BY_WIDTH[width], from_ms, to_ms
+        )
+        return {row.item: [row.bucket_views or 0, row.bucket_likes or 0] for row in rows}
+
+    async def read_reel(
+        self, reel_id: int, horizons: BucketHorizons | None = None
+    ) -> StoredReel | None:
+        """The reel as stored; buckets older than `horizons` stay in Cassandra."""
         rows = await self._run("read_reel", self._shard, reel_id)
         if not rows:
             return None
@@ -311,18 +325,26 @@ class CounterStore:
             if row.kind == KIND_LIKE:
                 state.like_states[row.item] = (row.ts_ms, bool(row.liked))
             elif row.kind in width_by_kind:
-                state.buckets[(width_by_kind[row.kind], row.item)] = [
+                width = width_by_kind[row.kind]
+                if horizons is not None and row.item < horizons.get(width, row.item):
+                    continue
+                state.buckets[(width, row.item)] = [
                     row.bucket_views or 0,
                     row.bucket_likes or 0,
                 ]
         return StoredReel(reel_id, first.snapshot_id or 0, state)
 
-    async def read_reels(self, reel_ids: list[int], concurrency: int = 64) -> list[StoredReel]:
+    async def read_reels(
+        self,
+        reel_ids: list[int],
+        horizons: BucketHorizons | None = None,
+        concurrency: int = 64,
+    ) -> list[StoredReel]:
         limit = asyncio.Semaphore(concurrency)
 
         async def one(reel_id: int) -> StoredReel | None:
             async with limit:
-                return await self.read_reel(reel_id)
+                return await self.read_reel(reel_id, horizons)
 
         loaded = await asyncio.gather(*(one(reel_id) for reel_id in reel_ids))
         return [reel for reel in loaded if reel is not None]

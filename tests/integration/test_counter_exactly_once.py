@@ -11,7 +11,8 @@ import pytest
 from counter.config import CounterConfig
 from counter.errors import NotOwner, RingMismatch
 from counter.shard_owner import CounterShard
-from counter.store import CounterStore
+from counter.shard_state import ReelNotLoaded
+from counter.store import CounterStore, now_ms
 from protos import common_pb2, counter_pb2, counter_pb2_grpc
 from reelstream.cassandra_client import CassandraClient, CassandraSettings
 from reelstream.schema import apply_schema
@@ -92,6 +93,7 @@ async def test_a_superseded_owner_cannot_commit_and_the_new_owner_sees_only_comm
     assert new.lease is not None
     assert old.lease is not None
     assert new.lease.epoch == old.lease.epoch + 1
+    await new.ensure_loaded([1])
     assert new.state.counts([1])[0].views == 10
 
     # The old owner still believes it owns the shard (its clock says the lease is valid
@@ -128,6 +130,7 @@ async def test_recovery_replays_committed_batches_after_the_last_snapshot(
     await asyncio.gather(committer, return_exceptions=True)
     # Crash: no final snapshot, no lease release. The next owner waits out the lease.
     second = await new_owner(client, "second")
+    await second.ensure_loaded([1, 2, 3])
     counts = {c.reel_id: (c.views, c.likes) for c in second.state.counts([1, 2, 3])}
     assert counts == {1: (11, 0), 2: (20, 2), 3: (3, 0)}
     assert second.applied_seq == {"edge-a.1": 2, "edge-b.1": 1}
@@ -165,12 +168,98 @@ async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
 
     expected = {1: 111, 2: 22, 3: 303}
     second = await new_owner(client, "second")
+    assert second.state.unloaded == set()  # a crash mid-snapshot: every reel is read
     assert {c.reel_id: c.views for c in second.state.counts([1, 2, 3])} == expected
     await second.snapshot()  # rewrites the reels of the unfinished snapshot
     third = await new_owner(client, "third")
+    await third.ensure_loaded([1, 2, 3])
     assert {c.reel_id: c.views for c in third.state.counts([1, 2, 3])} == expected
     row = await third._store.read_lease()
     assert list(row.snapshots) == [row.snapshot_id]
+
+
+async def test_a_new_owner_reads_reels_the_replay_does_not_touch_on_first_use(
+    client: CassandraClient,
+) -> None:
+    first = await new_owner(client, "first")
+    committer = asyncio.create_task(first.run_committer())
+    likes = views_batch("edge-a.1", 1, {1: 10, 2: 20, 3: 30})
+    likes.like_reel_ids.append(2)
+    likes.like_user_ids.append(100)
+    likes.like_ts_ms.append(5)
+    likes.like_values.append(True)
+    await first.apply(likes)
+    await first.snapshot()
+    await first.apply(views_batch("edge-a.1", 2, {1: 1}))
+    committer.cancel()
+    await asyncio.gather(committer, return_exceptions=True)
+
+    second = await new_owner(client, "second")
+    assert set(second.state.reels) == {1}  # replayed; reels 2 and 3 wait in Cassandra
+    assert second.state.unloaded == {2, 3}
+    with pytest.raises(ReelNotLoaded):
+        second.state.counts([2])
+    committer = asyncio.create_task(second.run_committer())
+    # A batch on an unread reel adds to its stored values; the same user's like again
+    # changes nothing (its stored register is read first).
+    again = views_batch("edge-a.1", 3, {2: 5})
+    again.like_reel_ids.append(2)
+    again.like_user_ids.append(100)
+    again.like_ts_ms.append(6)
+    again.like_values.append(True)
+    await second.apply(again)
+    assert second.state.unloaded == {3}
+    assert [(c.views, c.likes) for c in second.state.counts([1, 2])] == [(11, 0), (25, 1)]
+    assert (await second.time_series(3, "minute", 0, 2**62))[0][1] == 30
+    assert second.state.unloaded == set()
+    committer.cancel()
+    await asyncio.gather(committer, return_exceptions=True)
+
+
+async def test_old_buckets_leave_memory_and_late_events_add_to_their_stored_values(
+    client: CassandraClient,
+) -> None:
+    minute = now_ms() // 60_000
+    old = minute - 120  # older than the default 15 minutes of minute buckets in memory
+
+    def at(seq: int, minutes: list[int]) -> counter_pb2.ApplyBatchRequest:
+        batch = views_batch("edge-a.1", seq, {})
+        batch.view_reel_ids.extend([1] * len(minutes))
+        batch.view_minutes.extend(minutes)
+        batch.view_counts.extend([1] * len(minutes))
+        return batch
+
+    first = await new_owner(client, "first")
+    committer = asyncio.create_task(first.run_committer())
+    await first.apply(at(1, [old, minute]))
+    await first.snapshot()
+    buckets = first.state.reels[1].buckets
+    assert ("minute", old * 60_000) not in buckets
+    assert ("minute", minute * 60_000) in buckets
+    assert ("hour", old * 60_000 - old * 60_000 % 3_600_000) in buckets
+    # Retired buckets are read back from Cassandra.
+    expected = [(old * 60_000, 1, 0), (minute * 60_000, 1, 0)]
+    assert await first.time_series(1, "minute", 0, 2**62) == expected
+
+    # A late event adds to the stored value instead of replacing it.
+    await first.apply(at(2, [old, old]))
+    assert await first.time_series(1, "minute", old * 60_000, old * 60_000 + 1) == [
+        (old * 60_000, 3, 0)
+    ]
+    await first.snapshot()
+    assert ("minute", old * 60_000) not in first.state.reels[1].buckets
+    assert (await first.time_series(1, "minute", 0, 2**62))[0] == (old * 60_000, 3, 0)
+
+    # Crash after one more late event: recovery restores the bucket before replaying it.
+    await first.apply(at(3, [old]))
+    committer.cancel()
+    await asyncio.gather(committer, return_exceptions=True)
+    second = await new_owner(client, "second")
+    assert await second.time_series(1, "minute", 0, 2**62) == [
+        (old * 60_000, 4, 0),
+        (minute * 60_000, 1, 0),
+    ]
+    assert second.state.counts([1])[0].views == 5
 
 
 async def test_a_keyspace_keeps_the_shard_count_it_was_first_written_with(

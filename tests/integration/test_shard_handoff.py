@@ -171,6 +171,7 @@ async def test_a_handed_off_shard_moves_with_its_counts_and_fences_the_old_owner
         assert taken.lease.epoch > old[moved].lease.epoch
         assert taken.applied_seq == {"edge-h.1": 2 if moved == 0 else 1}
         if moved == 0:
+            await taken.ensure_loaded([reel])
             assert taken.state.counts([reel])[0].views == 20
         # The old owner's shard object cannot commit any more, whatever its clock says.
         stale = old[moved]

@@ -45,6 +45,20 @@ def test_a_ring_without_shards_is_refused() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("REELSTREAM_COUNTER_MEMBER_TTL_S", "5", "member_ttl_s must be at least lease_ttl_s"),
+        ("REELSTREAM_COUNTER_MINUTE_BUCKETS_IN_MEMORY_S", "10", "at least 60 s"),
+    ],
+)
+def test_counter_timings_that_would_misbehave_are_refused(
+    variable: str, value: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        load_config(CounterConfig, "REELSTREAM_COUNTER_", "counter", environ={variable: value})
+
+
 def test_unknown_toml_keys_are_refused(tmp_path: Path) -> None:
     toml = tmp_path / "reelstream.toml"
     toml.write_text("[counter]\nshardz = 1\n")
