@@ -189,8 +189,10 @@ class CounterShard:
 
         Only the reels the replayed batches touch are read now; every other stored reel is
         read on first use (`ensure_loaded`), so taking a shard costs what changed since its
-        last snapshot, not its size. After a crash mid-snapshot every reel is read, because
-        the rows that snapshot wrote must be found and rewritten (below)."""
+        last snapshot, not its size. The rows an unfinished snapshot wrote, which must be
+        found and rewritten (below), are among those read: a snapshot writes the reels
+        changed since the cut of the one before it, and the replay starts at the oldest
+        snapshot still registered."""
         row = await self._store.read_lease()
         self.applied_seq = dict(row.applied_seq)
         complete = row.snapshots.get(row.snapshot_id, {})
@@ -221,7 +223,7 @@ class CounterShard:
                 batch = counter_pb2.ApplyBatchRequest.FromString(batch_row.payload)
                 replay.append((edge_id, batch_row.seq, batch))
         touched = set().union(*(_reels_of(batch) for _, _, batch in replay))
-        eager = listed if unfinished else [r for r in listed if r in touched]
+        eager = [reel_id for reel_id in listed if reel_id in touched]
         stored = await self._store.read_reels(eager, self._horizons())
         baselines: dict[int, dict[str, int]] = {}
         for reel in stored:

@@ -168,7 +168,8 @@ async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
 
     expected = {1: 111, 2: 22, 3: 303}
     second = await new_owner(client, "second")
-    assert second.state.unloaded == set()  # a crash mid-snapshot: every reel is read
+    # The replay (from snapshot 1) touches every reel snapshot 2 wrote: all are read.
+    assert second.state.unloaded == set()
     assert {c.reel_id: c.views for c in second.state.counts([1, 2, 3])} == expected
     await second.snapshot()  # rewrites the reels of the unfinished snapshot
     third = await new_owner(client, "third")
