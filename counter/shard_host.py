@@ -114,7 +114,22 @@ class ShardHost:
         await self._members.prepare()
         await self._reconcile()
         if self._taking:
-            await asyncio.wait(list(self._taking.values()), timeout=self._config.lease_wait_s)
+            # Heartbeats go on meanwhile: a takeover under load can outlast the member
+            # TTL, and the others would then assign our shards away and back (seen in an
+            # ad-hoc join under 30k events/s, before this).
+            beating = asyncio.create_task(self._heartbeat_until_cancelled())
+            try:
+                await asyncio.wait(list(self._taking.values()), timeout=self._config.lease_wait_s)
+            finally:
+                await _cancel([beating])
+
+    async def _heartbeat_until_cancelled(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.membership_interval_s)
+            try:
+                await self._heartbeat()
+            except StoreUnavailable as exc:
+                logger.warning("heartbeat failed", extra={"fields": {"error": exc}})
 
     async def run_membership(self) -> None:
         """Heartbeats and reconciles until the process leaves."""

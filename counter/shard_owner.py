@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -172,7 +173,17 @@ class CounterShard:
                 waited = True
             await asyncio.sleep(self._config.lease_poll_s)
         self.lease = lease
-        await self._recover()
+        # Recovery under load can outlast the lease TTL: keep the lease meanwhile, or
+        # another process takes the shard while this one is still reading it.
+        renewing = asyncio.create_task(self.run_lease_renewal())
+        try:
+            await self._recover()
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+        if self._fenced.is_set():
+            raise NotOwner(f"shard {self.shard_id}: taken by another owner during recovery")
         logger.info(
             "shard owned",
             extra={
@@ -193,6 +204,7 @@ class CounterShard:
         found and rewritten (below), are among those read: a snapshot writes the reels
         changed since the cut of the one before it, and the replay starts at the oldest
         snapshot still registered."""
+        began = time.monotonic()
         row = await self._store.read_lease()
         self.applied_seq = dict(row.applied_seq)
         complete = row.snapshots.get(row.snapshot_id, {})
@@ -222,9 +234,11 @@ class CounterShard:
             for batch_row in batch_rows:
                 batch = counter_pb2.ApplyBatchRequest.FromString(batch_row.payload)
                 replay.append((edge_id, batch_row.seq, batch))
+        batches_read = time.monotonic()
         touched = set().union(*(_reels_of(batch) for _, _, batch in replay))
         eager = [reel_id for reel_id in listed if reel_id in touched]
         stored = await self._store.read_reels(eager, self._horizons())
+        reels_read = time.monotonic()
         baselines: dict[int, dict[str, int]] = {}
         for reel in stored:
             self.state.reels[reel.reel_id] = reel.state
@@ -249,6 +263,10 @@ class CounterShard:
                 "fields": {
                     "reels_listed": len(listed),
                     "reels_read": len(stored),
+                    # Where a slow takeover spends its time.
+                    "batches_read_s": round(batches_read - began, 2),
+                    "reels_read_s": round(reels_read - batches_read, 2),
+                    "replay_s": round(time.monotonic() - reels_read, 2),
                     "batches_replayed": len(replay),
                     "snapshot_id": row.snapshot_id,
                     "unfinished_snapshots": unfinished,
@@ -614,8 +632,9 @@ class CounterShard:
         for _ in range(min(limit, len(self.state.uncopied))):
             self._copy_reel(self.state.uncopied.pop())
 
-    async def snapshot(self) -> None:
-        """Rolls dirty reels up into `reel_state`; a failed job is retried unchanged."""
+    async def snapshot(self, paced: bool = True) -> None:
+        """Rolls dirty reels up into `reel_state`; a failed job is retried unchanged.
+        `paced` False skips the process's write budget (a handoff's final snapshot)."""
         lease = self.lease
         if lease is None or self._fenced.is_set():
             raise NotOwner(f"shard {self.shard_id}: no lease for a snapshot")
@@ -652,7 +671,8 @@ class CounterShard:
                 if written + chunk > len(job.reels):
                     self._copy_some(written + chunk - len(job.reels))
                 entries = job.reels[written : written + chunk]
-                await self._pacer.wait_for(len(entries))
+                if paced:
+                    await self._pacer.wait_for(len(entries))
                 await self._store.index_reels([e.reel_id for e in entries if e.new_reel])
                 await asyncio.gather(*(write(entry) for entry in entries))
                 written += len(entries)
@@ -682,9 +702,11 @@ class CounterShard:
         complete snapshot), so failures only make the next recovery longer."""
         if self.lease is None or self._fenced.is_set():
             return
+        # Unpaced: at the process's budget a busy shard's final snapshot outlasted the
+        # handoff timeout, and the next owner then replayed (and read) most of the shard.
         with contextlib.suppress(StoreUnavailable, NotOwner, LeaseExpired):
             while self._job is not None or self.state.dirty:
-                await self.snapshot()
+                await self.snapshot(paced=False)
 
     async def drain(self) -> None:
         """Stops accepting batches, commits what waits, writes a final snapshot."""
