@@ -22,7 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from counter.config import CounterConfig
 from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
-from counter.shard_state import BucketHorizons, ShardState, bucket_horizons
+from counter.shard_state import BucketHorizons, ShardState, bucket_horizons, reels_of
 from counter.store import CounterStore, Lease, now_ms
 from counter.write_pacer import WritePacer
 from protos import counter_pb2
@@ -127,6 +127,8 @@ class CounterShard:
         self._indexed: set[int] = set()
         # Reels being read on first use, each with the read that brings it.
         self._loading: dict[int, asyncio.Task[None]] = {}
+        # Unfinished snapshots found at recovery -> their order (see `_recover`).
+        self._unfinished: dict[int, int] = {}
         self.feed = CountFeed()
 
     @property
@@ -196,23 +198,29 @@ class CounterShard:
         )
 
     async def _recover(self) -> None:
-        """Recovers the shard from its last complete snapshot plus the committed batches.
+        """Recovers the shard from its last complete snapshot plus the committed batches,
+        reading no reel: the replayed batches wait as deltas (`ShardState.replay_batch`)
+        for the reels they touch, merged when each is read on first use (`ensure_loaded`)
+        or by the next snapshot. So taking a shard costs the batches since its last
+        complete snapshot, not its size.
 
-        Only the reels the replayed batches touch are read now; every other stored reel is
-        read on first use (`ensure_loaded`), so taking a shard costs what changed since its
-        last snapshot, not its size. The rows an unfinished snapshot wrote, which must be
-        found and rewritten (below), are among those read: a snapshot writes the reels
-        changed since the cut of the one before it, and the replay starts at the oldest
-        snapshot still registered."""
+        A reel's row may have been written by an unfinished snapshot; the batches that
+        snapshot covers must then not be applied again. Which snapshot wrote a row is known
+        only once it is read, so each replayed batch goes into a segment: the number of
+        unfinished snapshots (in id order, their sequences only grow) it is newer than.
+        A row of the i-th unfinished snapshot takes the segments after i, any other row
+        all of them (`_load`)."""
         began = time.monotonic()
         row = await self._store.read_lease()
         self.applied_seq = dict(row.applied_seq)
-        complete = row.snapshots.get(row.snapshot_id, {})
         unfinished = sorted(set(row.snapshots) - {row.snapshot_id})
+        self._unfinished = {snapshot_id: i for i, snapshot_id in enumerate(unfinished)}
+        thresholds = [row.snapshots[snapshot_id] for snapshot_id in unfinished]
         listed = await self._store.list_reels()
         self._indexed.update(listed)
-        replay: list[tuple[str, int, counter_pb2.ApplyBatchRequest]] = []
+        self.state.unloaded = set(listed)
         replay_ranges: list[str] = []
+        replayed = 0
         for edge_id, applied in self.applied_seq.items():
             start = min((seqs.get(edge_id, 0) for seqs in row.snapshots.values()), default=0)
             batch_rows = await self._store.read_batches(edge_id, start, applied)
@@ -233,27 +241,10 @@ class CounterShard:
                 )
             for batch_row in batch_rows:
                 batch = counter_pb2.ApplyBatchRequest.FromString(batch_row.payload)
-                replay.append((edge_id, batch_row.seq, batch))
-        batches_read = time.monotonic()
-        touched = set().union(*(_reels_of(batch) for _, _, batch in replay))
-        eager = [reel_id for reel_id in listed if reel_id in touched]
-        stored = await self._store.read_reels(eager, self._horizons())
-        reels_read = time.monotonic()
-        baselines: dict[int, dict[str, int]] = {}
-        for reel in stored:
-            self.state.reels[reel.reel_id] = reel.state
-            if reel.snapshot_id in row.snapshots and reel.snapshot_id != row.snapshot_id:
-                # Written by a snapshot its owner never finished: rewrite it in ours.
-                baselines[reel.reel_id] = row.snapshots[reel.snapshot_id]
-                self.state.dirty.add(reel.reel_id)
-        self.state.unloaded = set(listed).difference(eager)
-        for edge_id, seq, batch in replay:
-            newer = {
-                reel_id: seq > baselines.get(reel_id, complete).get(edge_id, 0)
-                for reel_id in _reels_of(batch)
-            }
-            await self._restore_old_buckets(batch)
-            self.state.apply_batch(batch, only_reels=newer)
+                segment = sum(1 for seqs in thresholds if batch_row.seq > seqs.get(edge_id, 0))
+                await self._restore_old_buckets(batch)
+                self.state.replay_batch(batch, segment, len(thresholds) + 1)
+                replayed += 1
         self._snapshot_id = max([row.snapshot_id, *row.snapshots.keys()], default=0)
         REELS.set(len(self.state.reels))
         UNLOADED_REELS.set(len(self.state.unloaded))
@@ -261,16 +252,12 @@ class CounterShard:
             "recovered",
             extra={
                 "fields": {
+                    "took_s": round(time.monotonic() - began, 2),
                     "reels_listed": len(listed),
-                    "reels_read": len(stored),
-                    # Where a slow takeover spends its time.
-                    "batches_read_s": round(batches_read - began, 2),
-                    "reels_read_s": round(reels_read - batches_read, 2),
-                    "replay_s": round(time.monotonic() - reels_read, 2),
-                    "batches_replayed": len(replay),
+                    "reels_changed_unread": len(self.state.partial),
+                    "batches_replayed": replayed,
                     "snapshot_id": row.snapshot_id,
                     "unfinished_snapshots": unfinished,
-                    "rewritten_reels": len(baselines),
                     "replay": " ".join(replay_ranges),
                 }
             },
@@ -302,12 +289,21 @@ class CounterShard:
 
     async def _load(self, reel_ids: list[int]) -> None:
         try:
-            stored = await self._store.read_reels(reel_ids, self._horizons())
-            for reel in stored:
-                if reel.reel_id in self.state.unloaded:
-                    self.state.reels[reel.reel_id] = reel.state
-            # Listed without a row: indexed, then the process died before writing it.
-            self.state.unloaded.difference_update(reel_ids)
+            # A reel with replayed changes is read whole: they may add to buckets older
+            # than the horizons, which must start from their stored values.
+            with_changes = [r for r in reel_ids if r in self.state.partial]
+            plain = [r for r in reel_ids if r not in self.state.partial]
+            stored = [
+                *await self._store.read_reels(plain, self._horizons()),
+                *await self._store.read_reels(with_changes),
+            ]
+            found = {reel.reel_id: reel for reel in stored}
+            for reel_id in reel_ids:
+                # No row: indexed, then the process died before writing it.
+                reel = found.get(reel_id)
+                written_by = self._unfinished.get(reel.snapshot_id) if reel else None
+                first_segment = 0 if written_by is None else written_by + 1
+                self.state.load(reel_id, reel.state if reel else None, first_segment)
             REELS_LOADED.inc(len(stored))
             REELS.set(len(self.state.reels))
             UNLOADED_REELS.set(len(self.state.unloaded))
@@ -354,7 +350,7 @@ class CounterShard:
         key = (edge_id, seq)
         if self.state.unloaded:
             # Before the batch can wait for commit: once committed it must be applied.
-            await self.ensure_loaded(_reels_of(batch))
+            await self.ensure_loaded(reels_of(batch))
             lease = self._require_lease()
         # Edges keep several batches in flight; one may overtake its predecessor on the
         # wire, so wait briefly for the predecessor before calling it a gap.
@@ -640,6 +636,10 @@ class CounterShard:
             raise NotOwner(f"shard {self.shard_id}: no lease for a snapshot")
         if lease.expires_ms <= now_ms():
             raise LeaseExpired(f"shard {self.shard_id}: lease expired, snapshot waits")
+        if self._job is None and self.state.partial:
+            # Replayed changes of reels not read yet must be written before this
+            # snapshot's completion trims their batches: read them first.
+            await self.ensure_loaded(list(self.state.partial))
         if self._job is None:
             self._job = self._cut_job()
         job = self._job
@@ -705,7 +705,7 @@ class CounterShard:
         # Unpaced: at the process's budget a busy shard's final snapshot outlasted the
         # handoff timeout, and the next owner then replayed (and read) most of the shard.
         with contextlib.suppress(StoreUnavailable, NotOwner, LeaseExpired):
-            while self._job is not None or self.state.dirty:
+            while self._job is not None or self.state.dirty or self.state.partial:
                 await self.snapshot(paced=False)
 
     async def drain(self) -> None:
@@ -719,13 +719,3 @@ class CounterShard:
         if self.lease is not None and not self._fenced.is_set():
             with contextlib.suppress(StoreUnavailable):
                 await self._store.release(self.lease)
-
-
-def _reels_of(batch: counter_pb2.ApplyBatchRequest) -> set[int]:
-    """Every reel a batch changes."""
-    return (
-        set(batch.view_reel_ids)
-        | set(batch.like_reel_ids)
-        | set(batch.viewer_reel_ids)
-        | set(batch.correction_reel_ids)
-    )

@@ -125,6 +125,34 @@ class ReelState:
         )
 
 
+@dataclass(slots=True)
+class ReelDelta:
+    """What replayed batches changed in a reel whose stored row was not read yet: sums
+    for views, buckets, corrections and viewers, and the like events themselves (a like's
+    effect depends on the stored register of its user)."""
+
+    views: int = 0
+    likes: int = 0
+    views_removed: int = 0
+    likes_removed: int = 0
+    view_buckets: dict[tuple[str, int], int] = field(default_factory=dict)
+    like_events: list[tuple[int, int, bool]] = field(default_factory=list)
+    viewers: list[int] = field(default_factory=list)
+
+    def merge_into(self, reel: ReelState) -> None:
+        """Applies these changes to the stored state, as if they had been applied to it."""
+        reel.views += self.views
+        reel.likes += self.likes
+        reel.views_removed += self.views_removed
+        reel.likes_removed += self.likes_removed
+        for key, views in self.view_buckets.items():
+            reel.add_to_buckets((key,), views, 0)
+        for user_id, ts_ms, liked in self.like_events:
+            apply_like(reel, user_id, ts_ms, liked)
+        if self.viewers:
+            reel.add_viewers(self.viewers)
+
+
 def apply_like(reel: ReelState, user_id: int, ts_ms: int, liked: bool) -> int:
     """Merges one like/unlike into the reel; returns the change of its like count."""
     previous = reel.like_states.get(user_id)
@@ -153,6 +181,9 @@ class ShardState:
         # Reels stored in Cassandra and not read yet (the owner reads them on first use).
         # Reading or changing one of them here is a bug, and raises.
         self.unloaded: set[int] = set()
+        # Per unloaded reel that replayed batches changed: their changes, one ReelDelta
+        # per replay segment (see `replay_batch`), merged when the reel is read.
+        self.partial: dict[int, list[ReelDelta]] = {}
         self.dirty: set[int] = set()
         # Copy-on-write for snapshots: reels of a cut snapshot whose values have not been
         # copied yet. Their first change calls `copy_before_change` so the copy still shows
@@ -198,8 +229,9 @@ class ShardState:
         for reel_id, ts_ms in entries:
             reel = self.reels.get(reel_id)
             if reel is None:
-                self._check_loaded(reel_id)
-                continue  # stored reels are loaded before use: this one has no rows
+                # No rows, or not read yet: a replayed change then waits in a ReelDelta,
+                # merged into the whole stored partition when the reel is read.
+                continue
             for key in bucket_keys(ts_ms):
                 if key[1] < horizons.get(key[0], key[1]) and key not in reel.buckets:
                     missing.setdefault(reel_id, set()).add(key)
@@ -298,6 +330,80 @@ class ShardState:
                 reel.likes_removed -= like_delta
             changed.add(reel_id)
 
+    def replay_batch(
+        self, batch: counter_pb2.ApplyBatchRequest, segment: int, segments: int
+    ) -> None:
+        """Applies a batch during recovery: to reels in memory as usual, and as a
+        ReelDelta to reels not read yet, so a takeover reads no reel.
+
+        Which of a reel's deltas apply depends on the snapshot that wrote its row, known
+        only once it is read: `segment` (0 .. segments-1) says which unfinished snapshots
+        already include this batch (see `load`)."""
+        if not self.unloaded:
+            self.apply_batch(batch)
+            return
+        unloaded = self.unloaded
+        self.apply_batch(
+            batch, only_reels={reel_id: reel_id not in unloaded for reel_id in reels_of(batch)}
+        )
+
+        def delta(reel_id: int) -> ReelDelta:
+            deltas = self.partial.get(reel_id)
+            if deltas is None:
+                deltas = self.partial[reel_id] = [ReelDelta() for _ in range(segments)]
+            return deltas[segment]
+
+        for reel_id, minute, count in zip(
+            batch.view_reel_ids, batch.view_minutes, batch.view_counts, strict=True
+        ):
+            if reel_id in unloaded:
+                d = delta(reel_id)
+                d.views += count
+                for key in bucket_keys(minute * MINUTE_MS):
+                    d.view_buckets[key] = d.view_buckets.get(key, 0) + count
+        for reel_id, user_id, ts_ms, liked in zip(
+            batch.like_reel_ids,
+            batch.like_user_ids,
+            batch.like_ts_ms,
+            batch.like_values,
+            strict=True,
+        ):
+            if reel_id in unloaded:
+                delta(reel_id).like_events.append((user_id, ts_ms, liked))
+        for reel_id, user_id in zip(batch.viewer_reel_ids, batch.viewer_user_ids, strict=True):
+            if reel_id in unloaded:
+                delta(reel_id).viewers.append(user_id)
+        mirror = batch.correction_moves_to_removed
+        for reel_id, view_delta, like_delta in zip(
+            batch.correction_reel_ids,
+            batch.correction_view_deltas,
+            batch.correction_like_deltas,
+            strict=True,
+        ):
+            if reel_id in unloaded:
+                d = delta(reel_id)
+                d.views += view_delta
+                d.likes += like_delta
+                if mirror:
+                    d.views_removed -= view_delta
+                    d.likes_removed -= like_delta
+
+    def load(self, reel_id: int, stored: ReelState | None, first_segment: int) -> None:
+        """Puts a reel read from Cassandra (None: it has no row) into memory, with the
+        replayed changes of segments `first_segment` onwards (the earlier ones are in its
+        row already). A reel that had replayed changes is marked dirty, so a snapshot
+        writes it (and rewrites a row of an unfinished snapshot) before they are trimmed."""
+        if reel_id not in self.unloaded:
+            return
+        reel = stored or ReelState()
+        deltas = self.partial.pop(reel_id, None)
+        if deltas is not None:
+            for delta in deltas[first_segment:]:
+                delta.merge_into(reel)
+            self.dirty.add(reel_id)
+        self.reels[reel_id] = reel
+        self.unloaded.discard(reel_id)
+
     def counts(self, reel_ids: Iterable[int]) -> list[common_pb2.ReelCounts]:
         result = []
         for reel_id in reel_ids:
@@ -334,3 +440,13 @@ class ShardState:
         ]
         rows.sort()
         return rows
+
+
+def reels_of(batch: counter_pb2.ApplyBatchRequest) -> set[int]:
+    """Every reel a batch changes."""
+    return (
+        set(batch.view_reel_ids)
+        | set(batch.like_reel_ids)
+        | set(batch.viewer_reel_ids)
+        | set(batch.correction_reel_ids)
+    )

@@ -168,8 +168,12 @@ async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
 
     expected = {1: 111, 2: 22, 3: 303}
     second = await new_owner(client, "second")
-    # The replay (from snapshot 1) touches every reel snapshot 2 wrote: all are read.
-    assert second.state.unloaded == set()
+    # Nothing read yet; batches 2 and 3 wait as changes of the stored reels (batch 2 is
+    # in the unfinished snapshot's row of reel 1 already). Reel 3 has no row yet.
+    assert second.state.unloaded == {1, 2}
+    assert set(second.state.partial) == {1, 2}
+    assert set(second.state.reels) == {3}
+    await second.ensure_loaded([1, 2, 3])
     assert {c.reel_id: c.views for c in second.state.counts([1, 2, 3])} == expected
     await second.snapshot()  # rewrites the reels of the unfinished snapshot
     third = await new_owner(client, "third")
@@ -196,8 +200,10 @@ async def test_a_new_owner_reads_reels_the_replay_does_not_touch_on_first_use(
     await asyncio.gather(committer, return_exceptions=True)
 
     second = await new_owner(client, "second")
-    assert set(second.state.reels) == {1}  # replayed; reels 2 and 3 wait in Cassandra
-    assert second.state.unloaded == {2, 3}
+    # Nothing read: the replayed batch 2 waits as a change of reel 1.
+    assert second.state.reels == {}
+    assert second.state.unloaded == {1, 2, 3}
+    assert set(second.state.partial) == {1}
     with pytest.raises(ReelNotLoaded):
         second.state.counts([2])
     committer = asyncio.create_task(second.run_committer())
@@ -209,7 +215,8 @@ async def test_a_new_owner_reads_reels_the_replay_does_not_touch_on_first_use(
     again.like_ts_ms.append(6)
     again.like_values.append(True)
     await second.apply(again)
-    assert second.state.unloaded == {3}
+    assert second.state.unloaded == {1, 3}
+    await second.ensure_loaded([1])
     assert [(c.views, c.likes) for c in second.state.counts([1, 2])] == [(11, 0), (25, 1)]
     assert (await second.time_series(3, "minute", 0, 2**62))[0][1] == 30
     assert second.state.unloaded == set()

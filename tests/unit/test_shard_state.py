@@ -1,9 +1,10 @@
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from counter.shard_state import ShardState
+from counter.shard_state import ReelNotLoaded, ReelState, ShardState
 from protos import counter_pb2
 
 
@@ -163,3 +164,36 @@ def test_late_events_name_the_old_buckets_memory_lacks() -> None:
     assert state.missing_old_buckets(late, HORIZONS) == {}
     state.apply_batch(late)
     assert state.time_series(7, "minute", 99 * 60_000, 100 * 60_000) == [(99 * 60_000, 5, 1)]
+
+
+def test_replayed_changes_of_unread_reels_merge_by_the_snapshot_that_wrote_the_row() -> None:
+    state = ShardState()
+    state.unloaded = {7, 8}
+    # Segment 0: a batch an unfinished snapshot already covers; segment 1: a later one.
+    covered = views_at([(7, 100), (8, 100)])
+    covered.like_reel_ids.append(7)
+    covered.like_user_ids.append(10)
+    covered.like_ts_ms.append(100 * 60_000)
+    covered.like_values.append(True)
+    later = views_at([(7, 101), (9, 101)])  # reel 9 has no row: applied at once
+    state.replay_batch(covered, segment=0, segments=2)
+    state.replay_batch(later, segment=1, segments=2)
+    assert set(state.reels) == {9}
+    assert set(state.partial) == {7, 8}
+    with pytest.raises(ReelNotLoaded):
+        state.counts([7])
+
+    # Reel 7's row came from the unfinished snapshot: it has the covered batch (and the
+    # like) already, so only segment 1 applies. Reel 8's row is older: both apply.
+    row_7 = ReelState(views=1, likes=1, like_states={10: (100 * 60_000, True)})
+    row_7.buckets[("minute", 100 * 60_000)] = [1, 1]
+    state.load(7, row_7, first_segment=1)
+    state.load(8, ReelState(views=5), first_segment=0)
+    assert [(c.views, c.likes) for c in state.counts([7, 8, 9])] == [(2, 1), (6, 0), (1, 0)]
+    assert state.time_series(7, "minute", 0, 2**62) == [
+        (100 * 60_000, 1, 1),
+        (101 * 60_000, 1, 0),
+    ]
+    assert {7, 8} <= state.dirty  # written by the next snapshot
+    assert state.partial == {}
+    assert state.unloaded == set()
