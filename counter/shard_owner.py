@@ -59,6 +59,8 @@ BUCKETS_RESTORED = Counter(
 )
 # How often a bucket read that must precede applying a committed batch is retried.
 RESTORE_RETRY_S = 0.2
+# Reels with replayed changes read together before a snapshot (see `snapshot`).
+LOAD_CHUNK = 256
 
 
 @dataclass
@@ -638,8 +640,12 @@ class CounterShard:
             raise LeaseExpired(f"shard {self.shard_id}: lease expired, snapshot waits")
         if self._job is None and self.state.partial:
             # Replayed changes of reels not read yet must be written before this
-            # snapshot's completion trims their batches: read them first.
-            await self.ensure_loaded(list(self.state.partial))
+            # snapshot's completion trims their batches: read them first, a chunk at a
+            # time, so a caller needing one of them waits for its chunk at most, and
+            # reads of other reels are not queued behind the whole lot.
+            changed_unread = list(self.state.partial)
+            for start in range(0, len(changed_unread), LOAD_CHUNK):
+                await self.ensure_loaded(changed_unread[start : start + LOAD_CHUNK])
         if self._job is None:
             self._job = self._cut_job()
         job = self._job

@@ -35,19 +35,32 @@ def journal_depth(metrics_port: int) -> int:
     return int(float(match.group(1)))
 
 
-async def wait_drained(metrics_ports: list[int], timeout_s: float) -> float:
+async def wait_drained(
+    metrics_ports: list[int], timeout_s: float, stall_s: float | None = None
+) -> float:
     """Seconds until every edge reports an empty journal and outbox.
 
     Raises:
-        TimeoutError: events are still unacknowledged after `timeout_s`.
+        TimeoutError: events are still unacknowledged after `timeout_s`, or (with
+            `stall_s`) none was acknowledged for `stall_s`: a full journal drains at the
+            shards' rate, so a backlog that shrinks steadily is slow, not stuck.
     """
     start = time.monotonic()
+    lowest: int | None = None
+    progressed_at = start
     while True:
         depths = [await asyncio.to_thread(journal_depth, port) for port in metrics_ports]
         if not any(depths):
             return time.monotonic() - start
-        if time.monotonic() - start > timeout_s:
+        now = time.monotonic()
+        if lowest is None or sum(depths) < lowest:
+            lowest, progressed_at = sum(depths), now
+        if now - start > timeout_s:
             raise TimeoutError(f"journals still hold {depths} events after {timeout_s:.0f} s")
+        if stall_s is not None and now - progressed_at > stall_s:
+            raise TimeoutError(
+                f"journals still hold {depths} events, none acknowledged for {stall_s:.0f} s"
+            )
         await asyncio.sleep(0.25)
 
 
