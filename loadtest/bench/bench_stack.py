@@ -63,6 +63,11 @@ def bench_specs(
             env["REELSTREAM_EDGE_SPAM_SCREEN_ENABLED"] = "false"
             env["REELSTREAM_EDGE_SPAM_ADDRESS"] = ""
             env["REELSTREAM_EDGE_REDIS_URL"] = f"redis://127.0.0.1:{EDGE_REDIS_BASE_PORT + index}/0"
+            # Edges register in the service registry: the benchmark's Cassandra, not the
+            # development node (which the soak's edges heartbeated in vain, ~3,300 times
+            # an hour each, when it was down).
+            env["REELSTREAM_EDGE_KEYSPACE"] = keyspace
+            env["REELSTREAM_EDGE_CASSANDRA_HOSTS"] = cassandra_hosts
         else:
             continue
         specs.append(dataclasses.replace(spec, env=env))
