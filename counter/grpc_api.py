@@ -106,7 +106,8 @@ class CounterServicer(counter_pb2_grpc.CounterServiceServicer):
         to_ms = request.to_ms or 2**62
         shard = await _mapped(context, lambda: self._served([request.reel_id]))
         rows = await _mapped(
-            context, lambda: shard.time_series(request.reel_id, width, request.from_ms, to_ms)
+            context,
+            lambda: shard.stored.time_series(request.reel_id, width, request.from_ms, to_ms),
         )
         return common_pb2.GetTimeSeriesResponse(
             reel_id=request.reel_id,

@@ -22,8 +22,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from counter.config import CounterConfig
 from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
-from counter.shard_state import BucketHorizons, ShardState, bucket_horizons, reels_of
+from counter.shard_state import ShardState, reels_of
 from counter.store import CounterStore, Lease, now_ms
+from counter.stored_reels import REELS, UNLOADED_REELS, StoredReels
 from counter.write_pacer import WritePacer
 from protos import counter_pb2
 from reelstream.cassandra_client import StoreUnavailable
@@ -46,21 +47,6 @@ COMMIT_PHASE_SECONDS = Histogram(
 )
 PENDING_BATCHES = Gauge("counter_pending_batches", "Batches waiting for commit")
 SNAPSHOT_SECONDS = Histogram("counter_snapshot_seconds", "Snapshot duration")
-REELS = Gauge("counter_reels", "Reels held in memory")
-UNLOADED_REELS = Gauge(
-    "counter_reels_unloaded", "Stored reels of the served shards not read since the takeover"
-)
-REELS_LOADED = Counter("counter_reels_loaded_total", "Stored reels read on first use")
-BUCKETS_RETIRED = Counter(
-    "counter_buckets_retired_total", "Time buckets dropped from memory (Cassandra keeps them)"
-)
-BUCKETS_RESTORED = Counter(
-    "counter_buckets_restored_total", "Retired time buckets read back for late events"
-)
-# How often a bucket read that must precede applying a committed batch is retried.
-RESTORE_RETRY_S = 0.2
-# Reels with replayed changes read together before a snapshot (see `snapshot`).
-LOAD_CHUNK = 256
 
 
 @dataclass
@@ -127,10 +113,7 @@ class CounterShard:
         self._snapshot_id = 0
         self._job: _SnapshotJob | None = None
         self._indexed: set[int] = set()
-        # Reels being read on first use, each with the read that brings it.
-        self._loading: dict[int, asyncio.Task[None]] = {}
-        # Unfinished snapshots found at recovery -> their order (see `_recover`).
-        self._unfinished: dict[int, int] = {}
+        self.stored = StoredReels(config, store, self.state)
         self.feed = CountFeed()
 
     @property
@@ -216,7 +199,7 @@ class CounterShard:
         row = await self._store.read_lease()
         self.applied_seq = dict(row.applied_seq)
         unfinished = sorted(set(row.snapshots) - {row.snapshot_id})
-        self._unfinished = {snapshot_id: i for i, snapshot_id in enumerate(unfinished)}
+        self.stored.unfinished = {snapshot_id: i for i, snapshot_id in enumerate(unfinished)}
         thresholds = [row.snapshots[snapshot_id] for snapshot_id in unfinished]
         listed = await self._store.list_reels()
         self._indexed.update(listed)
@@ -244,7 +227,7 @@ class CounterShard:
             for batch_row in batch_rows:
                 batch = counter_pb2.ApplyBatchRequest.FromString(batch_row.payload)
                 segment = sum(1 for seqs in thresholds if batch_row.seq > seqs.get(edge_id, 0))
-                await self._restore_old_buckets(batch)
+                await self.stored.restore_old_buckets(batch)
                 self.state.replay_batch(batch, segment, len(thresholds) + 1)
                 replayed += 1
         self._snapshot_id = max([row.snapshot_id, *row.snapshots.keys()], default=0)
@@ -266,52 +249,8 @@ class CounterShard:
         )
 
     async def ensure_loaded(self, reel_ids: Iterable[int]) -> None:
-        """Reads the stored reels among `reel_ids` that recovery left in Cassandra, once
-        however many callers want them at the same time. Loaded reels stay in memory, so
-        once this returns, the caller may use them (even after awaiting something else).
-
-        Raises:
-            StoreUnavailable: a read failed (nothing is half-loaded; the caller retries).
-        """
-        unloaded = self.state.unloaded
-        if not unloaded:
-            return
-        wanted = unloaded.intersection(reel_ids)
-        if not wanted:
-            return
-        new = [reel_id for reel_id in wanted if reel_id not in self._loading]
-        if new:
-            load = asyncio.create_task(self._load(new), name=f"load-reels-{self.shard_id}")
-            for reel_id in new:
-                self._loading[reel_id] = load
-        loads = {self._loading[reel_id] for reel_id in wanted if reel_id in self._loading}
-        for load in loads:
-            # Shielded: a caller giving up (deadline) must not cancel others' load.
-            await asyncio.shield(load)
-
-    async def _load(self, reel_ids: list[int]) -> None:
-        try:
-            # A reel with replayed changes is read whole: they may add to buckets older
-            # than the horizons, which must start from their stored values.
-            with_changes = [r for r in reel_ids if r in self.state.partial]
-            plain = [r for r in reel_ids if r not in self.state.partial]
-            stored = [
-                *await self._store.read_reels(plain, self._horizons()),
-                *await self._store.read_reels(with_changes),
-            ]
-            found = {reel.reel_id: reel for reel in stored}
-            for reel_id in reel_ids:
-                # No row: indexed, then the process died before writing it.
-                reel = found.get(reel_id)
-                written_by = self._unfinished.get(reel.snapshot_id) if reel else None
-                first_segment = 0 if written_by is None else written_by + 1
-                self.state.load(reel_id, reel.state if reel else None, first_segment)
-            REELS_LOADED.inc(len(stored))
-            REELS.set(len(self.state.reels))
-            UNLOADED_REELS.set(len(self.state.unloaded))
-        finally:
-            for reel_id in reel_ids:
-                self._loading.pop(reel_id, None)
+        """See `StoredReels.ensure_loaded`: call before reading reels of `state`."""
+        await self.stored.ensure_loaded(reel_ids)
 
     async def apply_correction(
         self, correction: counter_pb2.CorrectionBatch
@@ -352,7 +291,7 @@ class CounterShard:
         key = (edge_id, seq)
         if self.state.unloaded:
             # Before the batch can wait for commit: once committed it must be applied.
-            await self.ensure_loaded(reels_of(batch))
+            await self.stored.ensure_loaded(reels_of(batch))
             lease = self._require_lease()
         # Edges keep several batches in flight; one may overtake its predecessor on the
         # wire, so wait briefly for the predecessor before calling it a gap.
@@ -467,7 +406,7 @@ class CounterShard:
                 # in one step, so every state seen in between is a committed prefix.
                 await asyncio.sleep(0)
             try:
-                await self._restore_old_buckets(p.batch, give_up_s=self._config.lease_ttl_s)
+                await self.stored.restore_old_buckets(p.batch, give_up_s=self._config.lease_ttl_s)
             except StoreUnavailable as exc:
                 # Committed in Cassandra but not applicable here: drop the shard, so a
                 # fresh recovery (ours or another owner's) applies it from the batch log.
@@ -487,48 +426,6 @@ class CounterShard:
         if changed:
             self.feed.publish(changed)
 
-    def _horizons(self) -> BucketHorizons:
-        return bucket_horizons(now_ms(), self._config.bucket_memory_ms)
-
-    async def _restore_old_buckets(
-        self, batch: counter_pb2.ApplyBatchRequest, give_up_s: float = 0.0
-    ) -> None:
-        """Reads back the retired buckets `batch` adds late events to, so the batch adds to
-        their stored values. Every read completes before any bucket is put back, and the
-        caller applies the batch right after, without yielding: a retirement sweep in
-        between could otherwise drop a restored bucket again.
-
-        Raises:
-            StoreUnavailable: the reads still failed after `give_up_s` of retries.
-        """
-        missing = self.state.missing_old_buckets(batch, self._horizons())
-        if not missing:
-            return
-        wanted = [
-            (reel_id, width, sorted(start for w, start in keys if w == width))
-            for reel_id, keys in missing.items()
-            for width in {w for w, _ in keys}
-        ]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + give_up_s
-        while True:
-            try:
-                stored = await asyncio.gather(
-                    *(
-                        self._store.read_buckets(reel_id, width, starts[0], starts[-1] + 1)
-                        for reel_id, width, starts in wanted
-                    )
-                )
-                break
-            except StoreUnavailable:
-                if loop.time() >= deadline:
-                    raise
-                await asyncio.sleep(RESTORE_RETRY_S)
-        for (reel_id, width, starts), rows in zip(wanted, stored, strict=True):
-            restored = {(width, start): rows[start] for start in starts if start in rows}
-            self.state.restore_buckets(reel_id, restored)
-            BUCKETS_RESTORED.inc(len(restored))
-
     def _drop_unapplied(self, error: Exception) -> None:
         """Gives up a shard whose committed batches cannot be applied in memory: every
         waiting caller gets NotOwner and resends to the next owner, whose recovery finds
@@ -546,28 +443,6 @@ class CounterShard:
                 p.done.set_exception(refusal)
         self._pending.clear()
         PENDING_BATCHES.set(0)
-
-    async def time_series(
-        self, reel_id: int, width: str, from_ms: int, to_ms: int
-    ) -> list[tuple[int, int, int]]:
-        """(start ms, views, likes) of the reel's `width` buckets in [from_ms, to_ms):
-        memory for recent and changed buckets, Cassandra for retired ones."""
-        await self.ensure_loaded((reel_id,))
-        merged: dict[int, list[int]] = {}
-        horizon = self._horizons()[width]
-        if from_ms < horizon and reel_id in self.state.reels:
-            merged = await self._store.read_buckets(reel_id, width, from_ms, min(to_ms, horizon))
-        for start, views, likes in self.state.time_series(reel_id, width, from_ms, to_ms):
-            merged[start] = [views, likes]
-        return sorted((start, views, likes) for start, (views, likes) in merged.items())
-
-    def _retire_old_buckets(self, reel_ids: list[int], horizons: BucketHorizons) -> None:
-        retired = 0
-        for reel_id in reel_ids:
-            reel = self.state.reels.get(reel_id)
-            if reel is not None and reel.buckets:
-                retired += reel.retire_buckets(horizons)
-        BUCKETS_RETIRED.inc(retired)
 
     async def run_lease_renewal(self) -> None:
         while not self._closing:
@@ -640,12 +515,8 @@ class CounterShard:
             raise LeaseExpired(f"shard {self.shard_id}: lease expired, snapshot waits")
         if self._job is None and self.state.partial:
             # Replayed changes of reels not read yet must be written before this
-            # snapshot's completion trims their batches: read them first, a chunk at a
-            # time, so a caller needing one of them waits for its chunk at most, and
-            # reads of other reels are not queued behind the whole lot.
-            changed_unread = list(self.state.partial)
-            for start in range(0, len(changed_unread), LOAD_CHUNK):
-                await self.ensure_loaded(changed_unread[start : start + LOAD_CHUNK])
+            # snapshot's completion trims their batches: read them first.
+            await self.stored.load_changed()
         if self._job is None:
             self._job = self._cut_job()
         job = self._job
@@ -687,10 +558,10 @@ class CounterShard:
         self._job = None
         # Every clean bucket is in Cassandra now: old ones leave memory (in slices, so a
         # large job never stalls the event loop).
-        horizons = self._horizons()
+        horizons = self.stored.horizons()
         reel_ids = [reel.reel_id for reel in job.reels]
         for start in range(0, len(reel_ids), 1024):
-            self._retire_old_buckets(reel_ids[start : start + 1024], horizons)
+            self.stored.retire_old_buckets(reel_ids[start : start + 1024], horizons)
             await asyncio.sleep(0)
         if self._config.trim_batches:
             for edge_id, seq in job.seqs.items():

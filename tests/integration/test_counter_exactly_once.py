@@ -218,7 +218,7 @@ async def test_a_new_owner_reads_reels_the_replay_does_not_touch_on_first_use(
     assert second.state.unloaded == {1, 3}
     await second.ensure_loaded([1])
     assert [(c.views, c.likes) for c in second.state.counts([1, 2])] == [(11, 0), (25, 1)]
-    assert (await second.time_series(3, "minute", 0, 2**62))[0][1] == 30
+    assert (await second.stored.time_series(3, "minute", 0, 2**62))[0][1] == 30
     assert second.state.unloaded == set()
     committer.cancel()
     await asyncio.gather(committer, return_exceptions=True)
@@ -247,23 +247,23 @@ async def test_old_buckets_leave_memory_and_late_events_add_to_their_stored_valu
     assert ("hour", old * 60_000 - old * 60_000 % 3_600_000) in buckets
     # Retired buckets are read back from Cassandra.
     expected = [(old * 60_000, 1, 0), (minute * 60_000, 1, 0)]
-    assert await first.time_series(1, "minute", 0, 2**62) == expected
+    assert await first.stored.time_series(1, "minute", 0, 2**62) == expected
 
     # A late event adds to the stored value instead of replacing it.
     await first.apply(at(2, [old, old]))
-    assert await first.time_series(1, "minute", old * 60_000, old * 60_000 + 1) == [
+    assert await first.stored.time_series(1, "minute", old * 60_000, old * 60_000 + 1) == [
         (old * 60_000, 3, 0)
     ]
     await first.snapshot()
     assert ("minute", old * 60_000) not in first.state.reels[1].buckets
-    assert (await first.time_series(1, "minute", 0, 2**62))[0] == (old * 60_000, 3, 0)
+    assert (await first.stored.time_series(1, "minute", 0, 2**62))[0] == (old * 60_000, 3, 0)
 
     # Crash after one more late event: recovery restores the bucket before replaying it.
     await first.apply(at(3, [old]))
     committer.cancel()
     await asyncio.gather(committer, return_exceptions=True)
     second = await new_owner(client, "second")
-    assert await second.time_series(1, "minute", 0, 2**62) == [
+    assert await second.stored.time_series(1, "minute", 0, 2**62) == [
         (old * 60_000, 4, 0),
         (minute * 60_000, 1, 0),
     ]

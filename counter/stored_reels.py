@@ -1,0 +1,171 @@
+"""The part of a counter shard's state that lives only in Cassandra, and its reads.
+
+- Reels not read since a takeover (`ShardState.unloaded`): recovery reads none, replayed
+  batches wait as deltas (`ShardState.replay_batch`), and a reel is read on first use,
+  once however many callers wait (`ensure_loaded`).
+- Time buckets retired from memory once a snapshot wrote them (`retire_old_buckets`):
+  read back for late events (`restore_old_buckets`) and merged into time series.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from prometheus_client import Counter, Gauge
+
+from counter.config import CounterConfig
+from counter.shard_state import BucketHorizons, ShardState, bucket_horizons
+from counter.store import CounterStore, now_ms
+from protos import counter_pb2
+from reelstream.cassandra_client import StoreUnavailable
+
+REELS = Gauge("counter_reels", "Reels held in memory")
+UNLOADED_REELS = Gauge(
+    "counter_reels_unloaded", "Stored reels of the served shards not read since the takeover"
+)
+REELS_LOADED = Counter("counter_reels_loaded_total", "Stored reels read on first use")
+BUCKETS_RETIRED = Counter(
+    "counter_buckets_retired_total", "Time buckets dropped from memory (Cassandra keeps them)"
+)
+BUCKETS_RESTORED = Counter(
+    "counter_buckets_restored_total", "Retired time buckets read back for late events"
+)
+# How often a bucket read that must precede applying a committed batch is retried.
+RESTORE_RETRY_S = 0.2
+# Reels with replayed changes read together before a snapshot (see `load_changed`).
+LOAD_CHUNK = 256
+
+
+class StoredReels:
+    """Reads one shard's reels and buckets back from Cassandra into its `ShardState`."""
+
+    def __init__(self, config: CounterConfig, store: CounterStore, state: ShardState) -> None:
+        self._config = config
+        self._store = store
+        self.state = state
+        # Reels being read on first use, each with the read that brings it.
+        self._loading: dict[int, asyncio.Task[None]] = {}
+        # Unfinished snapshots found at recovery -> their order (CounterShard._recover).
+        self.unfinished: dict[int, int] = {}
+
+    async def load_changed(self) -> None:
+        """Reads every reel that still has replayed changes, a chunk at a time, so a caller
+        needing one of them waits for its chunk at most, and reads of other reels are not
+        queued behind the whole lot."""
+        changed_unread = list(self.state.partial)
+        for start in range(0, len(changed_unread), LOAD_CHUNK):
+            await self.ensure_loaded(changed_unread[start : start + LOAD_CHUNK])
+
+    async def ensure_loaded(self, reel_ids: Iterable[int]) -> None:
+        """Reads the stored reels among `reel_ids` that recovery left in Cassandra, once
+        however many callers want them at the same time. Loaded reels stay in memory, so
+        once this returns, the caller may use them (even after awaiting something else).
+
+        Raises:
+            StoreUnavailable: a read failed (nothing is half-loaded; the caller retries).
+        """
+        unloaded = self.state.unloaded
+        if not unloaded:
+            return
+        wanted = unloaded.intersection(reel_ids)
+        if not wanted:
+            return
+        new = [reel_id for reel_id in wanted if reel_id not in self._loading]
+        if new:
+            load = asyncio.create_task(self._load(new), name=f"load-reels-{self._store.shard}")
+            for reel_id in new:
+                self._loading[reel_id] = load
+        loads = {self._loading[reel_id] for reel_id in wanted if reel_id in self._loading}
+        for load in loads:
+            # Shielded: a caller giving up (deadline) must not cancel others' load.
+            await asyncio.shield(load)
+
+    async def _load(self, reel_ids: list[int]) -> None:
+        try:
+            # A reel with replayed changes is read whole: they may add to buckets older
+            # than the horizons, which must start from their stored values.
+            with_changes = [r for r in reel_ids if r in self.state.partial]
+            plain = [r for r in reel_ids if r not in self.state.partial]
+            read_plain, read_whole = await asyncio.gather(
+                self._store.read_reels(plain, self.horizons()),
+                self._store.read_reels(with_changes),
+            )
+            stored = [*read_plain, *read_whole]
+            found = {reel.reel_id: reel for reel in stored}
+            for reel_id in reel_ids:
+                # No row: indexed, then the process died before writing it.
+                reel = found.get(reel_id)
+                written_by = self.unfinished.get(reel.snapshot_id) if reel else None
+                first_segment = 0 if written_by is None else written_by + 1
+                self.state.load(reel_id, reel.state if reel else None, first_segment)
+            REELS_LOADED.inc(len(stored))
+            REELS.set(len(self.state.reels))
+            UNLOADED_REELS.set(len(self.state.unloaded))
+        finally:
+            for reel_id in reel_ids:
+                self._loading.pop(reel_id, None)
+
+    def horizons(self) -> BucketHorizons:
+        return bucket_horizons(now_ms(), self._config.bucket_memory_ms)
+
+    async def restore_old_buckets(
+        self, batch: counter_pb2.ApplyBatchRequest, give_up_s: float = 0.0
+    ) -> None:
+        """Reads back the retired buckets `batch` adds late events to, so the batch adds to
+        their stored values. Every read completes before any bucket is put back, and the
+        caller applies the batch right after, without yielding: a retirement sweep in
+        between could otherwise drop a restored bucket again.
+
+        Raises:
+            StoreUnavailable: the reads still failed after `give_up_s` of retries.
+        """
+        missing = self.state.missing_old_buckets(batch, self.horizons())
+        if not missing:
+            return
+        wanted = [
+            (reel_id, width, sorted(start for w, start in keys if w == width))
+            for reel_id, keys in missing.items()
+            for width in {w for w, _ in keys}
+        ]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + give_up_s
+        while True:
+            try:
+                stored = await asyncio.gather(
+                    *(
+                        self._store.read_buckets(reel_id, width, starts[0], starts[-1] + 1)
+                        for reel_id, width, starts in wanted
+                    )
+                )
+                break
+            except StoreUnavailable:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(RESTORE_RETRY_S)
+        for (reel_id, width, starts), rows in zip(wanted, stored, strict=True):
+            restored = {(width, start): rows[start] for start in starts if start in rows}
+            self.state.restore_buckets(reel_id, restored)
+            BUCKETS_RESTORED.inc(len(restored))
+
+    async def time_series(
+        self, reel_id: int, width: str, from_ms: int, to_ms: int
+    ) -> list[tuple[int, int, int]]:
+        """(start ms, views, likes) of the reel's `width` buckets in [from_ms, to_ms):
+        memory for recent and changed buckets, Cassandra for retired ones."""
+        await self.ensure_loaded((reel_id,))
+        merged: dict[int, list[int]] = {}
+        horizon = self.horizons()[width]
+        if from_ms < horizon and reel_id in self.state.reels:
+            merged = await self._store.read_buckets(reel_id, width, from_ms, min(to_ms, horizon))
+        for start, views, likes in self.state.time_series(reel_id, width, from_ms, to_ms):
+            merged[start] = [views, likes]
+        return sorted((start, views, likes) for start, (views, likes) in merged.items())
+
+    def retire_old_buckets(self, reel_ids: list[int], horizons: BucketHorizons) -> None:
+        retired = 0
+        for reel_id in reel_ids:
+            reel = self.state.reels.get(reel_id)
+            if reel is not None and reel.buckets:
+                retired += reel.retire_buckets(horizons)
+        BUCKETS_RETIRED.inc(retired)
