@@ -143,6 +143,10 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 bench-counters: deps $(BENCH_STAMP) ## Counting benchmark vs naive Cassandra, Redis, gRPC ceiling (BENCH_SECONDS=n)
 	$(BIN)/python -m loadtest.bench counters
 
+.PHONY: bench-rollup
+bench-rollup: deps $(BENCH_STAMP) ## A counter shard's roll-up cost per reel by reels per Cassandra request (BENCH_ROLLUP_REELS/_ROUNDS) -> results/bench-rollup.json
+	$(BIN)/python -m loadtest.bench.rollup_writes
+
 .PHONY: bench-video-transcode
 bench-video-transcode: deps $(BENCH_STAMP) ## Origin ladder: one ffmpeg process vs one per rung, origin overhead, first rung (BENCH_VIDEO_ROUNDS=n)
 	$(BIN)/python -m loadtest.bench.video_transcode

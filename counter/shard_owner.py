@@ -23,7 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from counter.config import CounterConfig
 from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
 from counter.shard_state import ShardState, reels_of
-from counter.store import CounterStore, Lease, now_ms
+from counter.store import CounterStore, Lease, ReelRollup, group_rollups, now_ms
 from counter.stored_reels import REELS, UNLOADED_REELS, StoredReels
 from counter.write_pacer import WritePacer
 from protos import counter_pb2
@@ -65,24 +65,13 @@ def _retrieve_outcome(done: asyncio.Future[counter_pb2.ApplyBatchResponse]) -> N
         done.exception()
 
 
-@dataclass(frozen=True)
-class _ReelSnapshot:
-    """A reel's values as of a snapshot's sequences, copied when the snapshot is cut."""
-
-    reel_id: int
-    totals: tuple[int, int, int, int]
-    likes: list[tuple[int, int, bool]]
-    buckets: list[tuple[str, int, int, int]]
-    new_reel: bool
-    viewers: bytes | None
-
-
 @dataclass
 class _SnapshotJob:
     snapshot_id: int
     seqs: dict[str, int]
-    # Copies made so far; the rest of the cut's reels are in `ShardState.uncopied`.
-    reels: list[_ReelSnapshot]
+    # Copies made so far (each as of the cut); the rest of the cut's reels are in
+    # `ShardState.uncopied`.
+    reels: list[ReelRollup]
 
 
 class CounterShard:
@@ -480,7 +469,7 @@ class CounterShard:
         self.state.copy_before_change = self._copy_reel
         return _SnapshotJob(self._snapshot_id, dict(self.applied_seq), [])
 
-    def _copy_reel(self, reel_id: int) -> _ReelSnapshot:
+    def _copy_reel(self, reel_id: int) -> ReelRollup:
         """Copies one reel of the current job as of its cut and clears its dirty marks."""
         job = self._job
         assert job is not None, "only reels of a cut job are uncopied"
@@ -496,7 +485,7 @@ class CounterShard:
         viewers = reel.flush_viewers().to_bytes() if reel.viewers_dirty else None
         reel.viewers_dirty = False
         totals = (reel.views, reel.likes, reel.views_removed, reel.likes_removed)
-        copy = _ReelSnapshot(reel_id, totals, likes, buckets, reel_id not in self._indexed, viewers)
+        copy = ReelRollup(reel_id, totals, likes, buckets, viewers, reel_id not in self._indexed)
         job.reels.append(copy)
         return copy
 
@@ -524,25 +513,13 @@ class CounterShard:
             return
         with SNAPSHOT_SECONDS.time():
             await self._store.begin_snapshot(lease, job.snapshot_id, job.seqs)
-            # Writes wait for Cassandra's commitlog fsync (batch sync): many in flight
-            # share one fsync, so concurrency is what keeps roll-ups fast.
-            limit = asyncio.Semaphore(128)
-
-            async def write(reel: _ReelSnapshot) -> None:
-                async with limit:
-                    await self._store.write_reel(
-                        reel.reel_id,
-                        job.snapshot_id,
-                        reel.totals,
-                        reel.likes,
-                        reel.buckets,
-                        viewers=reel.viewers,
-                    )
-
+            # Writes wait for Cassandra's commitlog fsync (batch sync): the requests of a
+            # chunk are in flight together and share fsyncs.
+            reels_per_write = self._config.snapshot_reels_per_write
             # Chunks paced to the process's write budget, so snapshots never flood
             # Cassandra however many shards the process hosts. A retried job writes its
             # earlier copies again (idempotent), then goes on.
-            chunk = 256
+            chunk = max(256, 16 * reels_per_write)
             written = 0
             while written < len(job.reels) or self.state.uncopied:
                 if written + chunk > len(job.reels):
@@ -551,7 +528,12 @@ class CounterShard:
                 if paced:
                     await self._pacer.wait_for(len(entries))
                 await self._store.index_reels([e.reel_id for e in entries if e.new_reel])
-                await asyncio.gather(*(write(entry) for entry in entries))
+                await asyncio.gather(
+                    *(
+                        self._store.write_reels(job.snapshot_id, group)
+                        for group in group_rollups(entries, reels_per_write)
+                    )
+                )
                 written += len(entries)
             await self._store.finish_snapshot(lease, job.snapshot_id, job.seqs)
         self._indexed.update(reel.reel_id for reel in job.reels)

@@ -269,6 +269,9 @@ counter_cache_size: 8MiB
 prepared_statements_cache_size: 8MiB
 concurrent_compactors: 1
 batch_size_warn_threshold: 1024KiB
+# Counter roll-ups write up to 64 reels (partitions) per unlogged batch by default
+# (counter/store.py; up to 256 when configured).
+unlogged_batch_across_partitions_warn_threshold: 256
 batch_size_fail_threshold: 5120KiB
 read_request_timeout: 5000ms
 range_request_timeout: 10000ms

@@ -154,14 +154,7 @@ async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
     reel_1 = first._copy_reel(1)
     if reel_1.new_reel:
         await first._store.index_reels([1])
-    await first._store.write_reel(
-        1,
-        job.snapshot_id,
-        reel_1.totals,
-        reel_1.likes,
-        reel_1.buckets,
-        viewers=reel_1.viewers,
-    )
+    await first._store.write_reels(job.snapshot_id, [reel_1])
     await first.apply(views_batch("edge-a.1", 3, {1: 100, 3: 300}))
     committer.cancel()
     await asyncio.gather(committer, return_exceptions=True)
