@@ -5,8 +5,9 @@ benchmark's (`bench_stack.py`: its own Cassandra node on 127.0.0.9, two counter 
 edges with their Redis instances). The load is open loop at `SOAK_RATE` events/s, by default
 half of `SOAK_PEAK` (the counting benchmark's peak: results/bench-counters.json of the last
 `make bench-counters` here, else the published 124k events/s; docs/benchmarks.md). Every
-`SOAK_SAMPLE_S` seconds it samples, for every process, resident memory and open file
-descriptors, and each edge's journal depth, and prints a progress line.
+`SOAK_SAMPLE_S` seconds it samples, for every process, resident memory, open file
+descriptors and CPU (the load generator's too), the edges' journal depth and what the shards
+drained from it (acknowledged minus the journals' growth), and prints a progress line.
 
 Verdict, first quarter against last quarter of the samples: RSS flat when the last quarter's
 median grew by less than 10% or 32 MiB; descriptors flat when the last quarter's maximum grew
@@ -96,6 +97,10 @@ class Sample:
     open_fds: dict[str, int]
     journal_depth: int
     events_per_s: float
+    drained_events_per_s: float
+    """What the shards took out of the journals: acknowledged minus the journals' growth."""
+    cpu_cores: dict[str, float]
+    """CPU per process over the window, in cores (the machine has 2)."""
 
 
 @dataclass
@@ -105,18 +110,35 @@ class SoakRun:
     runs: list[tuple[BatchPool, DriveResult]] = field(default_factory=list)
 
 
-def sample_processes(pids: dict[str, int]) -> tuple[dict[str, float], dict[str, int]]:
-    """RSS (MiB) and open descriptors of each live process; gone ones are skipped."""
+def sample_processes(
+    pids: dict[str, int],
+) -> tuple[dict[str, float], dict[str, int], dict[str, float]]:
+    """RSS (MiB), open descriptors and CPU seconds so far of each live process; gone
+    ones are skipped."""
     rss: dict[str, float] = {}
     fds: dict[str, int] = {}
+    cpu_s: dict[str, float] = {}
     for name, pid in pids.items():
         try:
             process = psutil.Process(pid)
             rss[name] = process.memory_info().rss / MIB
             fds[name] = process.num_fds()
+            times = process.cpu_times()
+            cpu_s[name] = times.user + times.system
         except psutil.Error:
             continue
-    return rss, fds
+    return rss, fds, cpu_s
+
+
+def cores_used(
+    before: dict[str, float], after: dict[str, float], seconds: float
+) -> dict[str, float]:
+    """CPU per process between two `sample_processes` readings, in cores."""
+    return {
+        name: round((after[name] - before[name]) / seconds, 2)
+        for name in after
+        if name in before and seconds > 0
+    }
 
 
 def _quarters(values: list[float]) -> tuple[list[float], list[float]]:
@@ -163,24 +185,35 @@ async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict
     started = time.monotonic()
     try:
         await targets.wait_ready()
+        _, _, cpu_before = await asyncio.to_thread(sample_processes, pids)
+        # The load generator's CPU too (this process; not in the flatness verdict).
+        cpu_before["soak-load"] = time.process_time()
+        depth_before, sampled_at = 0, time.monotonic()
         while (elapsed := time.monotonic() - started) < settings.seconds:
             window = min(settings.sample_s, settings.seconds - elapsed)
             result = await drive_rate(
                 targets, pool, window, settings.events_per_s, max_pending, "soak"
             )
             run.runs.append((pool, result))
-            rss, fds = await asyncio.to_thread(sample_processes, pids)
+            rss, fds, cpu_after = await asyncio.to_thread(sample_processes, pids)
+            cpu_after["soak-load"] = time.process_time()
             depth = sum(
                 [await asyncio.to_thread(journal_depth, p) for p in stack.edge_metrics_ports]
             )
+            now = time.monotonic()
+            drained = result.events_per_s - (depth - depth_before) / (now - sampled_at)
+            cores = cores_used(cpu_before, cpu_after, now - sampled_at)
+            cpu_before, depth_before, sampled_at = cpu_after, depth, now
             sample = Sample(
-                round(time.monotonic() - started, 1), rss, fds, depth, result.events_per_s
+                round(now - started, 1), rss, fds, depth, result.events_per_s, drained, cores
             )
             run.samples.append(sample)
             print(
                 f"  {sample.at_s:7.0f} s  {sample.events_per_s:9,.0f} ev/s acked"
-                f" ({result.skipped} slots skipped, errors {dict(result.errors) or 0})"
-                f"  journal {depth:,}  rss MiB "
+                f" {drained:9,.0f} drained ({result.skipped} slots skipped,"
+                f" errors {dict(result.errors) or 0})  journal {depth:,}  cores "
+                + " ".join(f"{n}={v:.2f}" for n, v in sorted(cores.items()))
+                + "  rss MiB "
                 + " ".join(f"{n}={v:.0f}" for n, v in sorted(rss.items()))
                 + "  fds "
                 + " ".join(f"{n}={v}" for n, v in sorted(fds.items())),
@@ -229,10 +262,12 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
         await asyncio.to_thread(stack.down_pipeline)
         await asyncio.to_thread(bench_cassandra.down)
     acked = [s.events_per_s for s in run.samples]
+    drained = [s.drained_events_per_s for s in run.samples]
     return {
         "seconds": settings.seconds,
         "target_events_per_s": settings.events_per_s,
         "acked_events_per_s_median": statistics.median(acked) if acked else 0.0,
+        "drained_events_per_s_median": statistics.median(drained) if drained else 0.0,
         "drain": drain,
         "exactness": exactness,
         "verdict": verdict(run.samples, settings.events_per_s) if run.samples else {},
@@ -252,7 +287,8 @@ def main() -> int:
     print(
         f"soak verdict: {'FLAT' if flat else 'NOT FLAT'}; journals"
         f" {'drained' if drained else 'NOT drained'}; counts {counts}; median acked"
-        f" {results['acked_events_per_s_median']:,.0f} of {settings.events_per_s:,.0f} ev/s;"
+        f" {results['acked_events_per_s_median']:,.0f} of {settings.events_per_s:,.0f} ev/s,"
+        f" drained {results['drained_events_per_s_median']:,.0f};"
         f" {Path(RESULTS).relative_to(REPO_ROOT)} written",
         flush=True,
     )

@@ -47,3 +47,11 @@ def test_a_missing_part_names_the_target_to_run(tmp_path: Path) -> None:
     )
     with pytest.raises(MissingResults, match="make bench-video-transcode"):
         gather(tmp_path)
+
+
+def test_soak_cpu_is_per_process_cores_over_the_window_and_skips_processes_seen_once() -> None:
+    from loadtest.bench.soak import cores_used
+
+    before = {"counter-0": 10.0, "edge-0": 4.0}
+    after = {"counter-0": 25.0, "edge-0": 7.0, "edge-1": 3.0}
+    assert cores_used(before, after, 30.0) == {"counter-0": 0.5, "edge-0": 0.1}
