@@ -181,6 +181,10 @@ eval-spam: deps ## Evaluate the spam filter on held-out seeds and families -> re
 bench-spam: eval-spam ## eval-spam, then its section of docs/benchmarks.md
 	$(BIN)/python -m loadtest.bench.spam_section
 
+.PHONY: bench-spam-cost
+bench-spam-cost: deps $(BENCH_STAMP) ## Counting rate with the edges' spam screen + forwarding off vs on, alternated (BENCH_SPAM_COST_SECONDS/_ROUNDS) -> results/bench-spam-cost.json
+	$(BIN)/python -m loadtest.bench.spam_cost
+
 # --- Load tests with Locust and independent gRPC clients (loadtest/, docs/loadtest.md).
 # Against the running stack (`make run`); loopback only, every run bounded in time.
 LOADTEST_USERS ?= 50

@@ -11,9 +11,13 @@ run starts from a known state and its counts can be checked exactly:
 - the edges' view-dedupe window is off (see `workload.py`);
 - the edges do not validate reels against the origin (`REELSTREAM_EDGE_VALIDATE_REELS=0`,
   the setting edge/config.py provides for load tests of the counting path alone), so the
-  origin is not started and no million-reel catalog has to be imported first.
- Services of a stack
-that is already running are stopped first (they hold the ports).
+  origin is not started and no million-reel catalog has to be imported first;
+- by default the edges neither screen for spam nor forward to a spam service; with
+  `spam_filter=True` (`spam_cost.py`) they do both, to the stack's spam service (`python -m
+  spam`, started between the shards and the edges, verdicts in the benchmark's keyspace,
+  no origin: reel durations unknown).
+
+Services of a stack that is already running are stopped first (they hold the ports).
 """
 
 from __future__ import annotations
@@ -43,25 +47,33 @@ def bench_specs(
     keyspace: str = BENCH_KEYSPACE,
     cassandra_hosts: str = bench_cassandra.ADDRESS,
     shard_count: int | None = None,
+    spam_filter: bool = False,
 ) -> list[ServiceSpec]:
     """The stack's counter and edge specs with the benchmark's environment (`shard_count`
-    logical shards for both tiers when given, else their default)."""
+    logical shards for both tiers when given, else their default); with `spam_filter` also
+    the spam service's, and edges that screen and forward to it."""
     specs = []
-    for spec in stack.plan(edges, shards):
+    planned = stack.plan(edges, shards)
+    spam_address = next(s.address for s in planned if s.module == "spam")
+    for spec in planned:
         env = dict(spec.env)
-        if shard_count is not None and spec.module in ("counter", "edge"):
+        if shard_count is not None and spec.module in ("counter", "edge", "spam"):
             env[f"REELSTREAM_{spec.module.upper()}_SHARD_COUNT"] = str(shard_count)
         if spec.module == "counter":
             env["REELSTREAM_COUNTER_KEYSPACE"] = keyspace
             env["REELSTREAM_COUNTER_CASSANDRA_HOSTS"] = cassandra_hosts
+        elif spec.module == "spam" and spam_filter:
+            env["REELSTREAM_SPAM_KEYSPACE"] = keyspace
+            env["REELSTREAM_SPAM_CASSANDRA_HOSTS"] = cassandra_hosts
+            env["REELSTREAM_SPAM_ORIGIN_ADDRESS"] = ""
         elif spec.module == "edge":
             index = int(spec.name.rsplit("-", 1)[1])
             env["REELSTREAM_EDGE_VIEW_DEDUPE_WINDOW_S"] = "0"
             env["REELSTREAM_EDGE_VALIDATE_REELS"] = "0"
-            # The counting pipeline alone: no inline spam screen (its per-user buckets would
-            # refuse some of the generator's events) and no forwarding to a spam service.
-            env["REELSTREAM_EDGE_SPAM_SCREEN_ENABLED"] = "false"
-            env["REELSTREAM_EDGE_SPAM_ADDRESS"] = ""
+            # By default the counting pipeline alone: no inline spam screen and no
+            # forwarding to a spam service (spam_cost.py measures what they add).
+            env["REELSTREAM_EDGE_SPAM_SCREEN_ENABLED"] = "true" if spam_filter else "false"
+            env["REELSTREAM_EDGE_SPAM_ADDRESS"] = spam_address if spam_filter else ""
             env["REELSTREAM_EDGE_REDIS_URL"] = f"redis://127.0.0.1:{EDGE_REDIS_BASE_PORT + index}/0"
             # Edges register in the service registry: the benchmark's Cassandra, not the
             # development node (which the soak's edges heartbeated in vain, ~3,300 times
@@ -107,8 +119,9 @@ def shift_ports(specs: list[ServiceSpec], offset: int) -> list[ServiceSpec]:
 
 
 def stop_services(specs: list[ServiceSpec], grace_s: float = 20.0) -> None:
-    """Stops the given services that run (edges first, so they can flush to the shards)."""
-    for module in ("edge", "counter", "origin"):
+    """Stops the given services that run (edges first, so they can flush to the shards; the
+    spam service before the shards, so its last judgement's corrections reach them)."""
+    for module in ("edge", "spam", "counter", "origin"):
         targets = []
         for spec in specs:
             if spec.module != module:
@@ -124,8 +137,10 @@ def stop_services(specs: list[ServiceSpec], grace_s: float = 20.0) -> None:
 class BenchStack:
     """Brings the benchmark's pipeline up and down again."""
 
-    def __init__(self, edges: int, shards: int, port_offset: int = 0) -> None:
-        self.specs = shift_ports(bench_specs(edges, shards), port_offset)
+    def __init__(
+        self, edges: int, shards: int, port_offset: int = 0, spam_filter: bool = False
+    ) -> None:
+        self.specs = shift_ports(bench_specs(edges, shards, spam_filter=spam_filter), port_offset)
         self.edges = edges
         self.redis_base_port = EDGE_REDIS_BASE_PORT + port_offset
 
@@ -142,7 +157,8 @@ class BenchStack:
         return [s.metrics_port for s in self.specs]
 
     def up(self) -> None:
-        """Fresh keyspace, fresh journals, then shards and edges, waiting for SERVING."""
+        """Fresh keyspace, fresh journals, then shards, the spam service (if any) and edges,
+        waiting for SERVING."""
         running = stack.running_specs()
         if running:
             print(f"stopping running services: {', '.join(s.name for s in running)}", flush=True)
@@ -156,8 +172,10 @@ class BenchStack:
         for index in range(self.edges):
             redis_server.wipe(edge_redis_name(index))
             redis_server.up(name=edge_redis_name(index), port=self.redis_base_port + index)
-        for module in ("counter", "edge"):
+        for module in ("counter", "spam", "edge"):
             group = [s for s in self.specs if s.module == module]
+            if not group:
+                continue
             for spec in group:
                 stack.start_service(spec)
             stack.wait_serving(group, START_TIMEOUT_S)
