@@ -18,9 +18,16 @@ bytes` (206/416 for Range, with If-Range honoured) and CORS headers so browser p
 from __future__ import annotations
 
 import asyncio
+import re
+import socket
+import time
 from collections.abc import Mapping
+from email.utils import formatdate
+from http import HTTPStatus
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion, HttpVersion10, HttpVersion11
 
 from edge.age_gate import AgeGate
 from edge.byte_range import ByteRange, parse_range
@@ -35,7 +42,7 @@ from edge.errors import (
     ReelRemoved,
 )
 from edge.hls_names import HlsFileKind, parse_hls_object
-from edge.mapped_body import Body, MappedBody, body_bytes, body_view, send_file_now
+from edge.mapped_body import Body, MappedBody, body_bytes, body_view, send_head_and_file
 from edge.master_filter import filter_master
 from edge.media_object import MediaObject, strong_etag
 from edge.prefetcher import Prefetcher
@@ -47,6 +54,9 @@ VARY_MASTER = ", ".join(CLIENT_HINT_HEADERS)
 ACCEPT_CH = "Sec-CH-Viewport-Height, Sec-CH-DPR, Downlink, Save-Data"
 ZERO_COPY_MIN_BYTES = 64 * 1024
 FIRST_PIECE_BYTES = 1024
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+# What aiohttp refuses in header values (header injection): controls other than tab.
+_FORBIDDEN_IN_HEADERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def etag_matches(header: str, etag: str) -> bool:
@@ -202,32 +212,28 @@ async def _send(
     """Sends `body[offset:offset+count]`, without copying it when it is large.
 
     A segment in a memory file goes out with sendfile (the kernel reads the pages itself,
-    as nginx does with files): headers are written first, then sendfile takes what the
-    socket accepts and the transport writes whatever is left (a slow client or a full
-    socket buffer), so back-pressure and disconnects behave as for any other response.
+    as nginx does with files): see `_send_mapped`.
 
     Other large bodies: aiohttp joins the header block and the body into one new bytes
     object before writing on Python < 3.12.9 (its writelines workaround), an allocation and
     a copy per response (40% of the edge's CPU for 1 MB segments in a profile); a small
     first piece with the headers, then the rest as a memoryview, avoids it.
     """
-    view = body_view(body)[offset : offset + count]
     if count < ZERO_COPY_MIN_BYTES or request.method == "HEAD":
         whole = isinstance(body, bytes) and count == len(body)
-        return web.Response(status=status, body=body if whole else view, headers=headers)
+        return web.Response(
+            status=status,
+            body=body if whole else body_view(body)[offset : offset + count],
+            headers=headers,
+        )
     transport = request.transport
-    if isinstance(body, MappedBody) and _can_sendfile(transport):
-        response = web.StreamResponse(status=status, headers=headers)
-        response.content_length = count
-        await response.prepare(request)  # writes the header block now
-        sent = 0
-        if transport is not None and transport.get_write_buffer_size() == 0:
-            socket = transport.get_extra_info("socket")
-            sent = send_file_now(socket.fileno(), body, offset, count)
-        if sent < count:
-            await response.write(view[sent:])
-        await response.write_eof()
-        return response
+    if isinstance(body, MappedBody) and transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and transport.get_extra_info("sslcontext") is None:
+            return await _send_mapped(
+                request, transport, sock, status, headers, body, offset, count
+            )
+    view = body_view(body)[offset : offset + count]
     coalesced = _CoalescedHeadersResponse(status=status, headers=headers)
     coalesced.content_length = count
     await coalesced.prepare(request)
@@ -237,10 +243,101 @@ async def _send(
     return coalesced
 
 
-def _can_sendfile(transport: asyncio.Transport | None) -> bool:
-    """Plain TCP only: TLS must encrypt in the process."""
-    return (
-        transport is not None
-        and transport.get_extra_info("sslcontext") is None
-        and transport.get_extra_info("socket") is not None
-    )
+class _SentResponse(web.StreamResponse):
+    """A response the handler has written to the connection itself, header block and
+    body: aiohttp's finishing step (prepare, write_eof) has nothing left to send, and the
+    connection stays open if the header block said so."""
+
+    def __init__(self, status: int, keep_alive: bool) -> None:
+        super().__init__(status=status)
+        self._sent_keep_alive = keep_alive
+
+    @property
+    def keep_alive(self) -> bool:
+        return self._sent_keep_alive
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+async def _send_mapped(
+    request: web.Request,
+    transport: asyncio.Transport,
+    sock: socket.socket,
+    status: int,
+    headers: dict[str, str],
+    body: MappedBody,
+    offset: int,
+    count: int,
+) -> web.StreamResponse:
+    """Writes the response to a plain TCP connection without aiohttp's response machinery.
+
+    The header block is the one aiohttp would write (the handler's headers, then
+    Content-Length, Date, Server and Connection by aiohttp's rules); it goes with MSG_MORE,
+    then sendfile takes what the socket accepts of the body, so header and body leave in
+    full segments and nothing is copied through the process. Whatever the socket does not
+    take at once (a slow client, a full send buffer), and everything when the transport
+    still holds earlier bytes (pipelining), goes through aiohttp's writer: back-pressure,
+    ordering and disconnects behave as for any other response.
+    """
+    keep_alive = request.keep_alive
+    head = _head_block(request.version, status, headers, count, keep_alive)
+    head_sent = body_sent = 0
+    if transport.get_write_buffer_size() == 0:
+        head_sent, body_sent = send_head_and_file(
+            sock.fileno(), sock.family, head, body, offset, count
+        )
+    try:
+        writer = request.writer
+        if head_sent < len(head):
+            await writer.write(head[head_sent:])
+        if body_sent < count:
+            await writer.write(body.view[offset + body_sent : offset + count])
+    except Exception:
+        if head_sent:
+            # Part of a response went around aiohttp's writer: the connection cannot
+            # carry an error answer after it, only be closed.
+            transport.close()
+            raise ConnectionResetError("connection lost mid-response") from None
+        raise
+    return _SentResponse(status, keep_alive)
+
+
+def _head_block(
+    version: HttpVersion, status: int, headers: dict[str, str], length: int, keep_alive: bool
+) -> bytes:
+    if _FORBIDDEN_IN_HEADERS.search("".join(headers.values())) is not None:
+        raise ValueError("control character in a response header value")
+    lines = [f"HTTP/{version.major}.{version.minor} {status} {_REASONS[status]}"]
+    lines.extend(f"{name}: {value}" for name, value in headers.items())
+    lines.append(f"Content-Length: {length}")
+    lines.append(f"Date: {_HTTP_DATE.now()}")
+    lines.append(f"Server: {SERVER_SOFTWARE}")
+    if keep_alive:
+        if version == HttpVersion10:
+            lines.append("Connection: keep-alive")
+    elif version == HttpVersion11:
+        lines.append("Connection: close")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1")
+
+
+class _HttpDate:
+    """The Date header value, formatted once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._text = formatdate(second, usegmt=True)
+        return self._text
+
+
+_HTTP_DATE = _HttpDate()

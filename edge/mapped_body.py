@@ -8,6 +8,11 @@ held once.
 
 The descriptor is closed when the last reference to the body goes (an evicted segment
 still being sent keeps it open: the response holds a reference), never while in use.
+
+A response's header block goes out with MSG_MORE just before the sendfile, so the kernel
+sends it in the body's first TCP segment instead of a small packet of its own (nginx's
+`tcp_nopush` does the same with TCP_CORK). On loopback a packet of its own cost about a
+tenth of the edge's CPU for 200 KB segments (a py-spy profile under wrk).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import fcntl
 import logging
 import mmap
 import os
+import socket
 import weakref
 from collections.abc import Sequence
 
@@ -118,3 +124,27 @@ def send_file_now(socket_fd: int, body: MappedBody, offset: int, count: int) -> 
         sent += n
     SENDFILE_BYTES.inc(sent)
     return sent
+
+
+def send_head_and_file(
+    socket_fd: int, family: int, head: bytes, body: MappedBody, offset: int, count: int
+) -> tuple[int, int]:
+    """Sends what a non-blocking TCP socket takes at once of `head` followed by
+    `body[offset:offset+count]`, and returns how much of each that was (the caller writes
+    the rest through its transport, which also pushes anything held back by MSG_MORE).
+
+    The body is started only once the whole head is in the socket, so the bytes leave in
+    order. The socket object wraps the descriptor without owning it (uvloop's own
+    setsockopt does the same): it is detached, never closed.
+    """
+    sock = socket.socket(family, socket.SOCK_STREAM, 0, socket_fd)
+    try:
+        try:
+            head_sent = sock.send(head, socket.MSG_MORE)
+        except OSError:
+            return 0, 0  # EAGAIN or a reset peer: the transport reports it as always
+    finally:
+        sock.detach()
+    if head_sent < len(head):
+        return head_sent, 0
+    return head_sent, send_file_now(socket_fd, body, offset, count)
