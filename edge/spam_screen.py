@@ -1,4 +1,4 @@
-"""The inline spam screen: cheap per-event checks after validation, before journaling.
+"""The inline spam screen: cheap checks after validation, before journaling, per batch.
 
 Refuses events of blocklisted users or IP hashes (pushed by the spam service through
 WatchBlocklist) and events beyond per-user and per-IP token buckets (rate and burst per
@@ -6,11 +6,16 @@ key; an unknown IP, hash 0, is not limited). Refusals are reported like validati
 rejections (FAILED_PRECONDITION, reason BLOCKLISTED or RATE_LIMITED) and counted by reason
 in `edge_events_rejected_total`. Buckets are bounded (least recently used keys forgotten).
 A screened view is forgotten by the view deduper, so a later legitimate view can count.
+
+The checks run on the batch's columns (numpy; edge/token_buckets.py charges the buckets a
+batch at a time) with the answers of screening one event at a time, in order: a
+blocklisted event takes no token; otherwise it takes one from its user's bucket and, only
+if that was allowed and it has an IP hash, one from its IP's bucket (a refusal there
+leaves the user's token spent).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +23,10 @@ import numpy.typing as npt
 
 from edge.event_columns import EventColumns
 from edge.event_validation import FAILED_PRECONDITION, ValidationResult, ViewDeduper
+from edge.token_buckets import TokenBuckets
 from protos import common_pb2, spam_pb2
+
+__all__ = ["ScreenLimits", "ScreenedBatch", "SpamScreen", "TokenBuckets", "accepted_positions"]
 
 BoolArray = npt.NDArray[np.bool_]
 IntpArray = npt.NDArray[np.intp]
@@ -31,29 +39,6 @@ class ScreenLimits:
     ip_events_per_s: float
     ip_burst: float
     max_keys: int
-
-
-class TokenBuckets:
-    """One token bucket per key, refilled at `rate_per_s` up to `burst`; bounded LRU."""
-
-    def __init__(self, rate_per_s: float, burst: float, max_keys: int) -> None:
-        self._rate_per_ms = rate_per_s / 1000.0
-        self._burst = burst
-        self._max_keys = max_keys
-        self._buckets: OrderedDict[int, tuple[float, int]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def take(self, key: int, now_ms: int) -> bool:
-        tokens, last_ms = self._buckets.get(key, (self._burst, now_ms))
-        tokens = min(self._burst, tokens + (now_ms - last_ms) * self._rate_per_ms)
-        allowed = tokens >= 1.0
-        self._buckets[key] = (tokens - 1.0 if allowed else tokens, now_ms)
-        self._buckets.move_to_end(key)
-        if len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
-        return allowed
 
 
 @dataclass
@@ -70,17 +55,24 @@ def accepted_positions(count: int, validated: ValidationResult) -> IntpArray:
     return np.flatnonzero(ok)
 
 
+_NO_KEYS = np.zeros(0, dtype=np.uint64)
+
+
 class SpamScreen:
     def __init__(self, limits: ScreenLimits) -> None:
         self._users = TokenBuckets(limits.user_events_per_s, limits.user_burst, limits.max_keys)
         self._ips = TokenBuckets(limits.ip_events_per_s, limits.ip_burst, limits.max_keys)
         self.blocked_users: frozenset[int] = frozenset()
         self.blocked_ips: frozenset[int] = frozenset()
+        self._blocked_user_ids = _NO_KEYS
+        self._blocked_ip_hashes = _NO_KEYS
         self.blocklist_version = 0
 
     def update_blocklist(self, blocklist: spam_pb2.Blocklist) -> None:
         self.blocked_users = frozenset(blocklist.user_ids)
         self.blocked_ips = frozenset(blocklist.ip_hashes)
+        self._blocked_user_ids = np.array(sorted(self.blocked_users), dtype=np.uint64)
+        self._blocked_ip_hashes = np.array(sorted(self.blocked_ips), dtype=np.uint64)
         self.blocklist_version = blocklist.version
 
     def screen(
@@ -91,35 +83,48 @@ class SpamScreen:
         now_ms: int,
     ) -> ScreenedBatch:
         """Applies the screen to the events validation accepted."""
-        accepted_index = accepted_positions(len(batch.reel_ids), validated)
         count = len(batch.reel_ids)
+        accepted_index = accepted_positions(count, validated)
         if not len(accepted_index):
             return ScreenedBatch(validated, accepted_index)
         accepted = validated.accepted
-        has_ips = len(batch.ip_hashes) == count
-        users = accepted.user_ids.tolist()
-        ips = [batch.ip_hashes[i] for i in accepted_index.tolist()] if has_ips else []
-        keep = np.ones(len(accepted_index), dtype=np.bool_)
+        users = accepted.user_ids
+        if len(batch.ip_hashes) == count:
+            ips = np.fromiter(batch.ip_hashes, dtype=np.uint64, count=count)[accepted_index]
+        else:
+            ips = np.zeros(len(accepted_index), dtype=np.uint64)
+        blocked = np.zeros(len(accepted_index), dtype=np.bool_)
+        if len(self._blocked_user_ids):
+            blocked |= np.isin(users, self._blocked_user_ids)
+        if len(self._blocked_ip_hashes):
+            blocked |= (ips != 0) & np.isin(ips, self._blocked_ip_hashes)
+        limited = ~blocked
+        charged = np.flatnonzero(limited)
+        user_ok = self._users.take_batch(users[charged], now_ms)
+        limited[charged[user_ok]] = False
+        with_ip = charged[user_ok]
+        with_ip = with_ip[ips[with_ip] != 0]
+        ip_ok = self._ips.take_batch(ips[with_ip], now_ms)
+        limited[with_ip[~ip_ok]] = True
+        keep = ~(blocked | limited)
+        if keep.all():
+            return ScreenedBatch(validated, accepted_index)
         rejections = list(validated.rejections)
-        for position, user in enumerate(users):
-            ip = ips[position] if has_ips else 0
-            if user in self.blocked_users or (ip and ip in self.blocked_ips):
+        for position in np.flatnonzero(~keep).tolist():
+            if blocked[position]:
                 reason, message = common_pb2.REJECT_REASON_BLOCKLISTED, "sender is blocklisted"
-            elif not self._users.take(user, now_ms) or (ip and not self._ips.take(ip, now_ms)):
-                reason, message = common_pb2.REJECT_REASON_RATE_LIMITED, "sender rate limited"
             else:
-                continue
-            keep[position] = False
-            index = int(accepted_index[position])
+                reason, message = common_pb2.REJECT_REASON_RATE_LIMITED, "sender rate limited"
             rejections.append(
                 common_pb2.EventRejection(
-                    index=index, code=FAILED_PRECONDITION, reason=reason, message=message
+                    index=int(accepted_index[position]),
+                    code=FAILED_PRECONDITION,
+                    reason=reason,
+                    message=message,
                 )
             )
             if accepted.kinds[position] == common_pb2.EVENT_KIND_VIEW:
-                deduper.forget(user, int(accepted.reel_ids[position]))
-        if keep.all():
-            return ScreenedBatch(validated, accepted_index)
+                deduper.forget(int(users[position]), int(accepted.reel_ids[position]))
         rejections.sort(key=lambda r: r.index)
         screened = EventColumns(
             accepted.reel_ids[keep],
