@@ -46,7 +46,7 @@ class ReferenceScreen:
 
     def decide(self, users: list[int], ips: list[int], now_ms: int) -> list[int]:
         """The reject reason of each event (0: accepted)."""
-        reasons = []
+        reasons: list[int] = []
         for user, ip in zip(users, ips, strict=True):
             if user in self.blocked_users or (ip and ip in self.blocked_ips):
                 reasons.append(common_pb2.REJECT_REASON_BLOCKLISTED)
@@ -169,9 +169,13 @@ def test_a_user_repeated_in_one_batch_gets_its_burst_then_refusals() -> None:
     assert later.accepted_index.tolist() == [0, 1, 5]
 
 
-def test_bucket_state_stays_bounded_with_many_keys() -> None:
-    buckets = TokenBuckets(1.0, 2.0, max_keys=1_000)
+def test_many_keys_stay_bounded_and_equal_to_one_take_at_a_time() -> None:
+    # Enough keys to fill the bound, merge the key index several times and evict.
+    batched = TokenBuckets(1.0, 2.0, max_keys=20_000)
+    reference = ReferenceBuckets(1.0, 2.0, max_keys=20_000)
     rng = np.random.default_rng(3)
-    for step in range(50):
-        buckets.take_batch(rng.integers(1, 1_000_000, 500).astype(np.uint64), step * 10)
-        assert len(buckets) <= 1_000
+    for step in range(60):
+        keys = rng.integers(1, 40_000, 1_000).astype(np.uint64)
+        allowed = batched.take_batch(keys, step * 300)
+        assert allowed.tolist() == [reference.take(key, step * 300) for key in keys.tolist()]
+        assert len(batched) == len(reference._buckets) <= 20_000
