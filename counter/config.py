@@ -83,6 +83,12 @@ class CounterConfig(CassandraConfigFields):
     trim_batches: bool = True
     """Delete batch rows once a complete snapshot covers them. Off keeps every batch row
     (an audit trail for fault investigations; recovery still starts at the snapshot)."""
+    max_reels_in_memory: int = 100_000
+    """Per logical shard, how many reels stay in memory; beyond it, reels that a
+    completed snapshot wrote and nothing changed since leave memory (oldest first,
+    second chance for reels in use) and are read back on their next use. Bounds a
+    shard's memory whatever the catalogue, at the cost of a Cassandra read per return of
+    a cold reel. 0 keeps every reel."""
     max_pending_batches: int = 512
     """Batches waiting for commit before ApplyBatch answers RESOURCE_EXHAUSTED."""
     max_group_batches: int = 128
@@ -119,6 +125,8 @@ class CounterConfig(CassandraConfigFields):
             raise ConfigError("buckets must stay in memory for at least 60 s")
         if not 1 <= self.snapshot_reels_per_write <= 256:
             raise ConfigError("snapshot_reels_per_write must be in [1, 256]")
+        if self.max_reels_in_memory < 0:
+            raise ConfigError("max_reels_in_memory must be 0 (no limit) or positive")
         if self.max_pending_batches < 1 or self.max_group_batches < 1:
             raise ConfigError("batch limits must be positive")
 

@@ -345,6 +345,7 @@ class CounterShard:
                 while self._pending and not self._fenced.is_set():
                     group = list(self._pending.values())[: self._config.max_group_batches]
                     await self._commit_group(group)
+                    self.stored.evict_cold(self._job_reels)
         finally:
             # Fenced, or cancelled by a handoff that ran out of time: no one else would
             # answer these callers, and the next owner decides what was committed.
@@ -395,7 +396,7 @@ class CounterShard:
                 # in one step, so every state seen in between is a committed prefix.
                 await asyncio.sleep(0)
             try:
-                await self.stored.restore_old_buckets(p.batch, give_up_s=self._config.lease_ttl_s)
+                await self.stored.prepare_apply(p.batch, give_up_s=self._config.lease_ttl_s)
             except StoreUnavailable as exc:
                 # Committed in Cassandra but not applicable here: drop the shard, so a
                 # fresh recovery (ours or another owner's) applies it from the batch log.
@@ -468,6 +469,11 @@ class CounterShard:
         self.state.uncopied, self.state.dirty = self.state.dirty, set()
         self.state.copy_before_change = self._copy_reel
         return _SnapshotJob(self._snapshot_id, dict(self.applied_seq), [])
+
+    def _job_reels(self) -> set[int]:
+        """Reels of the snapshot job being written (their rows may not be in Cassandra)."""
+        job = self._job
+        return {reel.reel_id for reel in job.reels} if job is not None else set()
 
     def _copy_reel(self, reel_id: int) -> ReelRollup:
         """Copies one reel of the current job as of its cut and clears its dirty marks."""

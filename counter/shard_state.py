@@ -7,6 +7,7 @@ same batches replayed in any order after a crash give the same totals.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -403,6 +404,28 @@ class ShardState:
             self.dirty.add(reel_id)
         self.reels[reel_id] = reel
         self.unloaded.discard(reel_id)
+
+    def evict_clean(self, count: int, keep: set[int], scan: int) -> int:
+        """Drops up to `count` clean reels from memory, looking at most at `scan` reels in
+        memory order (oldest first); returns how many it dropped. They join `unloaded`:
+        Cassandra holds exactly their values, and the next use reads them back.
+
+        Clean: no change since the last snapshot copied it (not dirty, not waiting for a
+        copy) and not one of `keep` (the reels of a snapshot job still being written: their
+        rows may not be in Cassandra yet). A reel in use is dirty most of the time, so this
+        is a second-chance (CLOCK) order: a reel passed over moves to the back.
+        """
+        evicted = 0
+        for reel_id in list(itertools.islice(self.reels, scan)):
+            if evicted >= count:
+                break
+            state = self.reels.pop(reel_id)
+            if reel_id in self.dirty or reel_id in self.uncopied or reel_id in keep:
+                self.reels[reel_id] = state
+                continue
+            self.unloaded.add(reel_id)
+            evicted += 1
+        return evicted
 
     def counts(self, reel_ids: Iterable[int]) -> list[common_pb2.ReelCounts]:
         result = []

@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import Counter, Gauge
 
 from counter.config import CounterConfig
-from counter.shard_state import BucketHorizons, ShardState, bucket_horizons
+from counter.shard_state import BucketHorizons, ShardState, bucket_horizons, reels_of
 from counter.store import CounterStore, now_ms
 from protos import counter_pb2
 from reelstream.cassandra_client import StoreUnavailable
@@ -25,6 +25,9 @@ UNLOADED_REELS = Gauge(
     "counter_reels_unloaded", "Stored reels of the served shards not read since the takeover"
 )
 REELS_LOADED = Counter("counter_reels_loaded_total", "Stored reels read on first use")
+REELS_EVICTED = Counter(
+    "counter_reels_evicted_total", "Cold reels dropped from memory (read back on next use)"
+)
 BUCKETS_RETIRED = Counter(
     "counter_buckets_retired_total", "Time buckets dropped from memory (Cassandra keeps them)"
 )
@@ -35,6 +38,8 @@ BUCKETS_RESTORED = Counter(
 RESTORE_RETRY_S = 0.2
 # Reels with replayed changes read together before a snapshot (see `load_changed`).
 LOAD_CHUNK = 256
+# Most reels dropped from memory in one go (see `evict_cold`).
+EVICT_SLICE = 4096
 
 
 class StoredReels:
@@ -58,28 +63,31 @@ class StoredReels:
             await self.ensure_loaded(changed_unread[start : start + LOAD_CHUNK])
 
     async def ensure_loaded(self, reel_ids: Iterable[int]) -> None:
-        """Reads the stored reels among `reel_ids` that recovery left in Cassandra, once
-        however many callers want them at the same time. Loaded reels stay in memory, so
-        once this returns, the caller may use them (even after awaiting something else).
+        """Reads the stored reels among `reel_ids` that are not in memory (left there by
+        recovery, or evicted as cold), once however many callers want them at the same
+        time. When this returns they are all in memory: the caller may use them until it
+        next awaits something (a cold reel may be evicted again after that).
 
         Raises:
             StoreUnavailable: a read failed (nothing is half-loaded; the caller retries).
         """
-        unloaded = self.state.unloaded
-        if not unloaded:
-            return
-        wanted = unloaded.intersection(reel_ids)
-        if not wanted:
-            return
-        new = [reel_id for reel_id in wanted if reel_id not in self._loading]
-        if new:
-            load = asyncio.create_task(self._load(new), name=f"load-reels-{self._store.shard}")
-            for reel_id in new:
-                self._loading[reel_id] = load
-        loads = {self._loading[reel_id] for reel_id in wanted if reel_id in self._loading}
-        for load in loads:
-            # Shielded: a caller giving up (deadline) must not cancel others' load.
-            await asyncio.shield(load)
+        reel_ids = list(reel_ids)
+        # Checked again after every wait: cold reels may leave memory meanwhile (the
+        # committer evicts between groups), and the caller relies on every one of them
+        # being in memory when this returns.
+        while self.state.unloaded:
+            wanted = self.state.unloaded.intersection(reel_ids)
+            if not wanted:
+                return
+            new = [reel_id for reel_id in wanted if reel_id not in self._loading]
+            if new:
+                load = asyncio.create_task(self._load(new), name=f"load-reels-{self._store.shard}")
+                for reel_id in new:
+                    self._loading[reel_id] = load
+            loads = {self._loading[reel_id] for reel_id in wanted if reel_id in self._loading}
+            for load in loads:
+                # Shielded: a caller giving up (deadline) must not cancel others' load.
+                await asyncio.shield(load)
 
     async def _load(self, reel_ids: list[int]) -> None:
         try:
@@ -108,6 +116,44 @@ class StoredReels:
 
     def horizons(self) -> BucketHorizons:
         return bucket_horizons(now_ms(), self._config.bucket_memory_ms)
+
+    async def prepare_apply(self, batch: counter_pb2.ApplyBatchRequest, give_up_s: float) -> None:
+        """Makes a committed batch applicable: its reels in memory (one may have been
+        evicted since the batch arrived), then its late events' retired buckets. The
+        caller applies the batch right after, without yielding.
+
+        Raises:
+            StoreUnavailable: the reads still failed after `give_up_s` of retries.
+        """
+        if self.state.unloaded:
+            reel_ids = reels_of(batch)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + give_up_s
+            while True:
+                try:
+                    await self.ensure_loaded(reel_ids)
+                    break
+                except StoreUnavailable:
+                    if loop.time() >= deadline:
+                        raise
+                    await asyncio.sleep(RESTORE_RETRY_S)
+        await self.restore_old_buckets(batch, give_up_s)
+
+    def evict_cold(self, job_reels: Callable[[], set[int]]) -> None:
+        """Drops clean reels beyond `max_reels_in_memory` (ShardState.evict_clean), a
+        slice at a time so a large excess never stalls the event loop; `job_reels` gives
+        the reels of the snapshot job being written, which must stay. Only the committer
+        calls this, between groups, so no committed batch finds its reels gone."""
+        limit = self._config.max_reels_in_memory
+        excess = len(self.state.reels) - limit
+        if limit <= 0 or excess <= 0:
+            return
+        # Down to 95 % of the limit, so eviction runs in bursts, not every group.
+        count = min(excess + limit // 20, EVICT_SLICE)
+        evicted = self.state.evict_clean(count, job_reels(), scan=4 * EVICT_SLICE)
+        REELS_EVICTED.inc(evicted)
+        REELS.set(len(self.state.reels))
+        UNLOADED_REELS.set(len(self.state.unloaded))
 
     async def restore_old_buckets(
         self, batch: counter_pb2.ApplyBatchRequest, give_up_s: float = 0.0
@@ -158,6 +204,7 @@ class StoredReels:
         horizon = self.horizons()[width]
         if from_ms < horizon and reel_id in self.state.reels:
             merged = await self._store.read_buckets(reel_id, width, from_ms, min(to_ms, horizon))
+            await self.ensure_loaded((reel_id,))  # it may have been evicted meanwhile
         for start, views, likes in self.state.time_series(reel_id, width, from_ms, to_ms):
             merged[start] = [views, likes]
         return sorted((start, views, likes) for start, (views, likes) in merged.items())

@@ -65,13 +65,16 @@ async def client(keyspace: str) -> AsyncIterator[CassandraClient]:
     await cassandra.close()
 
 
-async def new_owner(client: CassandraClient, name: str) -> CounterShard:
+async def new_owner(
+    client: CassandraClient, name: str, max_reels_in_memory: int = 0
+) -> CounterShard:
     config = CounterConfig(
         shard_count=1,
         owner_id=name,
         lease_ttl_s=1.5,
         lease_renew_s=0.5,
         lease_wait_s=30,
+        max_reels_in_memory=max_reels_in_memory,
     )
     store = CounterStore(client, shard=0)
     await store.prepare()
@@ -272,3 +275,44 @@ async def test_a_keyspace_keeps_the_shard_count_it_was_first_written_with(
     await store.check_shard_count(4)  # the same count again is fine
     with pytest.raises(RingMismatch, match=r"holds 4 logical shards.*configured with 8"):
         await store.check_shard_count(8)
+
+
+async def test_cold_reels_leave_memory_and_come_back_with_their_stored_values(
+    client: CassandraClient,
+) -> None:
+    first = await new_owner(client, "first", max_reels_in_memory=2)
+    committer = asyncio.create_task(first.run_committer())
+    liked = views_batch("edge-a.1", 1, {1: 10, 2: 20, 3: 30})
+    liked.like_reel_ids.append(2)
+    liked.like_user_ids.append(100)
+    liked.like_ts_ms.append(5)
+    liked.like_values.append(True)
+    await first.apply(liked)
+    await first.snapshot()  # reels 1-3 clean: their values are in Cassandra
+    await first.apply(views_batch("edge-a.1", 2, {4: 4}))
+    # Over the limit after that group: the two oldest clean reels left memory.
+    assert set(first.state.reels) == {3, 4}
+    assert first.state.unloaded == {1, 2}
+
+    # A batch for an evicted reel adds to its stored values; its like register is back
+    # too, so the user's older like loses to the later unlike.
+    unlike = views_batch("edge-a.1", 3, {2: 5})
+    unlike.like_reel_ids.append(2)
+    unlike.like_user_ids.append(100)
+    unlike.like_ts_ms.append(9)
+    unlike.like_values.append(False)
+    await first.apply(unlike)
+    await first.ensure_loaded([1, 2, 3, 4])
+    expected = {1: (10, 0), 2: (25, 0), 3: (30, 0), 4: (4, 0)}
+    counts = {c.reel_id: (c.views, c.likes) for c in first.state.counts([1, 2, 3, 4])}
+    assert counts == expected
+    assert first.state.liked(100, [2]) == [False]
+    await first.snapshot()
+    committer.cancel()
+    await asyncio.gather(committer, return_exceptions=True)
+
+    second = await new_owner(client, "second")
+    await second.ensure_loaded([1, 2, 3, 4])
+    counts = {c.reel_id: (c.views, c.likes) for c in second.state.counts([1, 2, 3, 4])}
+    assert counts == expected
+    assert second.state.liked(100, [2]) == [False]

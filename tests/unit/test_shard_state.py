@@ -197,3 +197,34 @@ def test_replayed_changes_of_unread_reels_merge_by_the_snapshot_that_wrote_the_r
     assert {7, 8} <= state.dirty  # written by the next snapshot
     assert state.partial == {}
     assert state.unloaded == set()
+
+
+def test_only_clean_reels_leave_memory_oldest_first_and_passed_over_ones_move_back() -> None:
+    state = ShardState()
+    for reel_id in range(1, 9):
+        state.reels[reel_id] = ReelState(views=reel_id)
+    state.dirty = {2}
+    state.uncopied = {3}
+    job_reels = {4}
+
+    evicted = state.evict_clean(3, job_reels, scan=8)
+
+    assert evicted == 3
+    assert state.unloaded == {1, 5, 6}
+    # The reels passed over (in use) moved behind the ones not looked at yet.
+    assert list(state.reels) == [7, 8, 2, 3, 4]
+    with pytest.raises(ReelNotLoaded):
+        state.counts([5])
+    state.load(5, ReelState(views=5), first_segment=0)
+    assert [c.views for c in state.counts([5])] == [5]
+
+
+def test_eviction_looks_at_no_more_than_its_scan() -> None:
+    state = ShardState()
+    for reel_id in range(10):
+        state.reels[reel_id] = ReelState()
+    state.dirty = set(range(5))
+    assert state.evict_clean(10, set(), scan=5) == 0
+    assert list(state.reels) == [5, 6, 7, 8, 9, 0, 1, 2, 3, 4]
+    assert state.evict_clean(10, set(), scan=2) == 2
+    assert state.unloaded == {5, 6}
