@@ -88,7 +88,8 @@ class CounterConfig(CassandraConfigFields):
     completed snapshot wrote and nothing changed since leave memory (oldest first,
     second chance for reels in use) and are read back on their next use. Bounds a
     shard's memory whatever the catalogue, at the cost of a Cassandra read per return of
-    a cold reel. 0 keeps every reel."""
+    a cold reel. A process holds (logical shards it hosts) x this many reels; in a 600 s
+    soak a held reel cost ~5 KB of RSS (docs/reliability.md). 0 keeps every reel."""
     max_pending_batches: int = 512
     """Batches waiting for commit before ApplyBatch answers RESOURCE_EXHAUSTED."""
     max_group_batches: int = 128
