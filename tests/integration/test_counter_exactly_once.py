@@ -56,6 +56,15 @@ def test_duplicate_batch_is_applied_once_and_gaps_are_refused(
         assert counts.edge_applied_seq == 1
 
 
+def add_like(
+    batch: counter_pb2.ApplyBatchRequest, reel_id: int, user_id: int, ts_ms: int, liked: bool
+) -> None:
+    batch.like_reel_ids.append(reel_id)
+    batch.like_user_ids.append(user_id)
+    batch.like_ts_ms.append(ts_ms)
+    batch.like_values.append(liked)
+
+
 @pytest.fixture
 async def client(keyspace: str) -> AsyncIterator[CassandraClient]:
     cassandra = CassandraClient(CassandraSettings(("127.0.0.1",), 9042, keyspace))
@@ -185,10 +194,7 @@ async def test_a_new_owner_reads_reels_the_replay_does_not_touch_on_first_use(
     first = await new_owner(client, "first")
     committer = asyncio.create_task(first.run_committer())
     likes = views_batch("edge-a.1", 1, {1: 10, 2: 20, 3: 30})
-    likes.like_reel_ids.append(2)
-    likes.like_user_ids.append(100)
-    likes.like_ts_ms.append(5)
-    likes.like_values.append(True)
+    add_like(likes, reel_id=2, user_id=100, ts_ms=5, liked=True)
     await first.apply(likes)
     await first.snapshot()
     await first.apply(views_batch("edge-a.1", 2, {1: 1}))
@@ -206,10 +212,7 @@ async def test_a_new_owner_reads_reels_the_replay_does_not_touch_on_first_use(
     # A batch on an unread reel adds to its stored values; the same user's like again
     # changes nothing (its stored register is read first).
     again = views_batch("edge-a.1", 3, {2: 5})
-    again.like_reel_ids.append(2)
-    again.like_user_ids.append(100)
-    again.like_ts_ms.append(6)
-    again.like_values.append(True)
+    add_like(again, reel_id=2, user_id=100, ts_ms=6, liked=True)
     await second.apply(again)
     assert second.state.unloaded == {1, 3}
     await second.ensure_loaded([1])
@@ -283,10 +286,7 @@ async def test_cold_reels_leave_memory_and_come_back_with_their_stored_values(
     first = await new_owner(client, "first", max_reels_in_memory=2)
     committer = asyncio.create_task(first.run_committer())
     liked = views_batch("edge-a.1", 1, {1: 10, 2: 20, 3: 30})
-    liked.like_reel_ids.append(2)
-    liked.like_user_ids.append(100)
-    liked.like_ts_ms.append(5)
-    liked.like_values.append(True)
+    add_like(liked, reel_id=2, user_id=100, ts_ms=5, liked=True)
     await first.apply(liked)
     await first.snapshot()  # reels 1-3 clean: their values are in Cassandra
     await first.apply(views_batch("edge-a.1", 2, {4: 4}))
@@ -297,10 +297,7 @@ async def test_cold_reels_leave_memory_and_come_back_with_their_stored_values(
     # A batch for an evicted reel adds to its stored values; its like register is back
     # too, so the user's older like loses to the later unlike.
     unlike = views_batch("edge-a.1", 3, {2: 5})
-    unlike.like_reel_ids.append(2)
-    unlike.like_user_ids.append(100)
-    unlike.like_ts_ms.append(9)
-    unlike.like_values.append(False)
+    add_like(unlike, reel_id=2, user_id=100, ts_ms=9, liked=False)
     await first.apply(unlike)
     await first.ensure_loaded([1, 2, 3, 4])
     expected = {1: (10, 0), 2: (25, 0), 3: (30, 0), 4: (4, 0)}
