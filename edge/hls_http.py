@@ -18,12 +18,15 @@ bytes` (206/416 for Range, with If-Range honoured) and CORS headers so browser p
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import socket
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
+from types import MappingProxyType
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -41,10 +44,10 @@ from edge.errors import (
     OriginUnavailable,
     ReelRemoved,
 )
-from edge.hls_names import HlsFileKind, parse_hls_object
+from edge.hls_names import HlsFileKind, HlsObject, parse_hls_object
 from edge.mapped_body import Body, MappedBody, body_bytes, body_view, send_head_and_file
 from edge.master_filter import filter_master
-from edge.media_object import MediaObject, strong_etag
+from edge.media_object import strong_etag
 from edge.prefetcher import Prefetcher
 from edge.segment_cache import SegmentCache
 
@@ -122,7 +125,8 @@ class HlsRoutes:
         return self._error(502, f"origin error: {exc}")
 
     async def get_file(self, request: web.Request) -> web.StreamResponse:
-        obj = parse_hls_object(request.match_info["reel_id"], request.match_info["name"])
+        match_info = request.match_info
+        obj = _parse_path(match_info["reel_id"], match_info["name"])
         if obj is None:
             return self._error(400, "malformed path: expected /reels/<id>/<hls file name>")
         caps = None
@@ -144,14 +148,9 @@ class HlsRoutes:
             return self._media_error(exc)
         if self._prefetcher is not None and obj.kind is HlsFileKind.MEDIA_SEGMENT:
             self._prefetcher.offer_next(obj)
-        headers = {
-            "Content-Type": media.content_type,
-            "Accept-Ranges": "bytes",
-            "Access-Control-Allow-Origin": self._allow_origin,
-            "Access-Control-Expose-Headers": EXPOSED_HEADERS,
-        }
         body = media.body
         etag = media.etag
+        vary = accept_ch = ""
         if caps is not None:
             body = filter_master(
                 body_bytes(body).decode("utf-8", "replace"),
@@ -160,38 +159,84 @@ class HlsRoutes:
                 save_data_bps=self._save_data_bps,
             ).encode()
             etag = strong_etag(body)
-            headers["Vary"] = VARY_MASTER
-            headers["Accept-CH"] = ACCEPT_CH
-        headers["ETag"] = etag
-        headers["Cache-Control"] = (
+            vary, accept_ch = VARY_MASTER, ACCEPT_CH
+        cache_control = (
             self._playlist_cache_control if obj.kind.is_playlist else SEGMENT_CACHE_CONTROL
         )
         if restricted:
-            headers["Cache-Control"] = headers["Cache-Control"].replace("public", "private")
-            headers["Vary"] = ", ".join(v for v in (headers.get("Vary"), "Authorization") if v)
-        return await self._respond(request, MediaObject(body, media.content_type, etag), headers)
-
-    async def _respond(
-        self, request: web.Request, media: MediaObject, headers: dict[str, str]
-    ) -> web.StreamResponse:
-        if_none_match = request.headers.get("If-None-Match")
-        if if_none_match is not None and etag_matches(if_none_match, media.etag):
-            return web.Response(status=304, headers=headers)
-        range_header = request.headers.get("Range")
-        if_range = request.headers.get("If-Range")
-        if if_range is not None and if_range.strip() != media.etag:
-            range_header = None  # the client's copy is outdated: send the whole object
-        size = len(media.body)
-        wanted = parse_range(range_header, size)
-        if wanted is None:
-            return await _send(request, 200, headers, media.body, 0, size)
-        headers["Content-Range"] = wanted.content_range
-        if not isinstance(wanted, ByteRange):
-            headers["Cache-Control"] = "no-store"
-            return web.Response(status=416, headers=headers)
-        return await _send(
-            request, 206, headers, media.body, wanted.start, wanted.end + 1 - wanted.start
+            cache_control = cache_control.replace("public", "private")
+            vary = f"{vary}, Authorization" if vary else "Authorization"
+        head = object_headers(
+            media.content_type, etag, cache_control, vary, accept_ch, self._allow_origin
         )
+        return await _respond(request, head, body)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectHeaders:
+    """The headers of every answer about one object (all but Content-Length, Content-Range
+    and those aiohttp adds), as a mapping and as the lines of a header block."""
+
+    etag: str
+    fields: Mapping[str, str]
+    lines: bytes
+    """`Name: value\r\n` for each field, checked for control characters."""
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.fields)
+
+
+@functools.lru_cache(maxsize=4096)
+def object_headers(
+    content_type: str, etag: str, cache_control: str, vary: str, accept_ch: str, allow_origin: str
+) -> ObjectHeaders:
+    """Headers of an object, built once per distinct set of values: a hot segment is
+    answered thousands of times a second with the same ones."""
+    fields = {
+        "Content-Type": content_type,
+        "Accept-Ranges": "bytes",
+        "Access-Control-Allow-Origin": allow_origin,
+        "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+    }
+    if vary:
+        fields["Vary"] = vary
+    if accept_ch:
+        fields["Accept-CH"] = accept_ch
+    fields["ETag"] = etag
+    fields["Cache-Control"] = cache_control
+    if _FORBIDDEN_IN_HEADERS.search("".join(fields.values())) is not None:
+        raise ValueError("control character in a response header value")
+    lines = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    return ObjectHeaders(etag, MappingProxyType(fields), lines.encode("latin-1"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_path(reel_id_text: str, name: str) -> HlsObject | None:
+    """`parse_hls_object`, remembered for the paths asked most (the result is immutable)."""
+    return parse_hls_object(reel_id_text, name)
+
+
+async def _respond(request: web.Request, head: ObjectHeaders, body: Body) -> web.StreamResponse:
+    headers = request.headers
+    if_none_match = headers.get("If-None-Match")
+    if if_none_match is not None and etag_matches(if_none_match, head.etag):
+        return web.Response(status=304, headers=head.as_dict())
+    range_header = headers.get("Range")
+    size = len(body)
+    if range_header is None:
+        return await _send(request, 200, head, None, body, 0, size)
+    if_range = headers.get("If-Range")
+    if if_range is not None and if_range.strip() != head.etag:
+        range_header = None  # the client's copy is outdated: send the whole object
+    wanted = parse_range(range_header, size)
+    if wanted is None:
+        return await _send(request, 200, head, None, body, 0, size)
+    if not isinstance(wanted, ByteRange):
+        fields = head.as_dict()
+        fields["Content-Range"] = wanted.content_range
+        fields["Cache-Control"] = "no-store"
+        return web.Response(status=416, headers=fields)
+    return await _send(request, 206, head, wanted.content_range, body, wanted.start, wanted.length)
 
 
 class _CoalescedHeadersResponse(web.StreamResponse):
@@ -204,7 +249,8 @@ class _CoalescedHeadersResponse(web.StreamResponse):
 async def _send(
     request: web.Request,
     status: int,
-    headers: dict[str, str],
+    head: ObjectHeaders,
+    content_range: str | None,
     body: Body,
     offset: int,
     count: int,
@@ -219,6 +265,17 @@ async def _send(
     a copy per response (40% of the edge's CPU for 1 MB segments in a profile); a small
     first piece with the headers, then the rest as a memoryview, avoids it.
     """
+    if count >= ZERO_COPY_MIN_BYTES and request.method != "HEAD":
+        transport = request.transport
+        if isinstance(body, MappedBody) and transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None and transport.get_extra_info("sslcontext") is None:
+                return await _send_mapped(
+                    request, transport, sock, status, head, content_range, body, offset, count
+                )
+    headers = head.as_dict()
+    if content_range is not None:
+        headers["Content-Range"] = content_range
     if count < ZERO_COPY_MIN_BYTES or request.method == "HEAD":
         whole = isinstance(body, bytes) and count == len(body)
         return web.Response(
@@ -226,13 +283,6 @@ async def _send(
             body=body if whole else body_view(body)[offset : offset + count],
             headers=headers,
         )
-    transport = request.transport
-    if isinstance(body, MappedBody) and transport is not None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None and transport.get_extra_info("sslcontext") is None:
-            return await _send_mapped(
-                request, transport, sock, status, headers, body, offset, count
-            )
     view = body_view(body)[offset : offset + count]
     coalesced = _CoalescedHeadersResponse(status=status, headers=headers)
     coalesced.content_length = count
@@ -246,7 +296,8 @@ async def _send(
 class _SentResponse(web.StreamResponse):
     """A response the handler has written to the connection itself, header block and
     body: aiohttp's finishing step (prepare, write_eof) has nothing left to send, and the
-    connection stays open if the header block said so."""
+    connection stays open if the header block said so. Nothing about it changes per
+    request, so one instance per (status, keep-alive) serves them all (`_SENT`)."""
 
     def __init__(self, status: int, keep_alive: bool) -> None:
         super().__init__(status=status)
@@ -268,7 +319,8 @@ async def _send_mapped(
     transport: asyncio.Transport,
     sock: socket.socket,
     status: int,
-    headers: dict[str, str],
+    head: ObjectHeaders,
+    content_range: str | None,
     body: MappedBody,
     offset: int,
     count: int,
@@ -284,16 +336,16 @@ async def _send_mapped(
     ordering and disconnects behave as for any other response.
     """
     keep_alive = request.keep_alive
-    head = _head_block(request.version, status, headers, count, keep_alive)
+    block = _header_block(request.version, status, head, content_range, count, keep_alive)
     head_sent = body_sent = 0
     if transport.get_write_buffer_size() == 0:
         head_sent, body_sent = send_head_and_file(
-            sock.fileno(), sock.family, head, body, offset, count
+            sock.fileno(), sock.family, block, body, offset, count
         )
     try:
         writer = request.writer
-        if head_sent < len(head):
-            await writer.write(head[head_sent:])
+        if head_sent < len(block):
+            await writer.write(block[head_sent:])
         if body_sent < count:
             await writer.write(body.view[offset + body_sent : offset + count])
     except Exception:
@@ -303,26 +355,40 @@ async def _send_mapped(
             transport.close()
             raise ConnectionResetError("connection lost mid-response") from None
         raise
-    return _SentResponse(status, keep_alive)
+    return _SENT[status, keep_alive]
 
 
-def _head_block(
-    version: HttpVersion, status: int, headers: dict[str, str], length: int, keep_alive: bool
+_SENT = {
+    (status, keep_alive): _SentResponse(status, keep_alive)
+    for status in (200, 206)
+    for keep_alive in (False, True)
+}
+
+
+def _header_block(
+    version: HttpVersion,
+    status: int,
+    head: ObjectHeaders,
+    content_range: str | None,
+    length: int,
+    keep_alive: bool,
 ) -> bytes:
-    if _FORBIDDEN_IN_HEADERS.search("".join(headers.values())) is not None:
-        raise ValueError("control character in a response header value")
-    lines = [f"HTTP/{version.major}.{version.minor} {status} {_REASONS[status]}"]
-    lines.extend(f"{name}: {value}" for name, value in headers.items())
-    lines.append(f"Content-Length: {length}")
-    lines.append(f"Date: {_HTTP_DATE.now()}")
-    lines.append(f"Server: {SERVER_SOFTWARE}")
+    """The status line and headers aiohttp would write for this response."""
     if keep_alive:
-        if version == HttpVersion10:
-            lines.append("Connection: keep-alive")
-    elif version == HttpVersion11:
-        lines.append("Connection: close")
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1")
+        connection = "Connection: keep-alive\r\n" if version == HttpVersion10 else ""
+    else:
+        connection = "Connection: close\r\n" if version == HttpVersion11 else ""
+    ranged = f"Content-Range: {content_range}\r\n" if content_range is not None else ""
+    return b"".join(
+        (
+            f"HTTP/{version.major}.{version.minor} {status} {_REASONS[status]}\r\n".encode(),
+            head.lines,
+            (
+                f"{ranged}Content-Length: {length}\r\nDate: {_HTTP_DATE.now()}\r\n"
+                f"Server: {SERVER_SOFTWARE}\r\n{connection}\r\n"
+            ).encode("latin-1"),
+        )
+    )
 
 
 class _HttpDate:

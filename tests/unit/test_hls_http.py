@@ -7,22 +7,31 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import cast
 
 import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
+from edge.age_gate import AgeGate
 from edge.errors import MediaNotFound
+from edge.event_validation import ReelInfo
 from edge.hls_http import HlsRoutes
 from edge.hls_names import HlsObject
 from edge.http_server import EdgeHttpServer
 from edge.mapped_body import MappedBody, hold_body
 from edge.media_object import MediaObject, strong_etag
+from edge.reel_directory import ReelDirectory
 from edge.segment_cache import SegmentCache
+from reelstream.user_tokens import mint
 
 SEGMENT = os.urandom(200 * 1024)
 SMALL = os.urandom(3000)
+KEYS = {"k1": b"secret"}
+RESTRICTED_REEL = 5
+REMOVED_REEL = 6
 
 
 class FolderOfFiles:
@@ -39,6 +48,15 @@ class FolderOfFiles:
         return None
 
 
+class FakeDirectory:
+    async def lookup(self, reel_ids: Iterable[int]) -> dict[int, ReelInfo | None]:
+        states = {
+            RESTRICTED_REEL: ReelInfo(removed=False, duration_ms=1000, age_restricted=True),
+            REMOVED_REEL: ReelInfo(removed=True, duration_ms=1000),
+        }
+        return {reel_id: states.get(reel_id) for reel_id in reel_ids}
+
+
 @pytest.fixture
 async def port() -> AsyncIterator[int]:
     files = {"360p_000.m4s": SEGMENT, "360p_001.m4s": SMALL}
@@ -53,6 +71,7 @@ async def port() -> AsyncIterator[int]:
         save_data_bps=500_000,
         retry_after_s=2,
         allow_origin="*",
+        age_gate=AgeGate(cast(ReelDirectory, FakeDirectory()), KEYS),
     ).add_to(app)
     server = EdgeHttpServer(
         app, "127.0.0.1:0", reuse_port=False, shutdown_timeout_s=1.0, allow_origin="*"
@@ -184,6 +203,32 @@ async def test_ranges_and_conditional_requests_of_a_mapped_segment(port: int) ->
         assert (reply.status, reply.headers["Content-Length"]) == (200, str(len(SEGMENT)))
         writer.write(request("/reels/1/360p_000.m4s"))
         assert (await read_reply(reader)).body == SEGMENT  # HEAD sent no body
+    finally:
+        writer.close()
+
+
+async def test_the_reel_state_gate_applies_to_segments_sent_with_sendfile(port: int) -> None:
+    verified = mint(KEYS, "k1", 7, int(time.time()) + 600, age_verified=True)
+    plain = mint(KEYS, "k1", 7, int(time.time()) + 600)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        path = f"/reels/{RESTRICTED_REEL}/360p_000.m4s"
+        writer.write(request(path))
+        assert (await read_reply(reader)).status == 403
+        writer.write(request(path, Authorization=f"Bearer {plain}"))
+        assert (await read_reply(reader)).status == 403
+        writer.write(request(path, Authorization=f"Bearer {verified}"))
+        reply = await read_reply(reader)
+        assert (reply.status, reply.body) == (200, SEGMENT)
+        assert reply.headers["Cache-Control"] == "private, max-age=31536000, immutable"
+        assert reply.headers["Vary"] == "Authorization"
+        writer.write(request(f"/reels/{REMOVED_REEL}/360p_000.m4s"))
+        assert (await read_reply(reader)).status == 410
+        writer.write(request("/reels/1/360p_000.m4s"))
+        reply = await read_reply(reader)
+        assert (reply.status, reply.body) == (200, SEGMENT)
+        assert reply.headers["Cache-Control"].startswith("public")
+        assert "Vary" not in reply.headers
     finally:
         writer.close()
 
