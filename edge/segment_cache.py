@@ -135,6 +135,15 @@ class SegmentCache:
         cached = self._store.peek((obj.reel_id, obj.name))
         return None if cached is None else cached.media
 
+    def cached_segment(self, obj: HlsObject) -> MediaObject | None:
+        """A cached init or media segment, counted as a hit as `get` would, without a
+        coroutine (the HTTP handler's hot path); None for a playlist or a segment not
+        cached, which `get` then answers."""
+        if obj.kind.is_playlist:
+            return None
+        cached = self._store.get((obj.reel_id, obj.name))
+        return None if cached is None else self._hit(cached)
+
     async def get(self, obj: HlsObject) -> MediaObject:
         """The file `obj`, from cache or from the origin.
 

@@ -275,3 +275,20 @@ async def test_a_failed_prefetch_is_not_retried_at_once() -> None:
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
+
+
+async def test_a_cached_segment_is_had_without_waiting_and_counted_like_a_hit() -> None:
+    origin = FakeOrigin({(1, "360p_000.m4s"): b"seg", (1, "360p.m3u8"): b"#EXTM3U"})
+    cache = make_cache(origin)
+    segment, playlist = hls(1, "360p_000.m4s"), hls(1, "360p.m3u8")
+    assert cache.cached_segment(segment) is None  # not cached yet: `get` fetches it
+    assert cache.stats.misses == 0
+    await cache.get(segment)
+    await cache.get(playlist)
+    media = cache.cached_segment(segment)
+    assert media is not None
+    assert media.body == b"seg"
+    assert cache.stats.hits == 1
+    assert cache.cached_segment(playlist) is None  # playlists age: `get` decides
+    assert cache.stats.hits == 1
+    assert origin.fetches == [(1, "360p_000.m4s"), (1, "360p.m3u8")]
