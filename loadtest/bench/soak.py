@@ -11,9 +11,17 @@ drained from it (acknowledged minus the journals' growth), and prints a progress
 
 Verdict, first quarter against last quarter of the samples: RSS flat when the last quarter's
 median grew by less than 10% or 32 MiB; descriptors flat when the last quarter's maximum grew
-by at most 8 or 10%; journal depth flat when the last quarter's median stays below twice the first
-quarter's plus one second of load. At the end the journals must drain and the counts of
-sampled reels must be exact. Results go to results/soak.json. A report, not a CI test.
+by at most 8 or 10%; journal depth flat when the last quarter's median stays below twice the
+first quarter's plus one second of load and the journals never held more than 60 s of load.
+RSS is judged on the samples after `SOAK_WARMUP_S` (default: the counters'
+`minute_buckets_in_memory_s`, 900 s): until then every active reel gains a minute bucket a
+minute by design, so the working set fills; the growth per hour over the judged samples
+(least squares) is reported beside it. Runs too short to leave 8 samples after the warm-up
+judge RSS on all samples. Descriptors and the journal are judged on the whole run (a journal
+that fills during the warm-up and stays full must not look flat). At the end the journals
+must drain and the counts of sampled reels must be exact. Results go to results/soak.json.
+A report, not a CI test. `python -m loadtest.bench.soak --rejudge FILE` prints the verdict
+of a recorded results file under these rules.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from typing import Any
 
 import psutil
 
+from counter.config import CounterConfig
 from loadtest.bench import bench_cassandra
 from loadtest.bench.bench_stack import BenchStack
 from loadtest.bench.exactness import check_counts, journal_depth, wait_drained
@@ -51,6 +60,11 @@ DRAIN_STALL_S = 60.0
 RSS_GROWTH_RATIO = 0.10
 RSS_GROWTH_MIB = 32.0
 FD_GROWTH = 8
+# A journal that ever held this many seconds of load is not flat, whatever its quarters
+# (one that fills in the first quarter and stays full would otherwise pass).
+JOURNAL_MAX_BACKLOG_S = 60.0
+# RSS flatness needs this many samples after the warm-up, else all samples are judged.
+MIN_JUDGED_SAMPLES = 8
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,8 @@ class SoakSettings:
     """SOAK_DRAIN_TIMEOUT_S: how long the journals may take to drain after the load."""
     drain_stall_s: float = DRAIN_STALL_S
     """SOAK_DRAIN_STALL_S: the drain fails sooner if nothing is acknowledged for this long."""
+    warmup_s: float = CounterConfig().minute_buckets_in_memory_s
+    """SOAK_WARMUP_S: RSS is judged on the samples after this (the minute buckets' window)."""
 
     @classmethod
     def from_env(cls) -> SoakSettings:
@@ -78,6 +94,9 @@ class SoakSettings:
             port_offset=int(os.environ.get("SOAK_PORT_OFFSET", 1000)),
             drain_timeout_s=float(os.environ.get("SOAK_DRAIN_TIMEOUT_S", DRAIN_TIMEOUT_S)),
             drain_stall_s=float(os.environ.get("SOAK_DRAIN_STALL_S", DRAIN_STALL_S)),
+            warmup_s=float(
+                os.environ.get("SOAK_WARMUP_S", CounterConfig().minute_buckets_in_memory_s)
+            ),
         )
 
 
@@ -146,12 +165,31 @@ def _quarters(values: list[float]) -> tuple[list[float], list[float]]:
     return values[:quarter], values[-quarter:]
 
 
-def verdict(samples: list[Sample], events_per_s: float) -> dict[str, Any]:
-    """Flatness per process and for the journal: first quarter against last quarter."""
+def rss_judged(samples: list[Sample], warmup_s: float) -> tuple[list[Sample], float]:
+    """The samples RSS is judged on and the warm-up actually left out: those after
+    `warmup_s` when there are at least MIN_JUDGED_SAMPLES of them, else all (0.0)."""
+    after = [s for s in samples if s.at_s > warmup_s]
+    if len(after) >= MIN_JUDGED_SAMPLES:
+        return after, warmup_s
+    return samples, 0.0
+
+
+def growth_per_hour(at_s: list[float], values: list[float]) -> float:
+    """Least-squares slope of `values` over time, per hour (0.0 with fewer than 2 points)."""
+    if len(at_s) < 2 or len(set(at_s)) < 2:
+        return 0.0
+    return statistics.linear_regression(at_s, values).slope * 3600.0
+
+
+def verdict(samples: list[Sample], events_per_s: float, warmup_s: float = 0.0) -> dict[str, Any]:
+    """Flatness per process and for the journal: first quarter against last quarter, RSS
+    after the warm-up (`rss_judged`)."""
     names = sorted({name for s in samples for name in s.rss_mib})
+    judged, warmup_used = rss_judged(samples, warmup_s)
     processes: dict[str, Any] = {}
     for name in names:
-        rss = [s.rss_mib[name] for s in samples if name in s.rss_mib]
+        at_s = [s.at_s for s in judged if name in s.rss_mib]
+        rss = [s.rss_mib[name] for s in judged if name in s.rss_mib]
         fds = [float(s.open_fds[name]) for s in samples if name in s.open_fds]
         rss_first, rss_last = _quarters(rss)
         fd_first, fd_last = _quarters(fds)
@@ -160,21 +198,31 @@ def verdict(samples: list[Sample], events_per_s: float) -> dict[str, Any]:
         processes[name] = {
             "rss_first_quarter_mib": round(statistics.median(rss_first), 1),
             "rss_last_quarter_mib": round(statistics.median(rss_last), 1),
+            "rss_growth_mib_per_h": round(growth_per_hour(at_s, rss), 1),
             "rss_flat": growth < allowed,
             "fds_first_quarter_max": int(max(fd_first)),
             "fds_last_quarter_max": int(max(fd_last)),
             # Cassandra's count moves with its sstables: allow 10% beside the fixed margin.
             "fds_flat": max(fd_last) - max(fd_first) <= max(FD_GROWTH, 0.1 * max(fd_first)),
         }
-    depth_first, depth_last = _quarters([float(s.journal_depth) for s in samples])
+    depths = [float(s.journal_depth) for s in samples]
+    depth_first, depth_last = _quarters(depths)
     depth_limit = 2 * statistics.median(depth_first) + events_per_s
     journal = {
         "depth_first_quarter_median": statistics.median(depth_first),
         "depth_last_quarter_median": statistics.median(depth_last),
-        "flat": statistics.median(depth_last) <= depth_limit,
+        "depth_max": max(depths),
+        "flat": statistics.median(depth_last) <= depth_limit
+        and max(depths) <= JOURNAL_MAX_BACKLOG_S * events_per_s,
     }
     flat = journal["flat"] and all(p["rss_flat"] and p["fds_flat"] for p in processes.values())
-    return {"flat": flat, "processes": processes, "journal": journal}
+    return {
+        "flat": flat,
+        "rss_warmup_s": warmup_used,
+        "rss_samples_judged": len(judged),
+        "processes": processes,
+        "journal": journal,
+    }
 
 
 async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict[str, int]) -> None:
@@ -270,13 +318,35 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
         "drained_events_per_s_median": statistics.median(drained) if drained else 0.0,
         "drain": drain,
         "exactness": exactness,
-        "verdict": verdict(run.samples, settings.events_per_s) if run.samples else {},
+        "verdict": (
+            verdict(run.samples, settings.events_per_s, settings.warmup_s) if run.samples else {}
+        ),
         "samples": [vars(s) for s in run.samples],
     }
 
 
-def main() -> int:
+def rejudge(path: Path, warmup_s: float) -> dict[str, Any]:
+    """The verdict of a recorded results file under the current rules (files from before
+    the soak sampled CPU and the drained rate judge the same: neither enters the verdict)."""
+    recorded = json.loads(path.read_text())
+    older = {"drained_events_per_s": 0.0, "cpu_cores": {}}
+    samples = [Sample(**{**older, **sample}) for sample in recorded["samples"]]
+    return verdict(samples, float(recorded["target_events_per_s"]), warmup_s)
+
+
+def main(argv: list[str]) -> int:
     settings = SoakSettings.from_env()
+    if argv[:1] == ["--rejudge"] and len(argv) == 2:
+        try:
+            judged = rejudge(Path(argv[1]), settings.warmup_s)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"soak: cannot judge {argv[1]}: {exc!r}", file=sys.stderr)
+            return 2
+        print(json.dumps(judged, indent=2))
+        return 0 if judged["flat"] else 1
+    if argv:
+        print("usage: python -m loadtest.bench.soak [--rejudge RESULTS.json]", file=sys.stderr)
+        return 2
     results = asyncio.run(soak(settings))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
@@ -296,4 +366,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

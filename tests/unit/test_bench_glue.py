@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.bench.doc_sections import replace_section
+from loadtest.bench.soak import Sample
 from loadtest.bench.video_summary import PARTS, MissingResults, gather
 
 ISSUE_4_KEYS = {
@@ -55,3 +56,46 @@ def test_soak_cpu_is_per_process_cores_over_the_window_and_skips_processes_seen_
     before = {"counter-0": 10.0, "edge-0": 4.0}
     after = {"counter-0": 25.0, "edge-0": 7.0, "edge-1": 3.0}
     assert cores_used(before, after, 30.0) == {"counter-0": 0.5, "edge-0": 0.1}
+
+
+def _soak_samples(rss_at: dict[float, float], depth: int = 0) -> list[Sample]:
+
+    return [
+        Sample(at, {"counter-0": rss}, {"counter-0": 25}, depth, 1000.0, 1000.0, {})
+        for at, rss in rss_at.items()
+    ]
+
+
+def test_soak_rss_is_judged_after_the_warm_up_and_growth_is_reported_per_hour() -> None:
+    from loadtest.bench.soak import verdict
+
+    # Fills from 300 to 700 MiB over the first 900 s, then flat: flat once the warm-up is
+    # left out, not flat when it is judged.
+    rss = {float(t): min(700.0, 300.0 + 400.0 * t / 900) for t in range(30, 3601, 30)}
+    judged = verdict(_soak_samples(rss), 1000.0, warmup_s=900.0)
+    assert judged["flat"]
+    assert judged["rss_warmup_s"] == 900.0
+    assert judged["processes"]["counter-0"]["rss_growth_mib_per_h"] == 0.0
+    assert not verdict(_soak_samples(rss), 1000.0, warmup_s=0.0)["flat"]
+
+
+def test_soak_rss_growing_after_the_warm_up_is_not_flat() -> None:
+    from loadtest.bench.soak import verdict
+
+    rss = {float(t): 500.0 + 0.1 * t for t in range(30, 3601, 30)}  # 360 MiB an hour
+    judged = verdict(_soak_samples(rss), 1000.0, warmup_s=900.0)
+    assert not judged["flat"]
+    assert judged["processes"]["counter-0"]["rss_growth_mib_per_h"] == 360.0
+
+
+def test_soak_short_runs_judge_every_sample_and_a_full_journal_is_never_flat() -> None:
+    from loadtest.bench.soak import verdict
+
+    short = verdict(_soak_samples({30.0: 300.0, 60.0: 310.0, 90.0: 305.0}), 1000.0, 900.0)
+    assert short["rss_warmup_s"] == 0.0
+    assert short["rss_samples_judged"] == 3
+    # A journal that fills during the warm-up and stays full: judged on the whole run.
+    filling = _soak_samples({float(t): 300.0 for t in range(30, 3601, 30)})
+    for sample in filling:
+        sample.journal_depth = min(10_000_000, int(sample.at_s * 20_000))
+    assert not verdict(filling, 1000.0, 900.0)["journal"]["flat"]
