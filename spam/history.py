@@ -5,7 +5,8 @@ verdict's events stay marked, so an appeal is never undone by the next judgement
 Bounded by time (`history_ms` behind the newest event) and by count (oldest dropped first).
 Each event keeps the time it entered the history (the service's clock, at the judge round
 that took it from the buffer), so the judge can wait until what came after an event has
-been seen too (`settled`).
+been seen too (`settled`), and its sequence number: its position in the stream of events
+ever added (0 for the first), which names an event across trims.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class EventHistory:
         self.removed: BoolArray = np.zeros(0, dtype=np.bool_)
         self.durations_ms: I64 = np.zeros(0, dtype=np.int64)
         self.arrived_ms: I64 = np.zeros(0, dtype=np.int64)
+        self.seq: I64 = np.zeros(0, dtype=np.int64)
+        self._added = 0
 
     def __len__(self) -> int:
         return len(self.events)
@@ -38,6 +41,10 @@ class EventHistory:
         self.arrived_ms = np.concatenate(
             [self.arrived_ms, np.full(len(frame), arrived_ms, dtype=np.int64)]
         )
+        self.seq = np.concatenate(
+            [self.seq, np.arange(self._added, self._added + len(frame), dtype=np.int64)]
+        )
+        self._added += len(frame)
         self._trim()
 
     def settled(self, now_ms: int, settle_ms: int) -> BoolArray:
@@ -56,3 +63,4 @@ class EventHistory:
             self.removed = self.removed[keep]
             self.durations_ms = self.durations_ms[keep]
             self.arrived_ms = self.arrived_ms[keep]
+            self.seq = self.seq[keep]

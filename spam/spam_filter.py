@@ -29,7 +29,7 @@ from spam.errors import CorrectionsPending
 from spam.event_buffer import EventBuffer
 from spam.event_frame import EventFrame
 from spam.history import EventHistory
-from spam.judging import judge
+from spam.judge_rounds import JudgeRounds
 from spam.model import SpamModel
 from spam.reel_durations import ReelDurations
 from spam.verdict_store import VerdictStore
@@ -77,6 +77,7 @@ class SpamFilter:
         self._store = store
         self.buffer = EventBuffer(config.max_buffered_events)
         self.history = EventHistory(int(config.history_s * 1000), config.max_history_events)
+        self.rounds = JudgeRounds(model, self.history, int(config.settle_s * 1000))
         self.book = VerdictBook(instance)
         self.blocklist = Blocklist(
             config.blocklist_min_flagged_events, config.blocklist_max_entries
@@ -84,9 +85,7 @@ class SpamFilter:
         self.blocklist_changed = asyncio.Condition()
         self._pending: list[PendingCorrection] = []
         self._lock = asyncio.Lock()
-        # The last judgement flagged events too recent to remove yet (settle_s).
-        self._unsettled = False
-        self.rounds = 0
+        self.rounds_run = 0
 
     async def restore(self) -> int:
         """Takes back the stored verdicts; their unapplied corrections (and reversals)
@@ -120,31 +119,26 @@ class SpamFilter:
             fresh = self.buffer.take_all()
             now = now_ms()
             if len(fresh):
-                self.history.add(fresh, await self._durations.of(fresh.reel_ids), now)
+                self.rounds.admit(fresh, await self._durations.of(fresh.reel_ids), now)
                 JUDGED.inc(len(fresh))
             verdict = None
             # Rounds without new events still judge while flagged events wait to settle.
-            if (len(fresh) or self._unsettled) and len(self.history):
+            if self.rounds.due:
                 started = time.perf_counter()
-                judgement = await asyncio.to_thread(
-                    judge, self._model, self.history.events, self.history.durations_ms
-                )
+                judgement = await asyncio.to_thread(self.rounds.judge)
                 JUDGE_SECONDS.observe(time.perf_counter() - started)
-                settled = self.history.settled(now, int(self._config.settle_s * 1000))
-                flagged = judgement.flagged & settled
-                self._unsettled = bool((judgement.flagged & ~settled).any())
-                newly = flagged & ~self.history.removed
+                outcome = self.rounds.settle(judgement, now)
+                newly = outcome.removed
                 verdict = self.book.draft(
                     self.history.events,
                     newly,
                     f"model {self._model.version}; lockstep groups {judgement.lockstep.groups}",
                     now_ms(),
                 )
-                self.history.removed |= newly
                 kinds = self.history.events.kinds[newly]
                 FLAGGED.labels(kind="view").inc(int((kinds == common_pb2.EVENT_KIND_VIEW).sum()))
                 FLAGGED.labels(kind="like").inc(int((kinds != common_pb2.EVENT_KIND_VIEW).sum()))
-                if self.blocklist.learn(self.history.events, flagged, newly):
+                if self.blocklist.learn(self.history.events, outcome.settled_flagged, newly):
                     async with self.blocklist_changed:
                         self.blocklist_changed.notify_all()
                 if verdict is not None:
@@ -160,7 +154,7 @@ class SpamFilter:
                             }
                         },
                     )
-            self.rounds += 1
+            self.rounds_run += 1
             await self._apply_pending()
             return verdict
 
