@@ -174,8 +174,10 @@ bench-scale: deps $(BENCH_STAMP) ## Pipeline rate at 1/2/4 edges and counters (+
 train-spam: deps ## Train the spam classifier on simulated traffic -> models/spam/model-v2.pkl (+ .json)
 	$(BIN)/python -m spam.training
 
-eval-spam: deps ## Evaluate the spam filter on held-out seeds and families -> results/eval-spam.json
-	$(BIN)/python -m spam.evaluation
+# EVAL_SPAM_ARGS: e.g. `--leave-one-out none` or `--leave-one-out lockstep,slow_drip`, `--no-delay`.
+EVAL_SPAM_ARGS ?=
+eval-spam: deps ## Evaluate the spam filter on held-out seeds and families, detection delay -> results/eval-spam.json
+	$(BIN)/python -m spam.evaluation $(EVAL_SPAM_ARGS)
 
 .PHONY: bench-spam
 bench-spam: eval-spam ## eval-spam, then its section of docs/benchmarks.md

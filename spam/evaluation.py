@@ -15,12 +15,20 @@ Seeds never overlap training (11, 12) or threshold validation (13). Three kinds 
 Throughput is measured on one core (BLAS/OpenMP pools limited to one thread): the model's
 scoring of a feature matrix, and beside it feature extraction and lockstep detection, in
 events per second.
+
+Detection delay (`spam.detection_delay`): the first mixed run replayed through the service's
+judge rounds in simulated time, on one core; the longest stage (about as many judgements of
+up to an hour of history as the run has judge intervals).
+
+Every stage prints a progress line with its wall time; `--leave-one-out` picks the unseen
+families to train for (each a whole training without the family) or none.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +39,9 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from loadtest.spam_traffic import DEFAULT_ATTACKERS, Family, LabelledTraffic, TrafficSpec
+from spam.config import SpamConfig
+from spam.detection_delay import replay
+from spam.detection_delay import report as delay_report
 from spam.features import extract_features
 from spam.judging import Judgement, judge
 from spam.lockstep import detect_lockstep
@@ -41,6 +52,31 @@ BoolArray = npt.NDArray[np.bool_]
 
 EVAL_SEEDS = (101, 102)
 SCORING_ROWS = 1_000_000
+
+
+class Progress:
+    """Progress lines on stderr with the wall time of each stage (and since the start)."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+        self._stage = self._started
+        self.stages: dict[str, float] = {}
+
+    def done(self, stage: str, detail: str = "") -> float:
+        now = time.perf_counter()
+        seconds = now - self._stage
+        self._stage = now
+        self.stages[stage] = round(seconds, 1)
+        print(
+            f"[{now - self._started:7.1f} s] {stage}: {seconds:.1f} s {detail}".rstrip(),
+            file=sys.stderr,
+            flush=True,
+        )
+        return seconds
+
+    @property
+    def total_s(self) -> float:
+        return round(time.perf_counter() - self._started, 1)
 
 
 def _rates(flagged: BoolArray, spam: BoolArray) -> dict[str, float]:
@@ -107,24 +143,44 @@ def family_run(family: Family) -> LabelledTraffic:
     return counted_traffic(spec)
 
 
-def unseen_families() -> dict[str, Any]:
-    """Per family: a model trained without it, judged on the family's run."""
+def unseen_families(families: tuple[Family, ...], progress: Progress) -> dict[str, Any]:
+    """Per family of `families`: a model trained without it (training and validation
+    traffic hold the six others only), judged on the family's run."""
     results: dict[str, Any] = {}
     attacks = tuple(DEFAULT_ATTACKERS)
-    for family in attacks:
+    for family in families:
+        name = family.name.lower()
         others = tuple(f for f in attacks if f is not family)
         model = train(families=others)
+        train_s = progress.done(f"unseen {name}: training without it")
         traffic = family_run(family)
         judgement = _judge(model, traffic)
-        results[family.name.lower()] = {
+        results[name] = {
             "trained_on": [f.name for f in others],
             **_report(judgement, traffic.family != Family.ORGANIC),
+            "training_s": round(train_s, 1),
         }
-        print(f"  unseen {family.name.lower():12s} {results[family.name.lower()]['recall']}")
+        progress.done(f"unseen {name}: judged", f"recall {results[name]['recall']}")
     return results
 
 
-def evaluate(model: SpamModel, leave_one_out: bool = True) -> dict[str, Any]:
+def detection_delay(model: SpamModel, traffic: LabelledTraffic) -> dict[str, Any]:
+    """`traffic` replayed through the service's judge rounds (its default settings), with
+    thread pools limited to one thread: the rounds' wall times are one core's."""
+    config = SpamConfig()
+    with threadpool_limits(1):
+        result = replay(model, traffic, config)
+    return delay_report(result, traffic, config)
+
+
+def evaluate(
+    model: SpamModel,
+    leave_one_out: tuple[Family, ...] = tuple(DEFAULT_ATTACKERS),
+    delay: bool = True,
+) -> dict[str, Any]:
+    """Every figure of results/eval-spam.json; `leave_one_out`: the families to train an
+    unseen-family model for; `delay`: whether to replay for detection delay."""
+    progress = Progress()
     mixed_flagged: list[BoolArray] = []
     mixed_spam: list[BoolArray] = []
     mixed_model: list[BoolArray] = []
@@ -138,6 +194,7 @@ def evaluate(model: SpamModel, leave_one_out: bool = True) -> dict[str, Any]:
         mixed_model.append(judgement.model_flagged)
         mixed_lockstep.append(judgement.lockstep.flagged)
         mixed_spam.append(traffic.family != Family.ORGANIC)
+        progress.done(f"mixed seed {seed}", f"{len(traffic.events):,} events")
     spam = np.concatenate(mixed_spam)
     per_family: dict[str, Any] = {}
     for family in DEFAULT_ATTACKERS:
@@ -147,7 +204,15 @@ def evaluate(model: SpamModel, leave_one_out: bool = True) -> dict[str, Any]:
             "held_out_family": family in HELD_OUT_FAMILIES,
             **_report(judgement, traffic.family != Family.ORGANIC),
         }
+        progress.done(f"family {family.name.lower()}", f"{len(traffic.events):,} events")
     assert first is not None
+    speed = throughput(model, first)
+    progress.done("throughput")
+    unseen = unseen_families(leave_one_out, progress)
+    delays: dict[str, Any] = {}
+    if delay:
+        delays = detection_delay(model, first)
+        progress.done("detection delay", f"{delays['rounds']} rounds")
     return {
         "model_version": model.version,
         "threshold_margin": model.threshold,
@@ -156,9 +221,33 @@ def evaluate(model: SpamModel, leave_one_out: bool = True) -> dict[str, Any]:
         "model_only": _rates(np.concatenate(mixed_model), spam),
         "lockstep_only": _rates(np.concatenate(mixed_lockstep), spam),
         "per_family": per_family,
-        "unseen_family": unseen_families() if leave_one_out else {},
-        **throughput(model, first),
+        "unseen_family": unseen,
+        **speed,
+        "detection_delay": delays,
+        "stage_seconds": progress.stages,
+        "evaluation_seconds": progress.total_s,
     }
+
+
+def families_arg(text: str) -> tuple[Family, ...]:
+    """`all`, `none` or family names separated by commas (`lockstep,slow_drip`)."""
+    if text == "all":
+        return tuple(DEFAULT_ATTACKERS)
+    if text == "none":
+        return ()
+    try:
+        return tuple(Family[name.strip().upper()] for name in text.split(","))
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(f"unknown family {exc}") from None
+
+
+def _delay_line(name: str, figures: dict[str, Any]) -> str:
+    if not figures["events"]:
+        return f"{name} none"
+    return (
+        f"{name} {figures['events']:,} events p50 {figures['p50_s']} s"
+        f" p99 {figures['p99_s']} s max {figures['max_s']} s"
+    )
 
 
 def main() -> None:
@@ -166,13 +255,24 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     parser.add_argument("--out", type=Path, default=Path("results/eval-spam.json"))
     parser.add_argument(
-        "--no-leave-one-out", action="store_true", help="skip the 7 unseen-family trainings"
+        "--leave-one-out",
+        type=families_arg,
+        default=tuple(DEFAULT_ATTACKERS),
+        metavar="all|none|FAMILY,...",
+        help="families to train an unseen-family model for (default: all 7)",
     )
+    parser.add_argument(
+        "--no-leave-one-out", action="store_true", help="same as --leave-one-out none"
+    )
+    parser.add_argument("--no-delay", action="store_true", help="skip the detection-delay replay")
     args = parser.parse_args()
-    result = evaluate(SpamModel.load(args.model), leave_one_out=not args.no_leave_one_out)
+    leave_one_out = () if args.no_leave_one_out else args.leave_one_out
+    result = evaluate(
+        SpamModel.load(args.model), leave_one_out=leave_one_out, delay=not args.no_delay
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} ({result['evaluation_seconds']} s)")
     print(
         f"overall precision {result['precision']} recall {result['recall']}"
         f" FPR {result['false_positive_rate']}"
@@ -190,12 +290,31 @@ def main() -> None:
         print(
             f"  {name:12s}  precision {figures['precision']:.4f}"
             f" recall {figures['recall']:.4f} FPR {figures['false_positive_rate']:.6f}"
+            f" (training {figures['training_s']} s)"
         )
     print(
         f"scoring {result['scoring_events_per_s']:,} events/s/core;"
         f" features {result['feature_extraction_events_per_s']:,};"
         f" lockstep {result['lockstep_events_per_s']:,}"
     )
+    delay = result["detection_delay"]
+    if delay:
+        cost = delay["judge_round_wall_s"]
+        print(
+            f"detection delay (seed {delay['seed']}, simulated time, judge every"
+            f" {delay['judge_interval_s']} s, settle {delay['settle_s']} s):"
+            f" {delay['removed']:,} of {delay['spam_events']:,} spam events removed,"
+            f" {delay['organic_removed']:,} organic"
+        )
+        for detector in ("all", "model", "lockstep", "lockstep_only"):
+            print("  " + _delay_line(detector, delay[detector]))
+        for name, figures in delay["per_family"].items():
+            print(f"  {name:12s} " + _delay_line("all", figures["all"]))
+        print(
+            f"  judge round wall time (one core): p50 {cost.get('p50_s')} s"
+            f" p99 {cost.get('p99_s')} s max {cost.get('max_s')} s"
+            f" (history up to {cost.get('history_events_max', 0):,} events)"
+        )
 
 
 if __name__ == "__main__":

@@ -41,6 +41,29 @@ family (method and targets: [spam.md](spam.md)).
 Throughput on one core: scoring {result["scoring_events_per_s"]:,} events/s, feature
 extraction {result["feature_extraction_events_per_s"]:,} events/s, lockstep detection
 {result["lockstep_events_per_s"]:,} events/s.
+{_delay(result.get("detection_delay"))}"""
+
+
+def _delay(delay: object) -> str:
+    """The detection-delay replay's figures (absent from results before it existed)."""
+    if not isinstance(delay, dict) or not delay:
+        return ""
+
+    def line(name: str) -> str:
+        figures = delay[name]
+        if not figures["events"]:
+            return f"{name}: none"
+        return (
+            f"{name} ({figures['events']:,} events): p50 {figures['p50_s']} s,"
+            f" p99 {figures['p99_s']} s, max {figures['max_s']} s"
+        )
+
+    cost = delay["judge_round_wall_s"]
+    return f"""
+Detection delay (seed {delay["seed"]} replayed through the judge's rounds in simulated time,
+judge every {delay["judge_interval_s"]} s, settle {delay["settle_s"]} s): {line("model")};
+{line("lockstep")}. Plus a judge round's own wall time (one core): p50 {cost.get("p50_s")} s,
+max {cost.get("max_s")} s.
 """
 
 
