@@ -27,7 +27,9 @@ families to train for (each a whole training without the family) or none.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -51,6 +53,14 @@ from spam.training import HELD_OUT_FAMILIES, counted_traffic, train
 BoolArray = npt.NDArray[np.bool_]
 
 EVAL_SEEDS = (101, 102)
+# What the figures depend on (the provenance says whether it differed from the commit).
+SPAM_CODE = (
+    "spam",
+    "models/spam",
+    "loadtest/spam_traffic.py",
+    "loadtest/spam_attacks.py",
+    "loadtest/spam_population.py",
+)
 SCORING_ROWS = 1_000_000
 
 
@@ -221,11 +231,31 @@ def evaluate(
         "model_only": _rates(np.concatenate(mixed_model), spam),
         "lockstep_only": _rates(np.concatenate(mixed_lockstep), spam),
         "per_family": per_family,
+        "leave_one_out": [f.name.lower() for f in leave_one_out],
         "unseen_family": unseen,
         **speed,
         "detection_delay": delays,
         "stage_seconds": progress.stages,
         "evaluation_seconds": progress.total_s,
+    }
+
+
+def _provenance() -> dict[str, Any]:
+    """When and on which commit (and whether the spam code had uncommitted changes)."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "spam_code_modified": bool(git("status", "--porcelain", "--", *SPAM_CODE)),
+        "command": " ".join(["python -m spam.evaluation", *sys.argv[1:]]),
     }
 
 
@@ -267,9 +297,11 @@ def main() -> None:
     parser.add_argument("--no-delay", action="store_true", help="skip the detection-delay replay")
     args = parser.parse_args()
     leave_one_out = () if args.no_leave_one_out else args.leave_one_out
+    provenance = _provenance()
     result = evaluate(
         SpamModel.load(args.model), leave_one_out=leave_one_out, delay=not args.no_delay
     )
+    result = {**provenance, **result}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out} ({result['evaluation_seconds']} s)")
