@@ -8,6 +8,13 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 EDGES ?= 2
 SHARDS ?= 2
+# `make up` runs the autoscaler as part of the stack; AUTOSCALE=0 starts a fixed-size stack.
+# MAX_EDGES / MAX_COUNTERS: its ceilings (counters are pinned unless MAX_COUNTERS is set);
+# UP_ARGS passes more `reelstream up` options, e.g. "--autoscale-interval 5 --scale-down-window 60".
+AUTOSCALE ?= 1
+UP_ARGS ?=
+UP_AUTOSCALE = $(if $(filter 0 no false off,$(AUTOSCALE)),--no-autoscale) \
+  $(if $(MAX_EDGES),--max-edges $(MAX_EDGES)) $(if $(MAX_COUNTERS),--max-counters $(MAX_COUNTERS)) $(UP_ARGS)
 PYTEST_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
@@ -45,27 +52,28 @@ certs: deps ## Development CA and one mTLS certificate per identity in var/certs
 	$(BIN)/python -m reelstream.infra.dev_certs
 
 run: deps ## Install what is missing, start the whole stack and print the endpoints
-	$(BIN)/reelstream up --edges $(EDGES) --shards $(SHARDS)
+	$(BIN)/reelstream up --edges $(EDGES) --shards $(SHARDS) $(UP_AUTOSCALE)
 	@echo "'make status' shows health, 'make logs' the logs, 'make down' stops everything."
 
-up: deps ## Start the stack (EDGES=n SHARDS=m), waiting until every service is SERVING
-	$(BIN)/reelstream up --edges $(EDGES) --shards $(SHARDS)
+up: deps ## Start the stack (EDGES=n SHARDS=m) and its autoscaler (AUTOSCALE=0: none; MAX_EDGES, MAX_COUNTERS), waiting until every service is SERVING
+	$(BIN)/reelstream up --edges $(EDGES) --shards $(SHARDS) $(UP_AUTOSCALE)
 
-down: ## Stop every process the stack started (services, Redis, Cassandra)
+down: ## Stop every process the stack started (the autoscaler first, services, Redis, Cassandra)
 	@if [ -x $(BIN)/reelstream ]; then $(BIN)/reelstream down; fi
 
-scale: deps ## Resize the running stack (EDGES=n SHARDS=m): counters hand logical shards off, edges drain
-	$(BIN)/reelstream scale --edges $(EDGES) --shards $(SHARDS)
+scale: deps ## Resize the running stack (EDGES=n SHARDS=m; MAX_EDGES/MAX_COUNTERS): the sizes become the autoscaler's floors
+	$(BIN)/reelstream scale --edges $(EDGES) --shards $(SHARDS) \
+	  $(if $(MAX_EDGES),--max-edges $(MAX_EDGES)) $(if $(MAX_COUNTERS),--max-counters $(MAX_COUNTERS))
 
 drain: ## Drain one node and stop it (NODE=edge-1: stop taking work, flush the journal; NODE=counter-1: hand its shards off)
 	@test -n "$(NODE)" || { echo "usage: make drain NODE=edge-1"; exit 2; }
 	$(BIN)/reelstream drain $(NODE)
 
-status: ## Services, their health, which counter serves which logical shard, Cassandra and Redis
+status: ## Services and the autoscaler, their health, which counter serves which logical shard, Cassandra and Redis
 	@$(BIN)/reelstream status
 
-logs: ## Tail the services' logs (NAME=edge-0 for one)
-	@$(BIN)/reelstream logs $(NAME)
+logs: ## Tail the services' logs (SERVICE=edge-0 or SERVICE=autoscaler for one; NAME= works too)
+	@$(BIN)/reelstream logs $(or $(SERVICE),$(NAME))
 
 test: deps toxiproxy ## Install what is missing, start the real servers the tests need, run the suite
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -242,7 +250,7 @@ grpc-probe: grpc-tools ## grpcurl lists/calls every service by reflection; ghz d
 # --- Operations (docs/operations.md): the autoscaler and the Kubernetes manifests.
 .PHONY: autoscale k8s-validate
 
-autoscale: deps ## Autoscale the local stack's edges with the HPA policy (DRY_RUN=1: log decisions only)
+autoscale: deps ## Run an autoscaler by hand (DRY_RUN=1: log decisions only; acting needs `make up AUTOSCALE=0`, which runs none)
 	$(BIN)/reelstream autoscale $(if $(DRY_RUN),--dry-run) $(AUTOSCALE_ARGS)
 
 k8s-validate: $(STAMP) ## kubeconform -strict on deploy/k8s (installs kubeconform and the schemas once)

@@ -12,16 +12,27 @@ One round (`AutoscaleController.run_round`), every `interval_s`:
 
 `python -m reelstream.autoscaler` (or `reelstream autoscale`) runs it against the local stack
 (`reelstream/local_scaling.py`) or against listed metrics URLs (`--targets`, dry-run only).
+`reelstream up` starts it with `--supervised`, as a process of the stack: it then takes its
+bounds from the stack's bounds file before every round (`reelstream/scaling_bounds.py`; the
+operator's `scale` and `drain` move them), holds the scaling lock while a round runs, stops
+between rounds on SIGTERM, and exits by itself when the stack it was started for is gone.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import logging
+import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 from reelstream.autoscale_policy import (
@@ -40,6 +51,12 @@ from reelstream.metrics_scrape import (
     Scrape,
     ScrapeError,
     parse_metrics,
+)
+from reelstream.scaling_bounds import (
+    LOCAL_MAX_COUNTERS,
+    LOCAL_MAX_EDGES,
+    StackBounds,
+    scaling_lock,
 )
 
 logger = logging.getLogger(__name__)
@@ -104,8 +121,6 @@ class TierSpec:
 
 
 CPU = "process_cpu_seconds_total"
-LOCAL_MAX_EDGES = 10
-LOCAL_MAX_COUNTERS = 8
 
 
 def default_tiers(
@@ -191,6 +206,8 @@ class TierRound:
     readings: dict[str, MetricReading]
     applied: bool = False
     error: str = ""
+    held: str = ""
+    """Why a change was decided but not made this round (`run_round(hold=...)`)."""
 
 
 @dataclass
@@ -209,17 +226,47 @@ class AutoscaleController:
     def __post_init__(self) -> None:
         self._scalers = {tier.name: Autoscaler(tier.policy()) for tier in self.tiers}
 
-    def run_round(self) -> list[TierRound]:
-        """One scrape-decide-act pass over every tier."""
-        return [self._round(tier) for tier in self.tiers]
+    def set_bounds(self, tier: str, min_replicas: int, max_replicas: int) -> bool:
+        """Gives `tier`'s policy new bounds, keeping its history; True if they changed."""
+        scaler = self._scalers[tier]
+        policy = scaler.policy
+        if (policy.min_replicas, policy.max_replicas) == (min_replicas, max_replicas):
+            return False
+        scaler.policy = dataclasses.replace(
+            policy, min_replicas=min_replicas, max_replicas=max_replicas
+        )
+        logger.info(
+            "bounds changed",
+            extra={
+                "fields": {
+                    "tier": tier,
+                    "min": min_replicas,
+                    "max": max_replicas,
+                    "was": f"{policy.min_replicas}..{policy.max_replicas}",
+                }
+            },
+        )
+        return True
 
-    def _round(self, tier: TierSpec) -> TierRound:
+    def bounds(self, tier: str) -> tuple[int, int]:
+        policy = self._scalers[tier].policy
+        return policy.min_replicas, policy.max_replicas
+
+    def run_round(self, hold: Mapping[str, str] | None = None) -> list[TierRound]:
+        """One scrape-decide-act pass over every tier; tiers in `hold` (tier -> why) decide
+        and log but change nothing this round."""
+        return [self._round(tier, (hold or {}).get(tier.name, "")) for tier in self.tiers]
+
+    def _round(self, tier: TierSpec, hold: str = "") -> TierRound:
         replicas = self.directory.replicas(tier.name)
         now = self.clock()
         readings = self._readings(tier, replicas, now)
         decision = self._scalers[tier.name].decide(now, len(replicas), readings)
         result = TierRound(tier.name, decision, readings)
-        if decision.desired != decision.current and self.actuator is not None:
+        if decision.desired != decision.current and self.actuator is not None and hold:
+            self._scalers[tier.name].forget_last_scale()
+            result.held = hold
+        elif decision.desired != decision.current and self.actuator is not None:
             try:
                 self.actuator.scale(tier.name, decision.current, decision.desired)
                 result.applied = True
@@ -275,6 +322,8 @@ class AutoscaleController:
         fields.update({f"avg_{k}": ("-" if v is None else f"{v:.4g}") for k, v in averages.items()})
         if result.error:
             fields["error"] = result.error
+        if result.held:
+            fields["held"] = result.held
         level = logging.WARNING if result.error else logging.INFO
         logger.log(level, "autoscale decision", extra={"fields": fields})
 
@@ -288,6 +337,28 @@ def _parse_targets(entries: Sequence[str]) -> StaticDirectory:
         for i, url in enumerate(u for u in urls.split(",") if u):
             tiers.setdefault(tier, []).append(Replica(f"{tier}-{i}", url))
     return StaticDirectory(tiers)
+
+
+_LOGFMT_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def last_decisions(log_file: Path, lines: int = 400) -> dict[str, dict[str, str]]:
+    """The latest "autoscale decision" line's fields per tier, from the end of a log file."""
+    try:
+        text = log_file.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return {}
+    found: dict[str, dict[str, str]] = {}
+    for line in text:
+        if 'msg="autoscale decision"' not in line:
+            continue
+        fields = {
+            key: value[1:-1].replace('\\"', '"') if value.startswith('"') else value
+            for key, value in _LOGFMT_FIELD.findall(line)
+        }
+        if "tier" in fields:
+            found[fields["tier"]] = fields
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -319,6 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TIER=URL[,URL...]",
         help="scrape these metrics URLs instead of the local stack (implies --dry-run)",
     )
+    parser.add_argument(
+        "--supervised",
+        action="store_true",
+        help="run as the stack's autoscaler (`reelstream up` starts it so): bounds from the "
+        "stack's bounds file, moved by `reelstream scale`; exits when the stack is gone",
+    )
+    # The process marker `reelstream up` puts on its processes' command lines (pid checks).
+    parser.add_argument("--label", default="", help=argparse.SUPPRESS)
     return parser
 
 
@@ -337,9 +416,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"the local stack has room for {LOCAL_MAX_COUNTERS} counters at most")
     if args.interval < 0 or args.scale_down_window < 0:
         parser.error("--interval and --scale-down-window must be >= 0")
+    if args.supervised and (args.targets or args.dry_run):
+        parser.error("--supervised acts on the local stack: no --targets or --dry-run")
     configure_logging("autoscaler")
     directory: ReplicaDirectory
     actuator: ReplicaActuator | None
+    round_guard: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
+    before_round: RoundGate = _no_check
     if args.targets:
         directory, actuator = _parse_targets(args.targets), None
         shards = len(directory.replicas("counter")) or 1
@@ -350,6 +433,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = stack_directory
         actuator = None if args.dry_run else local_scaling.LocalStackActuator()
         shards = max(1, len(stack_directory.replicas("counter")))
+        if args.supervised:
+            before_round = local_scaling.SupervisedChecks(
+                local_scaling.StackAnchor(), stack_directory
+            )
+        elif actuator is not None:
+            running = local_scaling.supervised_autoscaler_pid()
+            if running is not None:
+                parser.error(
+                    f"the stack's own autoscaler (pid {running}, started by `make up`) is "
+                    "running: watch it with `make logs SERVICE=autoscaler`, run this with "
+                    "--dry-run, or restart the stack with `make up AUTOSCALE=0` first"
+                )
+        if actuator is not None:
+            round_guard = scaling_lock
     edge, counter = default_tiers(
         max_edges=args.max_edges,
         shards=shards,
@@ -365,19 +462,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.scale_down_window,
     )
     controller = AutoscaleController((edge, counter), directory, actuator)
+    return _run(controller, args.interval, args.rounds, round_guard, before_round)
+
+
+RoundGate = Callable[["AutoscaleController"], tuple[str, dict[str, str]]]
+"""Before a round: (why to stop, or ""; tiers to hold this round -> why)."""
+
+
+def _no_check(controller: AutoscaleController) -> tuple[str, dict[str, str]]:
+    return "", {}
+
+
+def apply_bounds(controller: AutoscaleController, bounds: StackBounds) -> None:
+    """Gives each tier of `controller` the bounds the stack's bounds file sets."""
+    for tier in ("edge", "counter"):
+        tier_bounds = bounds.tier(tier)
+        controller.set_bounds(tier, tier_bounds.min_replicas, tier_bounds.max_replicas)
+
+
+def _run(
+    controller: AutoscaleController,
+    interval_s: float,
+    max_rounds: int,
+    round_guard: Callable[[], AbstractContextManager[object]],
+    before_round: RoundGate,
+) -> int:
+    """Rounds every `interval_s` until `max_rounds`, Ctrl-C, SIGTERM (between rounds: a
+    resize under way finishes) or `before_round` gives a reason to stop."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     rounds = 0
+    reason = ""
     try:
-        while args.rounds == 0 or rounds < args.rounds:
+        while not stop.is_set():
             started = time.monotonic()
-            controller.run_round()
+            with round_guard():
+                reason, hold = before_round(controller)
+                if reason:
+                    break
+                controller.run_round(hold)
             rounds += 1
-            if args.rounds and rounds >= args.rounds:
+            if max_rounds and rounds >= max_rounds:
+                reason = f"{max_rounds} rounds done"
                 break
-            time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+            stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
     except KeyboardInterrupt:
-        logger.info("autoscaler stopped", extra={"fields": {"rounds": rounds}})
+        reason = "interrupted"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    reason = reason or ("SIGTERM" if stop.is_set() else "stopped")
+    logger.info("autoscaler stopped", extra={"fields": {"rounds": rounds, "reason": reason}})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the package's copy of this module rather than `__main__`, so that the classes
+    # local_scaling imports and the logger names are the same ones.
+    from reelstream import autoscaler
+
+    sys.exit(autoscaler.main())

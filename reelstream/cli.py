@@ -1,12 +1,14 @@
 """`reelstream`: the operator CLI behind the Makefile targets.
 
-reelstream up [--edges N] [--shards M]   start the local stack, wait for SERVING
-reelstream down                          stop everything `up` started
-reelstream scale --edges N --shards M    resize the running stack (shards handed off)
+reelstream up [--edges N] [--shards M]   start the local stack, wait for SERVING, then start
+                                         its autoscaler (--no-autoscale: a fixed-size stack)
+reelstream down                          stop everything `up` started, the autoscaler first
+reelstream scale --edges N --shards M    resize the running stack (shards handed off); the
+                                         sizes become the autoscaler's floors
 reelstream drain NODE                    drain one node (edge-1, counter-2) and stop it
-reelstream status                        services, health, shard owners, Cassandra, Redis
-reelstream logs [-n LINES] [NAME]        tail the services' logs
-reelstream autoscale [--dry-run] [...]   size edges with the HPA algorithm (autoscale --help)
+reelstream status                        services, autoscaler, health, shard owners, Cassandra
+reelstream logs [-n LINES] [NAME]        tail the services' logs (NAME=autoscaler too)
+reelstream autoscale [--dry-run] [...]   run an autoscaler by hand (autoscale --help)
 reelstream token --user ID [...]         mint a signed user token (token --help)
 """
 
@@ -17,10 +19,23 @@ import sys
 from collections.abc import Sequence
 
 from reelstream import stack
+from reelstream.scaling_bounds import read_bounds
 
 
 def _up(args: argparse.Namespace) -> int:
-    specs = stack.up(edges=args.edges, shards=args.shards, timeout_s=args.timeout)
+    autoscaler = (
+        None
+        if args.no_autoscale
+        else stack.AutoscalerSettings(
+            max_edges=args.max_edges,
+            max_counters=args.max_counters,
+            interval_s=args.autoscale_interval,
+            scale_down_window_s=args.scale_down_window,
+        )
+    )
+    specs = stack.up(
+        edges=args.edges, shards=args.shards, timeout_s=args.timeout, autoscaler=autoscaler
+    )
     print("\nReelstream is up:")
     for spec in specs:
         print(
@@ -28,16 +43,30 @@ def _up(args: argparse.Namespace) -> int:
             f"{spec.metrics_port}/metrics"
         )
     print("  cassandra  cql 127.0.0.1:9042")
+    bounds = read_bounds()
+    if autoscaler is None or bounds is None:
+        print("  autoscaler off (fixed size)")
+    else:
+        print(
+            f"  autoscaler {bounds.describe()}, a round every {autoscaler.interval_s:g} s "
+            f"(log: {stack.autoscaler_spec().log_file})"
+        )
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
-    stack.down(grace_s=args.grace)
+    stack.down(grace_s=args.grace, keep_cassandra=args.keep_cassandra)
     return 0
 
 
 def _scale(args: argparse.Namespace) -> int:
-    stack.scale(edges=args.edges, shards=args.shards, timeout_s=args.timeout)
+    stack.scale(
+        edges=args.edges,
+        shards=args.shards,
+        timeout_s=args.timeout,
+        max_edges=args.max_edges,
+        max_counters=args.max_counters,
+    )
     print("\n".join(stack.shard_map_lines()))
     return 0
 
@@ -82,14 +111,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--edges", type=int, default=2)
     up.add_argument("--shards", type=int, default=2)
     up.add_argument("--timeout", type=float, default=300.0)
+    up.add_argument(
+        "--no-autoscale",
+        action="store_true",
+        help="a fixed-size stack: start no autoscaler (and stop one a previous `up` started)",
+    )
+    up.add_argument(
+        "--max-edges", type=int, help="the autoscaler's most edges (default: 2x --edges, <= 10)"
+    )
+    up.add_argument(
+        "--max-counters",
+        type=int,
+        help="let the autoscaler resize counter processes up to N (default: pinned at --shards)",
+    )
+    up.add_argument("--autoscale-interval", type=float, default=15.0, help="seconds per round")
+    up.add_argument(
+        "--scale-down-window", type=float, default=300.0, help="scale-down stabilisation (s)"
+    )
     up.set_defaults(handler=_up)
     down = commands.add_parser("down", help="stop the local stack")
     down.add_argument("--grace", type=float, default=15.0)
+    down.add_argument(
+        "--keep-cassandra",
+        action="store_true",
+        help="leave the Cassandra node running (one the test suite shares)",
+    )
     down.set_defaults(handler=_down)
     scale = commands.add_parser("scale", help="resize the running stack")
     scale.add_argument("--edges", type=int, required=True)
     scale.add_argument("--shards", type=int, required=True)
     scale.add_argument("--timeout", type=float, default=120.0)
+    scale.add_argument("--max-edges", type=int, help="new ceiling for the autoscaler's edges")
+    scale.add_argument(
+        "--max-counters", type=int, help="new ceiling for the autoscaler's counter processes"
+    )
     scale.set_defaults(handler=_scale)
     drain = commands.add_parser("drain", help="drain one node and stop it")
     drain.add_argument("node")

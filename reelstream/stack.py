@@ -6,6 +6,13 @@ logical shards; removed ones (highest index first) are SIGTERMed and hand their 
 before they exit; removed edges are drained (they stop taking work, flush their journal to
 the counters, then exit; their Redis keeps anything left for the next start).
 
+Unless told otherwise, `up` also starts the autoscaler (`python -m reelstream.autoscaler
+--supervised`) as one more tracked process, last, once every service is SERVING; it sizes
+the edges (and, with a counter ceiling, the counter processes) within the bounds of
+`reelstream/scaling_bounds.py`. Stopping the stack stops it first, so it never "repairs" a
+shutdown. An operator's `scale` and `drain` move its bounds (the asked size becomes the
+floor) under the scaling lock, so it does not undo them.
+
 Processes are detached (they outlive the CLI), tracked by pid files under
 `$REELSTREAM_VAR_DIR/run`, log to `$REELSTREAM_VAR_DIR/log/<name>.log`, and are considered
 up only when their gRPC health check answers SERVING.
@@ -27,12 +34,24 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import counter_pb2, counter_pb2_grpc
+from reelstream.autoscaler import last_decisions
 from reelstream.caller_policy import ADMIN
 from reelstream.cassandra_client import CassandraConfigFields
 from reelstream.channels import open_blocking_channel
 from reelstream.infra import cassandra_node, dev_certs, local_process, redis_server
 from reelstream.infra.cassandra_runtime import default_base_dir
 from reelstream.registry_status import registry_lines
+from reelstream.scaling_bounds import (
+    LOCAL_MAX_COUNTERS,
+    LOCAL_MAX_EDGES,
+    StackBounds,
+    TierBounds,
+    initial_bounds,
+    read_bounds,
+    remove_bounds,
+    scaling_lock,
+    write_bounds,
+)
 from reelstream.security_settings import security_settings
 from reelstream.transport_security import TransportSecurityError
 
@@ -52,6 +71,8 @@ class ServiceSpec:
     grpc_port: int
     metrics_port: int
     env: dict[str, str]
+    args: tuple[str, ...] = ()
+    """Command-line arguments after the marker (the services take none)."""
 
     @property
     def address(self) -> str:
@@ -196,6 +217,7 @@ def start_service(spec: ServiceSpec) -> int:
         "-m",
         spec.module,
         spec.marker,
+        *spec.args,
     ]
     return local_process.spawn_detached(command, spec.pid_file, spec.log_file, REPO_ROOT)
 
@@ -223,21 +245,108 @@ def wait_serving(specs: list[ServiceSpec], timeout_s: float) -> None:
             time.sleep(0.3)
 
 
-def up(edges: int = 2, shards: int = 2, timeout_s: float = 300.0) -> list[ServiceSpec]:
-    """Brings the whole stack up (idempotent) and waits until every service is SERVING."""
+@dataclass(frozen=True)
+class AutoscalerSettings:
+    """How `up` runs the stack's autoscaler."""
+
+    max_edges: int | None = None
+    """Most edges; None: `scaling_bounds.default_max_edges` of the edges asked."""
+    max_counters: int | None = None
+    """Most counter processes; None pins them at the count asked."""
+    interval_s: float = 15.0
+    """Seconds between the autoscaler's rounds."""
+    scale_down_window_s: float = 300.0
+    """Scale-down stabilisation window of both tiers."""
+
+    def args(self) -> tuple[str, ...]:
+        return (
+            "--supervised",
+            "--interval",
+            f"{self.interval_s:g}",
+            "--scale-down-window",
+            f"{self.scale_down_window_s:g}",
+        )
+
+
+def autoscaler_spec(settings: AutoscalerSettings | None = None) -> ServiceSpec:
+    """The autoscaler as a process of the stack: no gRPC or metrics port, a pid file and a
+    log file like the services (`make logs SERVICE=autoscaler`)."""
+    return ServiceSpec(
+        "autoscaler", "reelstream.autoscaler", 0, 0, {}, settings.args() if settings else ()
+    )
+
+
+def up(
+    edges: int = 2,
+    shards: int = 2,
+    timeout_s: float = 300.0,
+    autoscaler: AutoscalerSettings | None = None,
+) -> list[ServiceSpec]:
+    """Brings the whole stack up (idempotent) and waits until every service is SERVING;
+    then starts the autoscaler with `autoscaler`'s settings (bounds: at least `edges` and
+    `shards`), or, with None, stops one a previous `up` started (a fixed-size stack)."""
+    bounds = None
+    if autoscaler is not None:
+        try:
+            bounds = initial_bounds(edges, shards, autoscaler.max_edges, autoscaler.max_counters)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from exc
     if not security_settings().plaintext:
         made = dev_certs.ensure_certificates()
         if made:
             print(f"made certificates for {', '.join(made)} in {dev_certs.default_certs_dir()}")
     cassandra_node.up(1, timeout_s=timeout_s)
-    for j in range(edges):
-        redis_server.up(name=f"edge-{j}", port=edge_redis_port(j))
-    specs = plan(edges, shards)
-    for spec in specs:
-        start_service(spec)
-        print(f"started {spec.name:<10} grpc {spec.address}", flush=True)
-    wait_serving(specs, timeout_s)
+    with scaling_lock(WAITING_FOR_AUTOSCALER):
+        for j in range(edges):
+            redis_server.up(name=f"edge-{j}", port=edge_redis_port(j))
+        specs = plan(edges, shards)
+        for spec in specs:
+            start_service(spec)
+            print(f"started {spec.name:<10} grpc {spec.address}", flush=True)
+        wait_serving(specs, timeout_s)
+        if autoscaler is None or bounds is None:
+            stop_autoscaler()
+        else:
+            _start_autoscaler(autoscaler, bounds)
     return specs
+
+
+WAITING_FOR_AUTOSCALER = "waiting for the autoscaler's resize in progress to finish"
+
+
+def _start_autoscaler(settings: AutoscalerSettings, bounds: StackBounds) -> None:
+    spec = autoscaler_spec(settings)
+    write_bounds(bounds, "up")
+    pid = local_process.read_live_pid(spec.pid_file, spec.marker)
+    if pid is not None and _cmdline_args(pid)[-len(spec.args) :] != list(spec.args):
+        # Other interval or window: restart it. A new controller seeds its history with
+        # the running counts, so it shrinks nothing before a whole window has passed.
+        stop_autoscaler()
+        pid = None
+    if pid is None:
+        pid = start_service(spec)
+        print(f"started autoscaler ({bounds.describe()})", flush=True)
+    else:
+        print(f"autoscaler already running, pid {pid} ({bounds.describe()})", flush=True)
+
+
+def _cmdline_args(pid: int) -> list[str]:
+    try:
+        raw = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def stop_autoscaler(grace_s: float = 15.0) -> None:
+    """Stops the stack's autoscaler, if one runs, and forgets its bounds."""
+    spec = autoscaler_spec()
+    pid = local_process.read_live_pid(spec.pid_file, spec.marker)
+    if pid is not None:
+        local_process.terminate([(pid, spec.marker)], grace_s)
+        print("stopped autoscaler", flush=True)
+    spec.pid_file.unlink(missing_ok=True)
+    remove_bounds()
 
 
 def running_specs() -> list[ServiceSpec]:
@@ -251,7 +360,9 @@ def running_specs() -> list[ServiceSpec]:
 
 
 def stop_services(grace_s: float = 15.0) -> None:
-    """Stops the running services, edges first, and leaves Redis and Cassandra running."""
+    """Stops the autoscaler (so it does not restart what is stopping), then the running
+    services, edges first; leaves Redis and Cassandra running."""
+    stop_autoscaler(grace_s)
     specs = running_specs()
     _stop([s for s in specs if s.module == "edge"], grace_s)
     _stop([s for s in specs if s.module != "edge"], grace_s)
@@ -269,11 +380,13 @@ def _stop(specs: list[ServiceSpec], grace_s: float) -> None:
         print(f"stopped {spec.name}", flush=True)
 
 
-def down(grace_s: float = 15.0) -> None:
-    """Stops edges first (they flush to the shards), then shards and origin, Redis, Cassandra."""
+def down(grace_s: float = 15.0, keep_cassandra: bool = False) -> None:
+    """Stops the autoscaler, edges (they flush to the shards), then shards and origin, Redis,
+    and Cassandra unless `keep_cassandra` (a node other runs share, like the test suite's)."""
     stop_services(grace_s)
     redis_server.down_all()
-    cassandra_node.down()
+    if not keep_cassandra:
+        cassandra_node.down()
 
 
 STOP_GRACE_S = 30.0
@@ -291,8 +404,36 @@ def _running(module: str) -> list[ServiceSpec]:
     ]
 
 
-def scale(edges: int, shards: int, timeout_s: float = 120.0) -> None:
-    """Resizes the running stack to `edges` edges and `shards` counter processes.
+def scale(
+    edges: int,
+    shards: int,
+    timeout_s: float = 120.0,
+    max_edges: int | None = None,
+    max_counters: int | None = None,
+) -> None:
+    """The operator's resize: `resize`, and, when the stack runs an autoscaler, move its
+    bounds so it keeps what was asked (the asked sizes become the floors; `max_edges` and
+    `max_counters` set new ceilings, a ceiling equal to the size pins the tier). Waits for
+    an autoscaler resize in progress first."""
+    with scaling_lock(WAITING_FOR_AUTOSCALER):
+        bounds = read_bounds()
+        if bounds is not None:
+            moved = StackBounds(
+                bounds.edge.after_operator_resize(edges, max_edges),
+                bounds.counter.after_operator_resize(shards, max_counters),
+            )
+            if moved.edge.max_replicas > LOCAL_MAX_EDGES:
+                raise RuntimeError(f"the local stack has room for {LOCAL_MAX_EDGES} edges")
+            if moved.counter.max_replicas > LOCAL_MAX_COUNTERS:
+                raise RuntimeError(f"the local stack has room for {LOCAL_MAX_COUNTERS} counters")
+            write_bounds(moved, "scale")
+            print(f"autoscaler bounds now: {moved.describe()}", flush=True)
+        resize(edges, shards, timeout_s)
+
+
+def resize(edges: int, shards: int, timeout_s: float = 120.0) -> None:
+    """Resizes the running stack to `edges` edges and `shards` counter processes (the
+    autoscaler's own resizes; operators go through `scale`).
 
     Growing: counters first (new edges then find every shard served), then edges. Shrinking:
     edges first (their drain delivers to the counters), then counters, highest index first,
@@ -318,7 +459,7 @@ def scale(edges: int, shards: int, timeout_s: float = 120.0) -> None:
     for spec in sorted(current_edges, key=_index, reverse=True)[
         : max(0, len(current_edges) - edges)
     ]:
-        drain(spec.name)
+        _drain(spec.name)
     new_edges = [
         target[f"edge-{j}"] for j in range(edges) if f"edge-{j}" not in _names(current_edges)
     ]
@@ -329,7 +470,7 @@ def scale(edges: int, shards: int, timeout_s: float = 120.0) -> None:
     wait_serving(new_edges, timeout_s)
     wait_settled(timeout_s)
     for spec in sorted(counters, key=_index, reverse=True)[: max(0, len(counters) - shards)]:
-        drain(spec.name)
+        _drain(spec.name)
         # Each leaver's shards land before the next leaves, so no shard is handed to a
         # process that is itself about to go (it would move twice).
         wait_settled(timeout_s)
@@ -340,6 +481,31 @@ def _names(specs: list[ServiceSpec]) -> set[str]:
 
 
 def drain(name: str, grace_s: float = STOP_GRACE_S) -> None:
+    """The operator's drain of one node (`_drain`); when that leaves its tier below the
+    autoscaler's floor, the floor follows, so the node is not started again at once."""
+    with scaling_lock(WAITING_FOR_AUTOSCALER):
+        _drain(name, grace_s)
+        bounds = read_bounds()
+        module = name.rsplit("-", 1)[0]
+        if bounds is None or module not in ("edge", "counter"):
+            return
+        tier = bounds.tier(module)
+        remaining = len(_running(module))
+        if remaining >= tier.min_replicas:
+            return
+        floor = max(1, remaining)
+        ceiling = tier.max_replicas if tier.autoscaled else floor
+        lowered = TierBounds(floor, ceiling, tier.autoscaled)
+        moved = (
+            StackBounds(lowered, bounds.counter)
+            if module == "edge"
+            else StackBounds(bounds.edge, lowered)
+        )
+        write_bounds(moved, "drain")
+        print(f"autoscaler bounds now: {moved.describe()}", flush=True)
+
+
+def _drain(name: str, grace_s: float = STOP_GRACE_S) -> None:
     """Drains one node and waits for it to exit: an edge stops taking work, flushes its
     journal and leaves; a counter process hands every shard it serves off first."""
     spec = next((s for s in running_specs() if s.name == name), None)
@@ -416,10 +582,30 @@ def status_lines() -> list[str]:
         pid = local_process.read_live_pid(spec.pid_file, spec.marker)
         state = health(spec.address) if pid else "NOT RUNNING"
         lines.append(f"{spec.name:<12}{spec.address:<18}{pid or '-'!s:<9}{state}")
+    lines.extend(autoscaler_lines())
     lines.extend(shard_map_lines())
     lines.extend(registry_lines(CassandraConfigFields(), health))
     lines.extend(cassandra_node.status())
     lines.extend(redis_server.status_all())
+    return lines
+
+
+def autoscaler_lines() -> list[str]:
+    """The autoscaler's row of the status table, its bounds and its last decision per tier."""
+    spec = autoscaler_spec()
+    pid = local_process.read_live_pid(spec.pid_file, spec.marker)
+    bounds = read_bounds()
+    if pid is None and bounds is None:
+        return [f"{'autoscaler':<12}{'-':<18}{'-':<9}off (`make up` without AUTOSCALE=0 runs it)"]
+    state = "RUNNING" if pid else "EXITED (make logs SERVICE=autoscaler)"
+    lines = [f"{'autoscaler':<12}{'-':<18}{pid or '-'!s:<9}{state}"]
+    if bounds is not None:
+        lines.append(f"  bounds: {bounds.describe()}")
+    for tier, fields in last_decisions(spec.log_file).items():
+        lines.append(
+            f"  last {tier} decision {fields.get('ts', '')}: {fields.get('action')} "
+            f"{fields.get('current')} -> {fields.get('desired')} ({fields.get('reason', '')})"
+        )
     return lines
 
 

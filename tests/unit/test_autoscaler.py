@@ -259,7 +259,7 @@ def test_local_actuator_resizes_counters_like_make_scale_keeping_the_edges(
         lambda self, tier: [Replica(f"{tier}-{i}", "") for i in range(3 if tier == "edge" else 2)],
     )
     monkeypatch.setattr(
-        stack, "scale", lambda edges, shards, timeout_s: calls.append((edges, shards))
+        stack, "resize", lambda edges, shards, timeout_s: calls.append((edges, shards))
     )
     local_scaling.LocalStackActuator().scale("counter", 2, 4)
     assert calls == [(3, 4)]
