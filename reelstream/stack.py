@@ -296,6 +296,12 @@ def up(
         if made:
             print(f"made certificates for {', '.join(made)} in {dev_certs.default_certs_dir()}")
     cassandra_node.up(1, timeout_s=timeout_s)
+    # A running autoscaler that is not wanted as it runs is stopped before the lock is
+    # taken: its round may be waiting for the lock, and it stops only between rounds.
+    current = autoscaler_spec()
+    running = local_process.read_live_pid(current.pid_file, current.marker)
+    if running is not None and (autoscaler is None or not _runs_with(running, autoscaler.args())):
+        stop_autoscaler()
     with scaling_lock(WAITING_FOR_AUTOSCALER):
         for j in range(edges):
             redis_server.up(name=f"edge-{j}", port=edge_redis_port(j))
@@ -304,9 +310,7 @@ def up(
             start_service(spec)
             print(f"started {spec.name:<10} grpc {spec.address}", flush=True)
         wait_serving(specs, timeout_s)
-        if autoscaler is None or bounds is None:
-            stop_autoscaler()
-        else:
+        if autoscaler is not None and bounds is not None:
             _start_autoscaler(autoscaler, bounds)
     return specs
 
@@ -315,27 +319,27 @@ WAITING_FOR_AUTOSCALER = "waiting for the autoscaler's resize in progress to fin
 
 
 def _start_autoscaler(settings: AutoscalerSettings, bounds: StackBounds) -> None:
+    """Writes the bounds and starts the autoscaler unless it runs (a running one reads the
+    new bounds at its next round). A restarted one seeds its history with the running
+    counts, so it shrinks nothing before a whole scale-down window has passed."""
     spec = autoscaler_spec(settings)
     write_bounds(bounds, "up")
     pid = local_process.read_live_pid(spec.pid_file, spec.marker)
-    if pid is not None and _cmdline_args(pid)[-len(spec.args) :] != list(spec.args):
-        # Other interval or window: restart it. A new controller seeds its history with
-        # the running counts, so it shrinks nothing before a whole window has passed.
-        stop_autoscaler()
-        pid = None
     if pid is None:
-        pid = start_service(spec)
+        start_service(spec)
         print(f"started autoscaler ({bounds.describe()})", flush=True)
     else:
         print(f"autoscaler already running, pid {pid} ({bounds.describe()})", flush=True)
 
 
-def _cmdline_args(pid: int) -> list[str]:
+def _runs_with(pid: int, args: tuple[str, ...]) -> bool:
+    """True when process `pid`'s command line ends with `args`."""
     try:
         raw = (Path("/proc") / str(pid) / "cmdline").read_bytes()
     except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+        return False
+    cmdline = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    return cmdline[-len(args) :] == list(args)
 
 
 def stop_autoscaler(grace_s: float = 15.0) -> None:

@@ -22,7 +22,7 @@ from reelstream.autoscaler import (
     default_tiers,
     last_decisions,
 )
-from reelstream.infra import cassandra_node, redis_server
+from reelstream.infra import cassandra_node, local_process, redis_server
 from reelstream.metrics_scrape import ScrapeError
 from reelstream.scaling_bounds import (
     StackBounds,
@@ -164,9 +164,22 @@ def test_up_starts_the_autoscaler_last_and_no_autoscale_stops_it(
     assert events[-2:] == ["serving", "autoscaler"]
     assert read_bounds() == initial_bounds(1, 1)
 
+    # A running autoscaler: kept when its settings are the same, stopped before anything
+    # else when the stack is to be fixed-size (or its settings changed).
+    monkeypatch.setattr(
+        local_process,
+        "read_live_pid",
+        lambda pid_file, marker: 77 if pid_file.stem == "autoscaler" else None,
+    )
+    monkeypatch.setattr(stack, "_runs_with", lambda pid, args: True)
+    events.clear()
+    stack.up(1, 1, autoscaler=stack.AutoscalerSettings(interval_s=5, scale_down_window_s=60))
+    assert "autoscaler" not in events
+    assert "stopped" not in events
     events.clear()
     stack.up(1, 1, autoscaler=None)
-    assert events[-2:] == ["serving", "stopped"]
+    assert events[0] == "stopped"
+    assert "autoscaler" not in events
     with pytest.raises(RuntimeError, match="must be between"):
         stack.up(3, 1, autoscaler=stack.AutoscalerSettings(max_edges=2))
 
