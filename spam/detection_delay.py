@@ -16,7 +16,8 @@ Simulated time leaves out the judgement's own compute time (the service reads it
 before judging and removes after): the wall time of every judged round is measured so a
 reader can add it. The replay stops once every event was admitted and nothing waits to
 settle, so a spam event a later round would have caught with more traffic counts as not
-removed.
+removed. The replay starts with an empty history (a cold start); `steady_state` covers the
+spam events that arrived once the history spanned its whole window.
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ class DelayBook:
         ).astype(np.float64)
         return delays
 
-    def summary(self, arrival_ms: I64, family: I8) -> dict[str, Any]:
-        """Delays of the spam events removed, overall, per detector and per family."""
+    def summary(
+        self, arrival_ms: I64, family: I8, steady_from_ms: int | None = None
+    ) -> dict[str, Any]:
+        """Delays of the spam events removed, overall, per detector and per family, and
+        (`steady_state`) of the spam events arriving from `steady_from_ms` on."""
         delays = self.delays_s(arrival_ms)
         spam = family != Family.ORGANIC
 
@@ -91,10 +95,17 @@ class DelayBook:
             Family(int(value)).name.lower(): figures(family == value)
             for value in unique_sorted(family[spam]).tolist()
         }
+        steady: dict[str, Any] = {}
+        if steady_from_ms is not None:
+            steady = {
+                "from_ms": steady_from_ms,
+                **figures(spam & (arrival_ms >= steady_from_ms)),
+            }
         return {
             **figures(spam),
             "organic_removed": int((~spam & self.removed).sum()),
             "per_family": per_family,
+            "steady_state": steady,
         }
 
 
@@ -185,6 +196,12 @@ def report(result: Replay, traffic: LabelledTraffic, config: SpamConfig) -> dict
         "settle_s": config.settle_s,
         "history_s": config.history_s,
         "rounds": result.rounds,
-        **result.book.summary(events.ts_ms, traffic.family),
+        # Steady state: events arriving once the history spans its whole window (a
+        # service running for longer than history_s), apart from the cold start.
+        **result.book.summary(
+            events.ts_ms,
+            traffic.family,
+            int(events.ts_ms[0]) + int(config.history_s * 1000) if len(events) else None,
+        ),
         "judge_round_wall_s": round_cost,
     }

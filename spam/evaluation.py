@@ -340,6 +340,11 @@ def main() -> None:
         )
         for detector in ("all", "model", "lockstep", "lockstep_only"):
             print("  " + _delay_line(detector, delay[detector]))
+        steady = delay["steady_state"]
+        if steady:
+            print(f"  steady state (events after the first {delay['history_s']} s of history):")
+            for detector in ("all", "model", "lockstep"):
+                print("    " + _delay_line(detector, steady[detector]))
         for name, figures in delay["per_family"].items():
             print(f"  {name:12s} " + _delay_line("all", figures["all"]))
         print(

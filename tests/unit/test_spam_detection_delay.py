@@ -78,6 +78,9 @@ def test_delay_is_the_removing_round_minus_arrival_including_the_settle_delay() 
     assert summary["lockstep"]["events"] == 0
     assert summary["per_family"]["short_watch"]["all"]["events"] == 2
     assert list(summary["per_family"]) == ["short_watch"]
+    # Only the events arriving from the given time on count as the steady state.
+    steady = book.summary(run.events.ts_ms, run.family, START_MS + 10_000)["steady_state"]
+    assert (steady["spam_events"], steady["model"]["max_s"]) == (1, 39.0)
 
 
 def test_events_caught_by_lockstep_are_filed_under_lockstep() -> None:
