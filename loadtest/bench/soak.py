@@ -7,7 +7,8 @@ half of `SOAK_PEAK` (the counting benchmark's peak: results/bench-counters.json 
 `make bench-counters` here, else the published 124k events/s; docs/benchmarks.md). Every
 `SOAK_SAMPLE_S` seconds it samples, for every process, resident memory, open file
 descriptors and CPU (the load generator's too), the edges' journal depth and what the shards
-drained from it (acknowledged minus the journals' growth), and prints a progress line.
+drained from it (acknowledged minus the journals' growth), Cassandra's live sstables (its
+descriptors follow them), and prints a progress line.
 
 Verdict, first quarter against last quarter of the samples: RSS flat when the last quarter's
 median grew by less than 10% or 32 MiB; descriptors flat when the last quarter's maximum grew
@@ -120,6 +121,8 @@ class Sample:
     """What the shards took out of the journals: acknowledged minus the journals' growth."""
     cpu_cores: dict[str, float]
     """CPU per process over the window, in cores (the machine has 2)."""
+    cassandra_sstables: int = 0
+    """Live sstables of the benchmark's Cassandra node (its open descriptors follow them)."""
 
 
 @dataclass
@@ -147,6 +150,15 @@ def sample_processes(
         except psutil.Error:
             continue
     return rss, fds, cpu_s
+
+
+def sstable_count(data_dir: Path) -> int:
+    """Live sstables under a Cassandra data folder: one `*-Data.db` file each (compaction
+    may delete files while the folder is walked: they are simply not counted)."""
+    try:
+        return sum(1 for _ in data_dir.rglob("*-Data.db"))
+    except OSError:
+        return 0
 
 
 def cores_used(
@@ -252,8 +264,16 @@ async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict
             drained = result.events_per_s - (depth - depth_before) / (now - sampled_at)
             cores = cores_used(cpu_before, cpu_after, now - sampled_at)
             cpu_before, depth_before, sampled_at = cpu_after, depth, now
+            sstables = await asyncio.to_thread(sstable_count, bench_cassandra.NODE.spec().data_dir)
             sample = Sample(
-                round(now - started, 1), rss, fds, depth, result.events_per_s, drained, cores
+                round(now - started, 1),
+                rss,
+                fds,
+                depth,
+                result.events_per_s,
+                drained,
+                cores,
+                sstables,
             )
             run.samples.append(sample)
             print(
@@ -264,7 +284,8 @@ async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict
                 + "  rss MiB "
                 + " ".join(f"{n}={v:.0f}" for n, v in sorted(rss.items()))
                 + "  fds "
-                + " ".join(f"{n}={v}" for n, v in sorted(fds.items())),
+                + " ".join(f"{n}={v}" for n, v in sorted(fds.items()))
+                + f"  sstables {sstables}",
                 flush=True,
             )
     finally:

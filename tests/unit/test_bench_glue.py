@@ -99,3 +99,15 @@ def test_soak_short_runs_judge_every_sample_and_a_full_journal_is_never_flat() -
     for sample in filling:
         sample.journal_depth = min(10_000_000, int(sample.at_s * 20_000))
     assert not verdict(filling, 1000.0, 900.0)["journal"]["flat"]
+
+
+def test_soak_counts_live_sstables_by_their_data_files(tmp_path: Path) -> None:
+    from loadtest.bench.soak import sstable_count
+
+    table = tmp_path / "data" / "ks" / "reel_state-1a2b"
+    table.mkdir(parents=True)
+    for generation in (1, 2, 3):
+        (table / f"da-{generation}-bti-Data.db").write_bytes(b"")
+        (table / f"da-{generation}-bti-Partitions.db").write_bytes(b"")
+    assert sstable_count(tmp_path / "data") == 3
+    assert sstable_count(tmp_path / "missing") == 0
