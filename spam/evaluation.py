@@ -178,8 +178,20 @@ def detection_delay(model: SpamModel, traffic: LabelledTraffic) -> dict[str, Any
     """`traffic` replayed through the service's judge rounds (its default settings), with
     thread pools limited to one thread: the rounds' wall times are one core's."""
     config = SpamConfig()
+    started = time.perf_counter()
+    every = max(1, round(600 / config.judge_interval_s))
+
+    def progress(rounds: int, history_events: int) -> None:
+        if rounds % every == 0:
+            print(
+                f"  detection delay: {rounds * config.judge_interval_s / 60:.0f} simulated min,"
+                f" history {history_events:,} events, {time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
     with threadpool_limits(1):
-        result = replay(model, traffic, config)
+        result = replay(model, traffic, config, progress)
     return delay_report(result, traffic, config)
 
 
@@ -276,7 +288,9 @@ def _delay_line(name: str, figures: dict[str, Any]) -> str:
         return f"{name} none"
     return (
         f"{name} {figures['events']:,} events p50 {figures['p50_s']} s"
-        f" p99 {figures['p99_s']} s max {figures['max_s']} s"
+        f" p99 {figures['p99_s']} s max {figures['max_s']} s;"
+        f" within 60 s {figures['within_60_s'] / figures['events']:.4f},"
+        f" 5 min {figures['within_300_s'] / figures['events']:.4f}"
     )
 
 
@@ -342,7 +356,10 @@ def main() -> None:
             print("  " + _delay_line(detector, delay[detector]))
         steady = delay["steady_state"]
         if steady:
-            print(f"  steady state (events after the first {delay['history_s']} s of history):")
+            print(
+                f"  steady state (events after the first {delay['history_s']} s of history;"
+                f" {steady['organic_removed']:,} organic removed):"
+            )
             for detector in ("all", "model", "lockstep"):
                 print("    " + _delay_line(detector, steady[detector]))
         for name, figures in delay["per_family"].items():

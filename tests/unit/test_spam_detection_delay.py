@@ -74,7 +74,14 @@ def test_delay_is_the_removing_round_minus_arrival_including_the_settle_delay() 
     assert result.rounds == 5
     summary = book.summary(run.events.ts_ms, run.family)
     assert (summary["spam_events"], summary["removed"], summary["organic_removed"]) == (2, 2, 0)
-    assert summary["model"] == {"events": 2, "p50_s": 40.0, "p99_s": 40.0, "max_s": 40.0}
+    assert summary["model"] == {
+        "events": 2,
+        "p50_s": 40.0,
+        "p99_s": 40.0,
+        "max_s": 40.0,
+        "within_60_s": 2,
+        "within_300_s": 2,
+    }
     assert summary["lockstep"]["events"] == 0
     assert summary["per_family"]["short_watch"]["all"]["events"] == 2
     assert list(summary["per_family"]) == ["short_watch"]
@@ -113,8 +120,15 @@ def test_an_event_removed_twice_is_a_bookkeeping_error() -> None:
 
 
 def test_delay_figures_are_observed_values() -> None:
-    figures = delay_figures(np.array([35.0, 36.0, 39.0, 120.0]))
-    assert figures == {"events": 4, "p50_s": 39.0, "p99_s": 120.0, "max_s": 120.0}
+    figures = delay_figures(np.array([35.0, 36.0, 39.0, 120.0, 301.0]))
+    assert figures == {
+        "events": 5,
+        "p50_s": 39.0,
+        "p99_s": 301.0,
+        "max_s": 301.0,
+        "within_60_s": 3,
+        "within_300_s": 4,
+    }
     assert delay_figures(np.zeros(0))["p99_s"] is None
 
 
