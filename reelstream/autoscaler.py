@@ -43,6 +43,7 @@ from reelstream.autoscale_policy import (
     MetricTarget,
     RatePolicy,
     ScalingRules,
+    default_scale_up,
 )
 from reelstream.logs import configure_logging
 from reelstream.metrics_scrape import (
@@ -109,6 +110,9 @@ class TierSpec:
     max_replicas: int
     scale_down_window_s: float = 300.0
     tolerance: float = 0.1
+    scale_up_window_s: float = 0.0
+    """Scale-up stabilisation: grow only to the lowest proposal of this window (the HPA's
+    `behavior.scaleUp.stabilizationWindowSeconds`; its default 0 for edges)."""
 
     def policy(self) -> AutoscalePolicy:
         return AutoscalePolicy(
@@ -116,9 +120,17 @@ class TierSpec:
             self.max_replicas,
             tuple(MetricTarget(s.name, s.target) for s in self.signals),
             tolerance=self.tolerance,
+            scale_up=ScalingRules(self.scale_up_window_s, default_scale_up().policies),
             scale_down=ScalingRules(self.scale_down_window_s, (RatePolicy("percent", 100, 15.0),)),
         )
 
+
+COUNTER_SCALE_UP_WINDOW_S = 30.0
+"""Counter processes grow only on two rounds' agreement: every resize moves logical shards
+(count reads of a moving shard wait 1.5-3 s), and a one-round blip must not cause one. In the
+recorded counter series (tests/unit/test_autoscale_counter_recorded.py) a 2 s stall of calm
+traffic followed by one slow commit group read as a 2.8x latency spike for one round;
+without this window it scaled the counters out again after the spike (flapping)."""
 
 CPU = "process_cpu_seconds_total"
 
@@ -127,7 +139,7 @@ def default_tiers(
     max_edges: int = 8, shards: int = 2, min_counters: int = 0, max_counters: int = 0
 ) -> tuple[TierSpec, ...]:
     """Edges sized on CPU, intake rate and journal depth; counter processes on CPU, backlog,
-    latency.
+    latency, growing only on two rounds' agreement (`COUNTER_SCALE_UP_WINDOW_S`).
 
     Counter processes are pinned to `shards` (min = max: their decisions only report the
     pressure) unless `max_counters` is given; then they range over
@@ -152,6 +164,7 @@ def default_tiers(
         ),
         min_replicas=(min_counters or 1) if max_counters else shards,
         max_replicas=max_counters or shards,
+        scale_up_window_s=COUNTER_SCALE_UP_WINDOW_S,
     )
     return (edge, counter)
 
@@ -453,14 +466,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         min_counters=args.min_counters,
         max_counters=args.max_counters,
     )
-    edge = TierSpec(edge.name, edge.signals, args.min_edges, args.max_edges, args.scale_down_window)
-    counter = TierSpec(
-        counter.name,
-        counter.signals,
-        counter.min_replicas,
-        counter.max_replicas,
-        args.scale_down_window,
+    edge = dataclasses.replace(
+        edge,
+        min_replicas=args.min_edges,
+        max_replicas=args.max_edges,
+        scale_down_window_s=args.scale_down_window,
     )
+    counter = dataclasses.replace(counter, scale_down_window_s=args.scale_down_window)
     controller = AutoscaleController((edge, counter), directory, actuator)
     return _run(controller, args.interval, args.rounds, round_guard, before_round)
 

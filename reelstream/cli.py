@@ -34,7 +34,11 @@ def _up(args: argparse.Namespace) -> int:
         )
     )
     specs = stack.up(
-        edges=args.edges, shards=args.shards, timeout_s=args.timeout, autoscaler=autoscaler
+        edges=args.edges,
+        shards=args.shards,
+        timeout_s=args.timeout,
+        autoscaler=autoscaler,
+        shared_cassandra=args.shared_cassandra,
     )
     print("\nReelstream is up:")
     for spec in specs:
@@ -55,7 +59,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    stack.down(grace_s=args.grace, keep_cassandra=args.keep_cassandra)
+    stack.down(grace_s=args.grace, shared_cassandra=args.shared_cassandra)
     return 0
 
 
@@ -126,15 +130,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     up.add_argument("--autoscale-interval", type=float, default=15.0, help="seconds per round")
     up.add_argument(
+        "--shared-cassandra",
+        action="store_true",
+        help="use the Cassandra already answering on 127.0.0.1:9042 (the test suite's), start none",
+    )
+    up.add_argument(
         "--scale-down-window", type=float, default=300.0, help="scale-down stabilisation (s)"
     )
     up.set_defaults(handler=_up)
     down = commands.add_parser("down", help="stop the local stack")
     down.add_argument("--grace", type=float, default=15.0)
     down.add_argument(
-        "--keep-cassandra",
+        "--shared-cassandra",
         action="store_true",
-        help="leave the Cassandra node running (one the test suite shares)",
+        help="leave the Cassandra node running (one `up --shared-cassandra` did not start)",
     )
     down.set_defaults(handler=_down)
     scale = commands.add_parser("scale", help="resize the running stack")

@@ -281,10 +281,13 @@ def up(
     shards: int = 2,
     timeout_s: float = 300.0,
     autoscaler: AutoscalerSettings | None = None,
+    shared_cassandra: bool = False,
 ) -> list[ServiceSpec]:
     """Brings the whole stack up (idempotent) and waits until every service is SERVING;
     then starts the autoscaler with `autoscaler`'s settings (bounds: at least `edges` and
-    `shards`), or, with None, stops one a previous `up` started (a fixed-size stack)."""
+    `shards`), or, with None, stops one a previous `up` started (a fixed-size stack).
+    `shared_cassandra`: use the node answering on 127.0.0.1:9042 (the test suite's) instead
+    of starting the stack's own."""
     bounds = None
     if autoscaler is not None:
         try:
@@ -295,7 +298,10 @@ def up(
         made = dev_certs.ensure_certificates()
         if made:
             print(f"made certificates for {', '.join(made)} in {dev_certs.default_certs_dir()}")
-    cassandra_node.up(1, timeout_s=timeout_s)
+    if not shared_cassandra:
+        cassandra_node.up(1, timeout_s=timeout_s)
+    elif not local_process.port_open("127.0.0.1", 9042):
+        raise RuntimeError("no Cassandra answers on 127.0.0.1:9042 to share")
     # A running autoscaler that is not wanted as it runs is stopped before the lock is
     # taken: its round may be waiting for the lock, and it stops only between rounds.
     current = autoscaler_spec()
@@ -384,12 +390,12 @@ def _stop(specs: list[ServiceSpec], grace_s: float) -> None:
         print(f"stopped {spec.name}", flush=True)
 
 
-def down(grace_s: float = 15.0, keep_cassandra: bool = False) -> None:
+def down(grace_s: float = 15.0, shared_cassandra: bool = False) -> None:
     """Stops the autoscaler, edges (they flush to the shards), then shards and origin, Redis,
-    and Cassandra unless `keep_cassandra` (a node other runs share, like the test suite's)."""
+    and Cassandra unless `shared_cassandra` (a node others use, like the test suite's)."""
     stop_services(grace_s)
     redis_server.down_all()
-    if not keep_cassandra:
+    if not shared_cassandra:
         cassandra_node.down()
 
 

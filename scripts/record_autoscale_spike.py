@@ -1,10 +1,14 @@
-"""Records a real edge's metrics through a load spike, for tests/unit/test_autoscale_recorded.py.
+"""Records a real edge's and counter process's metrics through a load spike, for
+tests/unit/test_autoscale_recorded.py (edge) and tests/unit/test_autoscale_counter_recorded.py
+(counter).
 
-Starts one counter shard and one edge on free loopback ports (keyspace `autoscale_recording`,
-dropped afterwards; the shared Cassandra on 127.0.0.1:9042 and a Redis on `--redis-port` must
-be running), sends calm traffic (~200 events/s), a spike (as fast as 3 threads can send
-1,000-event batches), calm again, and records the edge's /metrics every second with
-`reelstream.metrics_recorder`. Bounded: about `--calm + --spike + --calm-after` seconds.
+Starts one counter process (serving every logical shard) and one edge on free loopback ports
+(keyspace `autoscale_recording`, dropped afterwards; the shared Cassandra on 127.0.0.1:9042
+and a Redis on `--redis-port` must be running), sends calm traffic (~200 events/s), a spike
+(as fast as `--spike-threads` threads can send 1,000-event batches), calm again, and records
+both processes' /metrics every second with `reelstream.metrics_recorder` (replicas `edge-0`
+and `counter-0`; the counter's load is what the edge forwards: its journal drains into it).
+Bounded: about `--calm + --spike + --calm-after` seconds.
 
     REELSTREAM_VAR_DIR=... .venv/bin/python scripts/record_autoscale_spike.py --out FILE.csv
 
@@ -29,10 +33,16 @@ from cassandra.cluster import Cluster
 from protos import common_pb2, edge_pb2_grpc
 from reelstream.caller_policy import APP
 from reelstream.channels import open_blocking_channel
-from reelstream.metrics_recorder import record
+from reelstream.metrics_recorder import DEFAULT_METRICS, record
 from reelstream.stack import health
 
 KEYSPACE = "autoscale_recording"
+COUNTER_METRICS = (
+    "counter_pending_batches",
+    "counter_commit_seconds_sum",
+    "counter_commit_seconds_count",
+    "counter_batches_applied_total",
+)
 
 
 def free_port() -> int:
@@ -66,16 +76,17 @@ def main() -> int:
     parser.add_argument("--calm", type=float, default=15.0)
     parser.add_argument("--spike", type=float, default=25.0)
     parser.add_argument("--calm-after", type=float, default=45.0)
+    parser.add_argument("--spike-threads", type=int, default=3)
     args = parser.parse_args()
     logs = args.out.parent
     counter_address, edge_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    metrics_port = free_port()
+    metrics_port, counter_metrics_port = free_port(), free_port()
     counter = start(
         "counter",
         {
             "REELSTREAM_COUNTER_NAME": "counter-0",
             "REELSTREAM_COUNTER_GRPC_ADDRESS": counter_address,
-            "REELSTREAM_COUNTER_METRICS_PORT": "0",
+            "REELSTREAM_COUNTER_METRICS_PORT": str(counter_metrics_port),
             "REELSTREAM_COUNTER_KEYSPACE": KEYSPACE,
             "REELSTREAM_COUNTER_OWNER_ID": "recording",
         },
@@ -90,6 +101,7 @@ def main() -> int:
             "REELSTREAM_EDGE_REDIS_URL": f"redis://127.0.0.1:{args.redis_port}/0",
             "REELSTREAM_EDGE_COUNTER_ADDRESSES": counter_address,
             "REELSTREAM_EDGE_VALIDATE_REELS": "false",
+            "REELSTREAM_EDGE_KEYSPACE": KEYSPACE,  # its registry row goes with the keyspace
         },
         logs / "recording-edge.log",
     )
@@ -128,13 +140,20 @@ def main() -> int:
                         spike_on.wait(0.2)
 
         senders = [threading.Thread(target=calm_sender, daemon=True)]
-        senders += [threading.Thread(target=spike_sender, daemon=True) for _ in range(3)]
+        senders += [
+            threading.Thread(target=spike_sender, daemon=True) for _ in range(args.spike_threads)
+        ]
         for sender in senders:
             sender.start()
         total = args.calm + args.spike + args.calm_after
+        urls = {
+            "edge-0": f"http://127.0.0.1:{metrics_port}/metrics",
+            "counter-0": f"http://127.0.0.1:{counter_metrics_port}/metrics",
+        }
         recorder = threading.Thread(
             target=record,
-            args=({"edge-0": f"http://127.0.0.1:{metrics_port}/metrics"}, args.out, total),
+            args=(urls, args.out, total),
+            kwargs={"metrics": (*DEFAULT_METRICS, *COUNTER_METRICS)},
         )
         recorder.start()
         time.sleep(args.calm)

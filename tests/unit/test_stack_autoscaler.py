@@ -188,7 +188,11 @@ def test_cli_up_runs_the_autoscaler_unless_told_not_to(monkeypatch: pytest.Monke
     seen: list[stack.AutoscalerSettings | None] = []
 
     def up(
-        edges: int, shards: int, timeout_s: float, autoscaler: stack.AutoscalerSettings | None
+        edges: int,
+        shards: int,
+        timeout_s: float,
+        autoscaler: stack.AutoscalerSettings | None,
+        shared_cassandra: bool,
     ) -> list[stack.ServiceSpec]:
         seen.append(autoscaler)
         return []
