@@ -34,7 +34,8 @@ class SpamConfig(RegistryConfigFields):
     history_s: float = 3_600.0
     """How far back features and lockstep detection look."""
     judge_interval_s: float = 10.0
-    """How often new events are judged (bounds the streaming detection delay)."""
+    """How often new events are judged; with `settle_s`, the shortest detection delay
+    (docs/spam.md, Detection delay: later rounds catch some spam much later)."""
     settle_s: float = 30.0
     """An event is removed (or counts towards a blocklist entry) only this long after it
     entered the judge's history (within `judge_interval_s` of its arrival): a user's
