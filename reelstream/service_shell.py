@@ -32,6 +32,7 @@ from reelstream.abort_cycles import AbortCycleInterceptor
 from reelstream.caller_policy import CallerPolicyInterceptor
 from reelstream.channels import MAX_MESSAGE_BYTES
 from reelstream.grpc_metrics import MetricsInterceptor
+from reelstream.loop_lag import stop_watching, time_gc_pauses, watch_loop_lag
 from reelstream.malformed_requests import MalformedRequestInterceptor
 from reelstream.rate_limits import CallerBuckets, RateLimitInterceptor
 from reelstream.registration import MemberHeartbeat, RegistryConfigFields, registration_of
@@ -183,6 +184,7 @@ async def serve(config: ShellConfig, build_component: Callable[[], Component]) -
         # failed a start-up); discovery falls back to configured seeds until it connects.
         membership.start()
     _tune_garbage_collector()
+    time_gc_pauses()
     server = aio.server(
         # Outermost first: refused calls free their requests at once; metrics count every
         # call, refusals of undecodable requests included.
@@ -227,6 +229,7 @@ async def serve(config: ShellConfig, build_component: Callable[[], Component]) -
             }
         },
     )
+    lag_watcher = asyncio.create_task(watch_loop_lag())
     try:
         await stop_requested.wait()
     finally:
@@ -255,6 +258,7 @@ async def serve(config: ShellConfig, build_component: Callable[[], Component]) -
         await component.close()
         if membership is not None:
             await membership.close()
+        await stop_watching(lag_watcher)
         logger.info("stopped")
 
 
