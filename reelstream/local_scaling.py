@@ -66,8 +66,15 @@ class LocalStackActuator:
             return
         if tier != "edge":
             raise ScaleRefused(f"{tier}: not resized locally")
-        running = [s for s in stack.running_specs() if s.module == "edge"]
-        shards = sum(1 for s in stack.running_specs() if s.module == "counter")
+        # Live processes only: a killed edge leaves its pid file behind, and must count as
+        # missing (so that it is started again), not as running.
+        live = [
+            s
+            for s in stack.running_specs()
+            if local_process.read_live_pid(s.pid_file, s.marker) is not None
+        ]
+        running = [s for s in live if s.module == "edge"]
+        shards = sum(1 for s in live if s.module == "counter")
         if shards == 0:
             raise RuntimeError("no counter shard is running; start the stack with `make up`")
         if desired > current:

@@ -356,3 +356,26 @@ def test_a_tier_short_of_its_floor_is_topped_up_only_if_still_short_a_round_late
 
     anchor.reason = "the stack it was started for is gone"
     assert checks(controller)[0] == anchor.reason
+
+
+def test_a_killed_edge_with_its_pid_file_left_is_started_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    specs = stack.plan(2, 1)
+    started: list[str] = []
+    monkeypatch.setattr(stack, "running_specs", lambda: specs)
+    monkeypatch.setattr(
+        local_process,
+        "read_live_pid",
+        lambda pid_file, marker: None if pid_file.stem == "edge-1" else 1,
+    )
+    monkeypatch.setattr(redis_server, "up", lambda name, port: None)
+
+    def start_service(spec: stack.ServiceSpec) -> int:
+        started.append(spec.name)
+        return 1
+
+    monkeypatch.setattr(stack, "start_service", start_service)
+    monkeypatch.setattr(stack, "wait_serving", lambda new, timeout_s: None)
+    local_scaling.LocalStackActuator().scale("edge", 1, 2)
+    assert started == ["edge-1"]
