@@ -6,6 +6,7 @@ owner of a shard (never Cassandra counter columns, which cannot be retried safel
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from reelstream.cassandra_client import CassandraClient, StoreUnavailable
@@ -106,6 +107,10 @@ TABLES: tuple[str, ...] = (
 )
 
 
+# How long start-up waits for a column another process just added to become queryable.
+COLUMN_LIVE_TIMEOUT_S = 30.0
+COLUMN_LIVE_POLL_S = 0.1
+
 # Columns added after a table was first released: `CREATE TABLE IF NOT EXISTS` leaves an
 # existing table alone, so start-up adds whichever of these are missing.
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -158,4 +163,31 @@ async def apply_schema(client: CassandraClient) -> None:
                 if "already exists" not in str(exc):
                     raise
             logger.info("column added", extra={"fields": {"table": table_name, "column": column}})
+    await _wait_until_columns_live(client, keyspace)
     logger.info("schema applied", extra={"fields": {"keyspace": keyspace}})
+
+
+async def _wait_until_columns_live(
+    client: CassandraClient, keyspace: str, timeout_s: float = COLUMN_LIVE_TIMEOUT_S
+) -> None:
+    """Returns once every added column can be queried. A column another process has just
+    added shows in `system_schema` before the node's live schema has it (it writes the
+    schema tables, then reloads), so a start-up that prepared its queries in that window
+    failed with "Undefined column name" (seen with five services starting on a new
+    keyspace)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    for table_name, column, _ in ADDED_COLUMNS:
+        while True:
+            try:
+                await client.execute(
+                    f"SELECT {column} FROM {keyspace}.{table_name} LIMIT 1", timeout_s=10
+                )
+                break
+            except StoreUnavailable as exc:
+                if "Undefined column" not in str(exc):
+                    raise
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise StoreUnavailable(
+                        f"column {table_name}.{column} still not live after {timeout_s:.0f} s"
+                    ) from exc
+                await asyncio.sleep(COLUMN_LIVE_POLL_S)

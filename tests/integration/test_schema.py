@@ -52,6 +52,10 @@ async def test_services_starting_together_all_upgrade_the_schema(keyspace: str) 
             " static, kind int, item bigint, PRIMARY KEY ((shard, reel_id), kind, item))"
         )
         await asyncio.gather(*(apply_schema(client) for client in clients))
+        # Each one returns only once the columns it needs are live: its queries prepare.
+        for client in clients:
+            await client.prepare(f"SELECT age_restricted, renditions FROM {keyspace}.reels")
+            await client.prepare(f"SELECT viewers FROM {keyspace}.reel_state")
     finally:
         for client in clients:
             await client.close()
