@@ -200,8 +200,10 @@ def verdict(samples: list[Sample], events_per_s: float, warmup_s: float = 0.0) -
     judged, warmup_used = rss_judged(samples, warmup_s)
     processes: dict[str, Any] = {}
     for name in names:
-        at_s = [s.at_s for s in judged if name in s.rss_mib]
-        rss = [s.rss_mib[name] for s in judged if name in s.rss_mib]
+        # A process seen only during the warm-up (it died) is judged on what was seen.
+        seen = [s for s in judged if name in s.rss_mib] or [s for s in samples if name in s.rss_mib]
+        at_s = [s.at_s for s in seen]
+        rss = [s.rss_mib[name] for s in seen]
         fds = [float(s.open_fds[name]) for s in samples if name in s.open_fds]
         rss_first, rss_last = _quarters(rss)
         fd_first, fd_last = _quarters(fds)

@@ -111,3 +111,13 @@ def test_soak_counts_live_sstables_by_their_data_files(tmp_path: Path) -> None:
         (table / f"da-{generation}-bti-Partitions.db").write_bytes(b"")
     assert sstable_count(tmp_path / "data") == 3
     assert sstable_count(tmp_path / "missing") == 0
+
+
+def test_soak_a_process_seen_only_during_the_warm_up_is_judged_on_what_was_seen() -> None:
+    from loadtest.bench.soak import verdict
+
+    samples = _soak_samples({float(t): 300.0 for t in range(30, 3601, 30)})
+    for sample in samples[10:]:
+        del sample.rss_mib["counter-0"]
+    judged = verdict(samples, 1000.0, 900.0)
+    assert judged["processes"]["counter-0"]["rss_last_quarter_mib"] == 300.0
