@@ -50,7 +50,7 @@ from loadtest.bench.settings import BenchSettings
 from loadtest.bench.workload import BatchPool, build_pool, sample_reel_ids
 from reelstream import stack
 from reelstream.autoscaler import AutoscaleController, Replica, default_tiers
-from reelstream.infra import local_process, redis_server
+from reelstream.infra import cassandra_node, local_process, redis_server
 from reelstream.ring import DEFAULT_SHARD_COUNT
 from reelstream.stack import ServiceSpec
 
@@ -101,6 +101,9 @@ class Pipeline:
             # ports of the plan too), not only the pipeline's tiers.
             print(f"stopping running services: {', '.join(s.name for s in running)}", flush=True)
             stack.stop_services()
+        # The development node, started as `make up` starts it (left alone if it runs):
+        # `make bench-scale` on a machine where nothing runs used to fail to connect.
+        cassandra_node.up(1, timeout_s=START_TIMEOUT_S)
         admin = CassandraAdmin(CASSANDRA)
         try:
             admin.drop_keyspace(KEYSPACE)

@@ -199,6 +199,13 @@ def test_up_runs_an_autoscaler_that_adds_an_edge_under_a_spike_and_removes_it_af
         assert "edge-1" in pids
         decisions = last_decisions(autoscaler.log_file)
         in_s = until(lambda: edge_gone("edge-1"), 90, "edge-1 drained after the spike")
+        # The decision is logged once the stop has completed, which can be just after the
+        # edge is seen gone.
+        until(
+            lambda: "action=scale-down current=2 desired=1" in autoscaler.log_file.read_text(),
+            30,
+            "the scale-down decision logged",
+        )
         log = autoscaler.log_file.read_text()
         assert "action=scale-up current=1 desired=2" in log, log
         assert "action=scale-down current=2 desired=1" in log, log
