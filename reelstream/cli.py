@@ -18,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from reelstream import stack
+from reelstream import stack, stack_status
 from reelstream.scaling_bounds import read_bounds
 
 
@@ -81,7 +81,7 @@ def _drain(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    print("\n".join(stack.status_lines()))
+    print("\n".join(stack_status.status_lines()))
     return 0
 
 

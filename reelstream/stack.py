@@ -34,13 +34,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import counter_pb2, counter_pb2_grpc
-from reelstream.autoscaler import last_decisions
 from reelstream.caller_policy import ADMIN
-from reelstream.cassandra_client import CassandraConfigFields
 from reelstream.channels import open_blocking_channel
 from reelstream.infra import cassandra_node, dev_certs, local_process, redis_server
 from reelstream.infra.cassandra_runtime import default_base_dir
-from reelstream.registry_status import registry_lines
 from reelstream.scaling_bounds import (
     LOCAL_MAX_COUNTERS,
     LOCAL_MAX_EDGES,
@@ -583,39 +580,6 @@ def shard_map_lines() -> list[str]:
     moving = [o.shard for o in shard_map.owners if o.member != o.assigned_member]
     if moving:
         lines.append(f"  moving to their assigned process: {moving}")
-    return lines
-
-
-def status_lines() -> list[str]:
-    lines = [f"{'service':<12}{'address':<18}{'pid':<9}health"]
-    for spec in running_specs():
-        pid = local_process.read_live_pid(spec.pid_file, spec.marker)
-        state = health(spec.address) if pid else "NOT RUNNING"
-        lines.append(f"{spec.name:<12}{spec.address:<18}{pid or '-'!s:<9}{state}")
-    lines.extend(autoscaler_lines())
-    lines.extend(shard_map_lines())
-    lines.extend(registry_lines(CassandraConfigFields(), health))
-    lines.extend(cassandra_node.status())
-    lines.extend(redis_server.status_all())
-    return lines
-
-
-def autoscaler_lines() -> list[str]:
-    """The autoscaler's row of the status table, its bounds and its last decision per tier."""
-    spec = autoscaler_spec()
-    pid = local_process.read_live_pid(spec.pid_file, spec.marker)
-    bounds = read_bounds()
-    if pid is None and bounds is None:
-        return [f"{'autoscaler':<12}{'-':<18}{'-':<9}off (`make up` without AUTOSCALE=0 runs it)"]
-    state = "RUNNING" if pid else "EXITED (make logs SERVICE=autoscaler)"
-    lines = [f"{'autoscaler':<12}{'-':<18}{pid or '-'!s:<9}{state}"]
-    if bounds is not None:
-        lines.append(f"  bounds: {bounds.describe()}")
-    for tier, fields in last_decisions(spec.log_file).items():
-        lines.append(
-            f"  last {tier} decision {fields.get('ts', '')}: {fields.get('action')} "
-            f"{fields.get('current')} -> {fields.get('desired')} ({fields.get('reason', '')})"
-        )
     return lines
 
 

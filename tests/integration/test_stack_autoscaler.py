@@ -26,7 +26,7 @@ import pytest
 from cassandra.cluster import Cluster
 
 from protos import common_pb2, edge_pb2_grpc
-from reelstream import stack
+from reelstream import stack, stack_status
 from reelstream.autoscaler import last_decisions
 from reelstream.cassandra_client import CassandraClient, CassandraSettings
 from reelstream.infra import local_process, redis_server
@@ -182,7 +182,7 @@ def test_up_runs_an_autoscaler_that_adds_an_edge_under_a_spike_and_removes_it_af
         pid = local_process.read_live_pid(autoscaler.pid_file, autoscaler.marker)
         assert pid is not None, output
         pids["autoscaler"] = (pid, autoscaler.marker)
-        assert any("RUNNING" in line for line in stack.autoscaler_lines())
+        assert any("RUNNING" in line for line in stack_status.autoscaler_lines())
 
         with Spike("127.0.0.1:50051") as spike:
             out_s = until(lambda: edge_serving("edge-1"), 60, "edge-1 started by the autoscaler")
