@@ -34,14 +34,19 @@ class SpamConfig(RegistryConfigFields):
     history_s: float = 3_600.0
     """How far back features and lockstep detection look."""
     judge_interval_s: float = 10.0
-    """How often new events are judged; with `settle_s`, the shortest detection delay
-    (docs/spam.md, Detection delay: later rounds catch some spam much later)."""
+    """How often a judge round runs; every event gets its (final) model verdict in the
+    first round after it settled: its detection delay is at most `settle_s` plus two
+    intervals (one before it enters the history, one to settle) plus the round's compute."""
     settle_s: float = 30.0
-    """An event is removed (or counts towards a blocklist entry) only this long after it
-    entered the judge's history (within `judge_interval_s` of its arrival): a user's
-    features over the first events of a session flag organic users that the rest of the
-    session clears (offline: 18 organic views flagged on a prefix, 3 on the whole
+    """An event gets its model verdict only this long after it entered the judge's history
+    (within `judge_interval_s` of its arrival), judged with what came after it too: a
+    user's features over the first events of a session flag organic users that the rest of
+    the session clears (offline: 18 organic views flagged on a prefix, 3 on the whole
     history). Adds to the detection delay; 0 judges at once."""
+    lockstep_interval_s: float = 30.0
+    """How often lockstep clustering runs over the whole history (when events arrived);
+    it flags settled events, so a group's events leave the counts within this interval
+    of being found."""
     blocklist_min_flagged_events: int = 20
     """A user with this many events judged spam is pushed to edges' blocklists."""
     blocklist_max_entries: int = 100_000
@@ -56,8 +61,8 @@ class SpamConfig(RegistryConfigFields):
             raise ConfigError("counter_addresses must list at least one shard")
         if self.max_buffered_events < 1 or self.max_history_events < 1:
             raise ConfigError("buffer and history limits must be positive")
-        if self.judge_interval_s <= 0 or self.history_s <= 0:
-            raise ConfigError("judge_interval_s and history_s must be positive")
+        if self.judge_interval_s <= 0 or self.history_s <= 0 or self.lockstep_interval_s <= 0:
+            raise ConfigError("judge_interval_s, lockstep_interval_s, history_s must be positive")
         if self.settle_s < 0 or self.settle_s >= self.history_s:
             raise ConfigError("settle_s must be in [0, history_s)")
 

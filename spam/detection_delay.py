@@ -1,23 +1,27 @@
 """Detection delay: labelled traffic replayed through the judge's rounds in simulated time.
 
 The service judges every `judge_interval_s`; a round takes the events that arrived since the
-previous one into the history and removes flagged events only `settle_s` after they
-entered it (`spam.judge_rounds`). The replay drives the same `JudgeRounds` with the
-service's settings (`SpamConfig` defaults: judge interval, settle delay, history window and
-bound; the model and lockstep parameters it would load) on a simulated clock: round k
-happens at start + k * interval and takes the events whose timestamp is before it (an event
-arrives at its client timestamp; edges forward every 0.1 s, which is left out). For each
-spam event removed: delay = (time of the round that removed it) - (its timestamp), filed
-under the detector(s) that flagged it in that round: "model" (streaming verdicts) and
-"lockstep" (clustering); an event flagged by both counts in both ("lockstep_only": the
-events the model did not flag in that round).
+previous one into the history, gives the events that settled (`settle_s` after they entered
+it) their final model verdict, and runs lockstep clustering every `lockstep_interval_s`
+(`spam.judge_rounds`). The replay drives the same `JudgeRounds` with the service's settings
+(`SpamConfig` defaults; the model and lockstep parameters it would load) on a simulated
+clock: round k happens at start + k * interval and takes the events whose timestamp is
+before it (an event arrives at its client timestamp; edges forward every 0.1 s, which is
+left out). For each spam event removed: delay = (time of the round that removed it) - (its
+timestamp); per detector, the time of the round whose model verdict flagged it ("model",
+streaming verdicts) or whose lockstep run first flagged it ("lockstep", clustering: an
+event the model removed earlier still counts here, with lockstep's own delay);
+"lockstep_only": the removals of events the model did not flag. Beside the delays, what
+the removals did to the counts: their precision, recall per family, and the organic events
+removed (false-positive rate), the live counterpart of the offline judgement of the whole
+run.
 
 Simulated time leaves out the judgement's own compute time (the service reads its clock
 before judging and removes after): the wall time of every judged round is measured so a
-reader can add it. The replay stops once every event was admitted and nothing waits to
-settle, so a spam event a later round would have caught with more traffic counts as not
-removed. The replay starts with an empty history (a cold start); `steady_state` covers the
-spam events that arrived once the history spanned its whole window.
+reader can add it. The replay stops once every event was admitted and has its verdict,
+and lockstep ran over the last events. The replay starts with an empty history (a cold
+start); `steady_state` covers the events that arrived once the history spanned its whole
+window.
 """
 
 from __future__ import annotations
@@ -46,52 +50,91 @@ NOT_REMOVED = -1
 
 
 class DelayBook:
-    """Per event (indexed by its sequence number in the replayed stream): the time of the
-    round that removed it and which detectors flagged it in that round."""
+    """Per event (indexed by its sequence number in the replayed stream): when it was
+    removed, and when each detector flagged it (NOT_REMOVED: never)."""
 
     def __init__(self, events: int) -> None:
         self.removed_at_ms: I64 = np.full(events, NOT_REMOVED, dtype=np.int64)
-        self.by_model: BoolArray = np.zeros(events, dtype=np.bool_)
-        self.by_lockstep: BoolArray = np.zeros(events, dtype=np.bool_)
+        self.model_at_ms: I64 = np.full(events, NOT_REMOVED, dtype=np.int64)
+        """The round whose (final) model verdict flagged it."""
+        self.lockstep_at_ms: I64 = np.full(events, NOT_REMOVED, dtype=np.int64)
+        """The round whose lockstep run first flagged it (removed by the model before, or
+        not)."""
 
-    def record(self, seq: I64, round_ms: int, by_model: BoolArray, by_lockstep: BoolArray) -> None:
-        """Events `seq` were removed by the round at `round_ms` (each event once)."""
-        if (self.removed_at_ms[seq] != NOT_REMOVED).any():
-            raise ValueError("an event was removed twice")
-        self.removed_at_ms[seq] = round_ms
-        self.by_model[seq] = by_model
-        self.by_lockstep[seq] = by_lockstep
+    def record(self, round_ms: int, removed: I64, by_model: I64, by_lockstep: I64) -> None:
+        """The round at `round_ms` removed events `removed` and flagged events `by_model`
+        (model verdicts) and `by_lockstep` (first lockstep flags); sequence numbers."""
+        for name, seq, what in (
+            ("removed_at_ms", removed, "removed"),
+            ("model_at_ms", by_model, "flagged by the model"),
+            ("lockstep_at_ms", by_lockstep, "flagged by lockstep"),
+        ):
+            column = getattr(self, name)
+            if (column[seq] != NOT_REMOVED).any():
+                raise ValueError(f"an event was {what} twice")
+            column[seq] = round_ms
 
     @property
     def removed(self) -> BoolArray:
         removed: BoolArray = self.removed_at_ms != NOT_REMOVED
         return removed
 
-    def delays_s(self, arrival_ms: I64) -> F64:
-        """Per event: seconds from arrival to removal (NaN: never removed)."""
-        delays: F64 = np.where(
-            self.removed, (self.removed_at_ms - arrival_ms) / 1000.0, np.nan
-        ).astype(np.float64)
+    @property
+    def by_model(self) -> BoolArray:
+        flagged: BoolArray = self.model_at_ms != NOT_REMOVED
+        return flagged
+
+    @property
+    def by_lockstep(self) -> BoolArray:
+        flagged: BoolArray = self.lockstep_at_ms != NOT_REMOVED
+        return flagged
+
+    def delays_s(self, arrival_ms: I64, at_ms: I64 | None = None) -> F64:
+        """Per event: seconds from arrival to removal (or to `at_ms`; NaN: never)."""
+        at = self.removed_at_ms if at_ms is None else at_ms
+        delays: F64 = np.where(at != NOT_REMOVED, (at - arrival_ms) / 1000.0, np.nan).astype(
+            np.float64
+        )
         return delays
 
     def summary(
         self, arrival_ms: I64, family: I8, steady_from_ms: int | None = None
     ) -> dict[str, Any]:
-        """Delays of the spam events removed, overall, per detector and per family, and
-        (`steady_state`) of the spam events arriving from `steady_from_ms` on."""
-        delays = self.delays_s(arrival_ms)
+        """Delays of the spam events removed, overall, per detector and per family; the
+        removals' precision, recall and false-positive rate (what the live rounds did to
+        the counts); the same (`steady_state`) for the events arriving from
+        `steady_from_ms` on."""
+        removal = self.delays_s(arrival_ms)
+        model = self.delays_s(arrival_ms, self.model_at_ms)
+        lockstep = self.delays_s(arrival_ms, self.lockstep_at_ms)
         spam = family != Family.ORGANIC
 
         def figures(where: BoolArray) -> dict[str, Any]:
+            events = int(where.sum())
+            removed = int((where & self.removed).sum())
             return {
-                "spam_events": int(where.sum()),
-                "removed": int((where & self.removed).sum()),
-                "all": delay_figures(delays[where & self.removed]),
-                "model": delay_figures(delays[where & self.by_model]),
-                "lockstep": delay_figures(delays[where & self.by_lockstep]),
-                "lockstep_only": delay_figures(delays[where & self.by_lockstep & ~self.by_model]),
+                "spam_events": events,
+                "removed": removed,
+                "recall": round(removed / max(1, events), 5),
+                "all": delay_figures(removal[where & self.removed]),
+                "model": delay_figures(model[where & self.by_model]),
+                "lockstep": delay_figures(lockstep[where & self.by_lockstep]),
+                "lockstep_only": delay_figures(removal[where & self.by_lockstep & ~self.by_model]),
             }
 
+        def removals(where: BoolArray) -> dict[str, Any]:
+            """The removals' precision and what they took from organic events."""
+            organic = where & ~spam
+            organic_removed = int((organic & self.removed).sum())
+            spam_removed = int((where & spam & self.removed).sum())
+            return {
+                "precision": round(spam_removed / max(1, spam_removed + organic_removed), 5),
+                "organic_events": int(organic.sum()),
+                "organic_removed": organic_removed,
+                "false_positive_rate": round(organic_removed / max(1, int(organic.sum())), 6),
+            }
+
+        everything = np.ones(len(family), dtype=np.bool_)
         per_family = {
             Family(int(value)).name.lower(): figures(family == value)
             for value in unique_sorted(family[spam]).tolist()
@@ -99,14 +142,10 @@ class DelayBook:
         steady: dict[str, Any] = {}
         if steady_from_ms is not None:
             later = arrival_ms >= steady_from_ms
-            steady = {
-                "from_ms": steady_from_ms,
-                **figures(spam & later),
-                "organic_removed": int((~spam & later & self.removed).sum()),
-            }
+            steady = {"from_ms": steady_from_ms, **figures(spam & later), **removals(later)}
         return {
             **figures(spam),
-            "organic_removed": int((~spam & self.removed).sum()),
+            **removals(everything),
             "per_family": per_family,
             "steady_state": steady,
         }
@@ -141,8 +180,12 @@ class Replay:
 
     book: DelayBook
     rounds: int = 0
+    decided: int = 0
+    """Events given a model verdict (each once)."""
     judge_seconds: list[float] = field(default_factory=list)
-    """Wall time of each judged round (features, model, lockstep)."""
+    """Wall time of each judged round (model verdicts, and lockstep when it ran)."""
+    lockstep_ran: list[bool] = field(default_factory=list)
+    """Whether lockstep ran in each judged round."""
     history_events: list[int] = field(default_factory=list)
     """Events in the history at each judged round."""
 
@@ -158,54 +201,70 @@ def replay(
     events = traffic.events
     durations = traffic.durations_of(events.reel_ids)
     history = EventHistory(int(config.history_s * 1000), config.max_history_events)
-    rounds = JudgeRounds(model, history, int(config.settle_s * 1000))
+    rounds = JudgeRounds(
+        model,
+        history,
+        int(config.settle_s * 1000),
+        int(config.lockstep_interval_s * 1000),
+    )
     interval_ms = int(config.judge_interval_s * 1000)
     result = Replay(DelayBook(len(events)))
     if not len(events):
         return result
     now_ms = int(events.ts_ms[0])
     taken = 0
-    while taken < len(events) or rounds.due:
+    while taken < len(events) or rounds.pending:
         now_ms += interval_ms
         arrived = int(np.searchsorted(events.ts_ms, now_ms, side="left"))
         fresh = np.arange(taken, arrived)
         rounds.admit(events.take(fresh), durations[fresh], now_ms)
         taken = arrived
         result.rounds += 1
-        if not rounds.due:
+        if not rounds.due(now_ms):
             continue
         started = time.perf_counter()
-        judgement = rounds.judge()
+        judgement = rounds.judge(now_ms)
         result.judge_seconds.append(time.perf_counter() - started)
+        result.lockstep_ran.append(judgement.lockstep is not None)
         result.history_events.append(len(history))
-        outcome = rounds.settle(judgement, now_ms)
-        removed = outcome.removed
+        outcome = rounds.settle(judgement)
+        result.decided += int(judgement.decided.sum())
         result.book.record(
-            history.seq[removed],
             now_ms,
-            judgement.model_flagged[removed],
-            judgement.lockstep.flagged[removed],
+            history.seq[outcome.removed],
+            history.seq[outcome.model_flagged],
+            history.seq[outcome.lockstep_flagged],
         )
         if on_round is not None:
             on_round(result.rounds, len(history))
     return result
 
 
+def _wall_times(seconds: F64, sizes: I64) -> dict[str, Any]:
+    cost: dict[str, Any] = {"rounds": len(seconds)}
+    if len(seconds):
+        p50, p99 = np.quantile(seconds, [0.5, 0.99], method="higher")
+        slowest = int(np.argmax(seconds))
+        cost |= {
+            "p50_s": round(float(p50), 3),
+            "p99_s": round(float(p99), 3),
+            "max_s": round(float(seconds[slowest]), 3),
+            "total_s": round(float(seconds.sum()), 1),
+            "history_events_at_max": int(sizes[slowest]),
+            "history_events_max": int(sizes.max()),
+        }
+    return cost
+
+
 def report(result: Replay, traffic: LabelledTraffic, config: SpamConfig) -> dict[str, Any]:
     """The replay's figures for results/eval-spam.json."""
     seconds = np.asarray(result.judge_seconds, dtype=np.float64)
     sizes = np.asarray(result.history_events, dtype=np.int64)
-    round_cost: dict[str, Any] = {"rounds": len(seconds)}
-    if len(seconds):
-        p50, p99 = np.quantile(seconds, [0.5, 0.99], method="higher")
-        slowest = int(np.argmax(seconds))
-        round_cost |= {
-            "p50_s": round(float(p50), 3),
-            "p99_s": round(float(p99), 3),
-            "max_s": round(float(seconds[slowest]), 3),
-            "history_events_at_max": int(sizes[slowest]),
-            "history_events_max": int(sizes.max()),
-        }
+    lockstep = np.asarray(result.lockstep_ran, dtype=np.bool_)
+    round_cost = _wall_times(seconds, sizes) | {
+        "with_lockstep": _wall_times(seconds[lockstep], sizes[lockstep]),
+        "without_lockstep": _wall_times(seconds[~lockstep], sizes[~lockstep]),
+    }
     events = traffic.events
     return {
         "seed": traffic.spec.seed,
@@ -215,8 +274,10 @@ def report(result: Replay, traffic: LabelledTraffic, config: SpamConfig) -> dict
         "events": len(events),
         "judge_interval_s": config.judge_interval_s,
         "settle_s": config.settle_s,
+        "lockstep_interval_s": config.lockstep_interval_s,
         "history_s": config.history_s,
         "rounds": result.rounds,
+        "events_decided": result.decided,
         # Steady state: events arriving once the history spans its whole window (a
         # service running for longer than history_s), apart from the cold start.
         **result.book.summary(

@@ -16,9 +16,11 @@ Throughput is measured on one core (BLAS/OpenMP pools limited to one thread): th
 scoring of a feature matrix, and beside it feature extraction and lockstep detection, in
 events per second.
 
-Detection delay (`spam.detection_delay`): the first mixed run replayed through the service's
-judge rounds in simulated time, on one core; the longest stage (about as many judgements of
-up to an hour of history as the run has judge intervals).
+Detection delay and the live removals (`spam.detection_delay`): the first mixed run
+replayed through the service's judge rounds in simulated time, on one core: how long spam
+stays counted, and the precision, per-family recall and organic removals of what the
+rounds removed (the offline figures above judge each run once, seeing all of it); the
+longest stage (a judgement of up to an hour of history per judge interval).
 
 Every stage prints a progress line with its wall time; `--leave-one-out` picks the unseen
 families to train for (each a whole training without the family) or none.
@@ -345,30 +347,39 @@ def main() -> None:
     )
     delay = result["detection_delay"]
     if delay:
-        cost = delay["judge_round_wall_s"]
+        _print_delay(delay)
+
+
+def _print_delay(delay: dict[str, Any]) -> None:
+    cost = delay["judge_round_wall_s"]
+    print(
+        f"live replay (seed {delay['seed']}, simulated time, judge every"
+        f" {delay['judge_interval_s']} s, settle {delay['settle_s']} s, lockstep every"
+        f" {delay['lockstep_interval_s']} s): {delay['removed']:,} of"
+        f" {delay['spam_events']:,} spam events removed (recall {delay['recall']}),"
+        f" {delay['organic_removed']:,} of {delay['organic_events']:,} organic"
+        f" (FPR {delay['false_positive_rate']}); precision of removals {delay['precision']}"
+    )
+    for detector in ("all", "model", "lockstep", "lockstep_only"):
+        print("  " + _delay_line(detector, delay[detector]))
+    steady = delay["steady_state"]
+    if steady:
         print(
-            f"detection delay (seed {delay['seed']}, simulated time, judge every"
-            f" {delay['judge_interval_s']} s, settle {delay['settle_s']} s):"
-            f" {delay['removed']:,} of {delay['spam_events']:,} spam events removed,"
-            f" {delay['organic_removed']:,} organic"
+            f"  steady state (events after the first {delay['history_s']} s of history):"
+            f" recall {steady['recall']}, {steady['organic_removed']:,} organic removed"
+            f" (FPR {steady['false_positive_rate']}), precision {steady['precision']}"
         )
-        for detector in ("all", "model", "lockstep", "lockstep_only"):
-            print("  " + _delay_line(detector, delay[detector]))
-        steady = delay["steady_state"]
-        if steady:
-            print(
-                f"  steady state (events after the first {delay['history_s']} s of history;"
-                f" {steady['organic_removed']:,} organic removed):"
-            )
-            for detector in ("all", "model", "lockstep"):
-                print("    " + _delay_line(detector, steady[detector]))
-        for name, figures in delay["per_family"].items():
-            print(f"  {name:12s} " + _delay_line("all", figures["all"]))
-        print(
-            f"  judge round wall time (one core): p50 {cost.get('p50_s')} s"
-            f" p99 {cost.get('p99_s')} s max {cost.get('max_s')} s"
-            f" (history up to {cost.get('history_events_max', 0):,} events)"
-        )
+        for detector in ("all", "model", "lockstep"):
+            print("    " + _delay_line(detector, steady[detector]))
+    for name, figures in delay["per_family"].items():
+        print(f"  {name:12s} recall {figures['recall']:.4f} " + _delay_line("all", figures["all"]))
+    print(
+        f"  judge round wall time (one core): p50 {cost.get('p50_s')} s"
+        f" p99 {cost.get('p99_s')} s max {cost.get('max_s')} s"
+        f" (history up to {cost.get('history_events_max', 0):,} events);"
+        f" rounds with a lockstep run: p50 {cost['with_lockstep'].get('p50_s')} s,"
+        f" without: p50 {cost['without_lockstep'].get('p50_s')} s"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Recent events the judge looks at, with what was already removed.
+"""Recent events the judge looks at, with each event's verdict state.
 
-An event is removed (put in a verdict) at most once: `removed` marks it, and a reversed
-verdict's events stay marked, so an appeal is never undone by the next judgement.
+Every event gets its model verdict once (`decided`, `model_flagged`), in the first judge
+round after it settled; lockstep clustering may flag it later (`lockstep_flagged`, set
+once). An event is removed (put in a verdict) at most once: `removed` marks it, and a
+reversed verdict's events stay marked, so an appeal is never undone by a later round.
 Bounded by time (`history_ms` behind the newest event) and by count (oldest dropped first).
 Each event keeps the time it entered the history (the service's clock, at the judge round
 that took it from the buffer), so the judge can wait until what came after an event has
@@ -25,26 +27,44 @@ class EventHistory:
         self._history_ms = history_ms
         self._max_events = max_events
         self.events = EventFrame.empty()
-        self.removed: BoolArray = np.zeros(0, dtype=np.bool_)
         self.durations_ms: I64 = np.zeros(0, dtype=np.int64)
         self.arrived_ms: I64 = np.zeros(0, dtype=np.int64)
         self.seq: I64 = np.zeros(0, dtype=np.int64)
+        self.decided: BoolArray = np.zeros(0, dtype=np.bool_)
+        """The model's verdict was given (final: never judged again)."""
+        self.model_flagged: BoolArray = np.zeros(0, dtype=np.bool_)
+        """The model's verdict was spam."""
+        self.lockstep_flagged: BoolArray = np.zeros(0, dtype=np.bool_)
+        """Lockstep clustering flagged it (after it settled)."""
+        self.removed: BoolArray = np.zeros(0, dtype=np.bool_)
+        """Put in a verdict (reversed or not)."""
         self._added = 0
 
     def __len__(self) -> int:
         return len(self.events)
 
+    @property
+    def flagged(self) -> BoolArray:
+        """Judged spam by either detector so far."""
+        flagged: BoolArray = self.model_flagged | self.lockstep_flagged
+        return flagged
+
     def add(self, frame: EventFrame, durations_ms: I64, arrived_ms: int) -> None:
+        count = len(frame)
+        none = np.zeros(count, dtype=np.bool_)
         self.events = EventFrame.concat([self.events, frame])
-        self.removed = np.concatenate([self.removed, np.zeros(len(frame), dtype=np.bool_)])
         self.durations_ms = np.concatenate([self.durations_ms, durations_ms])
         self.arrived_ms = np.concatenate(
-            [self.arrived_ms, np.full(len(frame), arrived_ms, dtype=np.int64)]
+            [self.arrived_ms, np.full(count, arrived_ms, dtype=np.int64)]
         )
         self.seq = np.concatenate(
-            [self.seq, np.arange(self._added, self._added + len(frame), dtype=np.int64)]
+            [self.seq, np.arange(self._added, self._added + count, dtype=np.int64)]
         )
-        self._added += len(frame)
+        self.decided = np.concatenate([self.decided, none])
+        self.model_flagged = np.concatenate([self.model_flagged, none])
+        self.lockstep_flagged = np.concatenate([self.lockstep_flagged, none])
+        self.removed = np.concatenate([self.removed, none])
+        self._added += count
         self._trim()
 
     def settled(self, now_ms: int, settle_ms: int) -> BoolArray:
@@ -60,7 +80,13 @@ class EventHistory:
             keep &= np.cumsum(keep[::-1])[::-1] <= self._max_events
         if not keep.all():
             self.events = self.events.take(keep)
-            self.removed = self.removed[keep]
-            self.durations_ms = self.durations_ms[keep]
-            self.arrived_ms = self.arrived_ms[keep]
-            self.seq = self.seq[keep]
+            for name in (
+                "durations_ms",
+                "arrived_ms",
+                "seq",
+                "decided",
+                "model_flagged",
+                "lockstep_flagged",
+                "removed",
+            ):
+                setattr(self, name, getattr(self, name)[keep])

@@ -1,10 +1,20 @@
 """The judge's rounds over its history: which events each round removes.
 
-A round takes the events that arrived since the previous one into the history, judges the
-whole history (features + model, lockstep; `spam.judging.judge`) and removes the flagged
-events that have settled (entered the history at least `settle_ms` before the round) and
-were not removed before. A round is due when events arrived since the last one, or when the
-last judgement flagged events that had not settled yet.
+Incremental: every event gets its model verdict once, and it is final. A round takes the
+events that arrived since the previous one into the history; the events that have settled
+(entered the history at least `settle_ms` before the round) and have no verdict yet are
+scored by the model with the features of the history as it is then (an hour behind them,
+and what arrived in the `settle_ms` after them); the flagged ones are removed at once, the
+others are never judged again. Re-judging every event for an hour (how the rounds worked
+before) removed spam up to an hour late and flagged organic events late as their users'
+hour of aggregates grew (docs/spam.md, Detection delay).
+
+Lockstep clustering runs over the whole history every `lockstep_interval_ms` (when events
+arrived since its last run, or it flagged events that had not settled yet). It flags
+settled events only, each once; the ones not removed yet are removed, however old (its
+precision is 1.0 on the evaluation traffic): a group found late still leaves the counts,
+and its delay is reported as it is. A user's later events are judged with the flagged ones
+in its aggregates, and the blocklist (spam.blocklist) takes users with enough flagged events.
 
 Pure and clock-free: the caller passes the round's time. The service (`spam.spam_filter`)
 runs `judge` in a worker thread and turns what a round removes into a verdict; the
@@ -20,9 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 from spam.event_frame import EventFrame
+from spam.features import extract_features
 from spam.history import EventHistory
-from spam.judging import Judgement, judge
-from spam.lockstep import LockstepParams
+from spam.lockstep import LockstepParams, LockstepResult, detect_lockstep
 from spam.model import SpamModel
 
 BoolArray = npt.NDArray[np.bool_]
@@ -30,14 +40,40 @@ I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
+class RoundJudgement:
+    """What one round found; every mask is over the history's events as they were judged."""
+
+    now_ms: int
+    settled: BoolArray
+    decided: BoolArray
+    """Given their model verdict by this round (settled, no verdict before)."""
+    model_flagged: BoolArray
+    """Of `decided`, the ones the model calls spam."""
+    lockstep: LockstepResult | None
+    """The lockstep run of this round (None: not run this round)."""
+
+    @property
+    def lockstep_flagged(self) -> BoolArray:
+        """Settled events the lockstep run flags (none when it did not run)."""
+        if self.lockstep is None:
+            return np.zeros(len(self.settled), dtype=np.bool_)
+        flagged: BoolArray = self.lockstep.flagged & self.settled
+        return flagged
+
+
+@dataclass(frozen=True)
 class RoundOutcome:
     """One round's decision; every mask is over the history's events at that round."""
 
-    judgement: Judgement
-    settled_flagged: BoolArray
-    """Flagged and settled (removed now or in an earlier round)."""
+    judgement: RoundJudgement
+    model_flagged: BoolArray
+    """Flagged by the model's (final) verdict of this round."""
+    lockstep_flagged: BoolArray
+    """Flagged by lockstep for the first time in this round (removed before or not)."""
     removed: BoolArray
-    """Removed by this round: flagged, settled, not removed before."""
+    """Removed by this round: newly flagged by either detector, not removed before."""
+    flagged: BoolArray
+    """Every event of the history judged spam so far (this round and earlier ones)."""
 
 
 class JudgeRounds:
@@ -46,44 +82,85 @@ class JudgeRounds:
         model: SpamModel,
         history: EventHistory,
         settle_ms: int,
+        lockstep_interval_ms: int,
         lockstep_params: LockstepParams | None = None,
     ) -> None:
         self.model = model
         self.history = history
         self._settle_ms = settle_ms
+        self._lockstep_interval_ms = lockstep_interval_ms
         self._lockstep_params = lockstep_params
-        self._fresh = False
-        # The last judgement flagged events too recent to remove yet.
-        self._unsettled = False
+        self._last_lockstep_ms: int | None = None
+        # Events arrived since the last lockstep run, or it flagged unsettled ones.
+        self._lockstep_stale = False
 
     def admit(self, fresh: EventFrame, durations_ms: I64, now_ms: int) -> None:
         """Adds the events that arrived since the last round (they enter at `now_ms`)."""
         if len(fresh):
             self.history.add(fresh, durations_ms, now_ms)
-            self._fresh = True
+            self._lockstep_stale = True
 
-    @property
-    def due(self) -> bool:
-        """Whether this round has anything to judge (new events, or flags to settle)."""
-        return (self._fresh or self._unsettled) and len(self.history) > 0
+    def _awaiting_verdict(self, now_ms: int) -> BoolArray:
+        awaiting: BoolArray = self.history.settled(now_ms, self._settle_ms) & ~self.history.decided
+        return awaiting
 
-    def judge(self) -> Judgement:
-        """The judgement of the whole history (CPU work: the service runs it in a thread;
-        nothing may change the history meanwhile)."""
-        return judge(
-            self.model,
-            self.history.events,
-            self.history.durations_ms,
-            lockstep_params=self._lockstep_params,
+    def _lockstep_due(self, now_ms: int) -> bool:
+        return self._lockstep_stale and (
+            self._last_lockstep_ms is None
+            or now_ms - self._last_lockstep_ms >= self._lockstep_interval_ms
         )
 
-    def settle(self, judgement: Judgement, now_ms: int) -> RoundOutcome:
-        """Removes the settled flagged events of `judgement` (made of the history as it is);
-        marks them removed in the history."""
-        settled = self.history.settled(now_ms, self._settle_ms)
-        flagged = judgement.flagged & settled
-        self._unsettled = bool((judgement.flagged & ~settled).any())
-        self._fresh = False
-        removed = flagged & ~self.history.removed
-        self.history.removed |= removed
-        return RoundOutcome(judgement, flagged, removed)
+    def due(self, now_ms: int) -> bool:
+        """Whether a round at `now_ms` has work: settled events awaiting their verdict, or
+        a lockstep run."""
+        if not len(self.history):
+            return False
+        return bool(self._awaiting_verdict(now_ms).any()) or self._lockstep_due(now_ms)
+
+    @property
+    def pending(self) -> bool:
+        """Whether a later round still has work (events without a verdict, or a lockstep
+        run), even with no new events."""
+        return len(self.history) > 0 and (
+            not bool(self.history.decided.all()) or self._lockstep_stale
+        )
+
+    def judge(self, now_ms: int) -> RoundJudgement:
+        """The round at `now_ms` (CPU work: the service runs it in a thread; nothing may
+        change the history meanwhile): model verdicts of the settled events without one,
+        and the lockstep run when it is due. Changes nothing: `settle` applies it."""
+        history = self.history
+        settled = history.settled(now_ms, self._settle_ms)
+        decided = settled & ~history.decided
+        model_flagged = np.zeros(len(history), dtype=np.bool_)
+        if decided.any():
+            # Per-user, per-IP and per-reel aggregates need the whole history; only the
+            # events awaiting a verdict are scored.
+            features = extract_features(history.events, history.durations_ms)
+            model_flagged[decided] = self.model.is_spam(features[decided])
+        lockstep = None
+        if self._lockstep_due(now_ms):
+            lockstep = detect_lockstep(
+                history.events.user_ids,
+                history.events.reel_ids,
+                history.events.ts_ms,
+                self._lockstep_params,
+            )
+        return RoundJudgement(now_ms, settled, decided, model_flagged, lockstep)
+
+    def settle(self, judgement: RoundJudgement) -> RoundOutcome:
+        """Applies `judgement` (made of the history as it still is): records the verdicts,
+        marks the newly flagged events removed."""
+        history = self.history
+        history.decided |= judgement.decided
+        history.model_flagged |= judgement.model_flagged
+        lockstep_flagged = judgement.lockstep_flagged & ~history.lockstep_flagged
+        history.lockstep_flagged |= lockstep_flagged
+        removed = (judgement.model_flagged | lockstep_flagged) & ~history.removed
+        history.removed |= removed
+        if judgement.lockstep is not None:
+            self._last_lockstep_ms = judgement.now_ms
+            self._lockstep_stale = bool((judgement.lockstep.flagged & ~judgement.settled).any())
+        return RoundOutcome(
+            judgement, judgement.model_flagged, lockstep_flagged, removed, history.flagged
+        )

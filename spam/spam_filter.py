@@ -1,7 +1,9 @@
-"""The spam filter's running state: buffer -> history -> judgement -> verdicts ->
+"""The spam filter's running state: buffer -> history -> judge rounds -> verdicts ->
 corrections through the counter shards, plus the blocklist and appeals.
 
-The judgement (features, model, lockstep) is CPU work and runs in a worker thread; only the
+Each round (spam.judge_rounds) gives the events that settled their final model verdict
+and runs lockstep clustering when due; what it flags becomes one verdict. The judgement
+(features, model, lockstep) is CPU work and runs in a worker thread; only the
 judge loop touches the history, so nothing else mutates it meanwhile. Every verdict and
 reversal is saved in the verdict store before its correction is sent and marked applied
 after (spam/verdict_store.py); corrections that fail stay pending and are retried every
@@ -37,9 +39,12 @@ from spam.verdicts import Verdict, VerdictBook
 
 logger = logging.getLogger(__name__)
 
-JUDGED = Counter("spam_events_judged_total", "Events judged for the first time")
+JUDGED = Counter("spam_events_judged_total", "Events taken into the judge's history")
+DECIDED = Counter("spam_events_decided_total", "Events given their (final) model verdict")
 FLAGGED = Counter("spam_events_removed_total", "Events removed as spam", ["kind"])
-JUDGE_SECONDS = Histogram("spam_judgement_seconds", "Duration of one judgement of the history")
+JUDGE_SECONDS = Histogram(
+    "spam_judgement_seconds", "Duration of one judge round (model verdicts, lockstep run)"
+)
 CORRECTION_FAILURES = Counter("spam_correction_failures_total", "Failed correction attempts")
 
 
@@ -77,7 +82,12 @@ class SpamFilter:
         self._store = store
         self.buffer = EventBuffer(config.max_buffered_events)
         self.history = EventHistory(int(config.history_s * 1000), config.max_history_events)
-        self.rounds = JudgeRounds(model, self.history, int(config.settle_s * 1000))
+        self.rounds = JudgeRounds(
+            model,
+            self.history,
+            int(config.settle_s * 1000),
+            int(config.lockstep_interval_s * 1000),
+        )
         self.book = VerdictBook(instance)
         self.blocklist = Blocklist(
             config.blocklist_min_flagged_events, config.blocklist_max_entries
@@ -114,7 +124,8 @@ class SpamFilter:
             await self.judge_once()
 
     async def judge_once(self) -> Verdict | None:
-        """Judges the new events with the history; issues and applies a verdict."""
+        """One judge round: admits what arrived, gives the settled events their verdict, runs
+        lockstep when due; issues and applies a verdict for what it flagged."""
         async with self._lock:
             fresh = self.buffer.take_all()
             now = now_ms()
@@ -122,23 +133,27 @@ class SpamFilter:
                 self.rounds.admit(fresh, await self._durations.of(fresh.reel_ids), now)
                 JUDGED.inc(len(fresh))
             verdict = None
-            # Rounds without new events still judge while flagged events wait to settle.
-            if self.rounds.due:
+            # Rounds without new events still judge while events wait for their verdict.
+            if self.rounds.due(now):
                 started = time.perf_counter()
-                judgement = await asyncio.to_thread(self.rounds.judge)
+                judgement = await asyncio.to_thread(self.rounds.judge, now)
                 JUDGE_SECONDS.observe(time.perf_counter() - started)
-                outcome = self.rounds.settle(judgement, now)
+                outcome = self.rounds.settle(judgement)
                 newly = outcome.removed
+                lockstep = judgement.lockstep
+                groups = "not run" if lockstep is None else f"{lockstep.groups} groups"
                 verdict = self.book.draft(
                     self.history.events,
                     newly,
-                    f"model {self._model.version}; lockstep groups {judgement.lockstep.groups}",
+                    f"model {self._model.version}: {int(outcome.model_flagged.sum())} events;"
+                    f" lockstep ({groups}): {int(outcome.lockstep_flagged.sum())} events",
                     now_ms(),
                 )
+                DECIDED.inc(int(judgement.decided.sum()))
                 kinds = self.history.events.kinds[newly]
                 FLAGGED.labels(kind="view").inc(int((kinds == common_pb2.EVENT_KIND_VIEW).sum()))
                 FLAGGED.labels(kind="like").inc(int((kinds != common_pb2.EVENT_KIND_VIEW).sum()))
-                if self.blocklist.learn(self.history.events, outcome.settled_flagged, newly):
+                if self.blocklist.learn(self.history.events, outcome.flagged, newly):
                     async with self.blocklist_changed:
                         self.blocklist_changed.notify_all()
                 if verdict is not None:

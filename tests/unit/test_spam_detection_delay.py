@@ -1,4 +1,4 @@
-"""Detection-delay bookkeeping: crafted traffic replayed through the judge's rounds."""
+"""The judge's incremental rounds and the detection-delay bookkeeping, on crafted traffic."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from spam.model import SpamModel
 
 START_MS = 1_800_000_000_000
 WATCH = FEATURE_NAMES.index("watch_ms")
-CONFIG = SpamConfig(judge_interval_s=10.0, settle_s=30.0)
+ACTOR_EVENTS = FEATURE_NAMES.index("actor_events_per_hour")
+CONFIG = SpamConfig(judge_interval_s=10.0, settle_s=30.0, lockstep_interval_s=30.0)
 
 
 class ShortWatchClassifier:
@@ -26,6 +27,18 @@ class ShortWatchClassifier:
 
     def decision_function(self, features: np.ndarray) -> np.ndarray:
         return np.where(features[:, WATCH] < 4_000, 1.0, -1.0)
+
+
+class BusyActorClassifier:
+    """A verdict that depends on the history: an actor with 3 events or more in the
+    window is spam (a window under an hour counts as one hour)."""
+
+    def decision_function(self, features: np.ndarray) -> np.ndarray:
+        return np.where(features[:, ACTOR_EVENTS] >= 3, 1.0, -1.0)
+
+
+def busy_actor_model() -> SpamModel:
+    return SpamModel("test", FEATURE_NAMES, cast(Any, BusyActorClassifier()), 0.0)
 
 
 def model(flags_short_watches: bool = True) -> SpamModel:
@@ -112,11 +125,17 @@ def test_events_caught_by_lockstep_are_filed_under_lockstep() -> None:
     assert summary["model"]["events"] == 0
 
 
-def test_an_event_removed_twice_is_a_bookkeeping_error() -> None:
+def test_an_event_removed_or_flagged_twice_is_a_bookkeeping_error() -> None:
     book = DelayBook(3)
-    book.record(np.array([1]), 10_000, np.array([True]), np.array([False]))
+    none = np.zeros(0, np.int64)
+    book.record(10_000, np.array([1]), np.array([1]), none)
     with pytest.raises(ValueError, match="removed twice"):
-        book.record(np.array([1, 2]), 20_000, np.array([True, True]), np.array([False, False]))
+        book.record(20_000, np.array([1, 2]), none, none)
+    with pytest.raises(ValueError, match="flagged by the model twice"):
+        book.record(20_000, none, np.array([1]), none)
+    # Lockstep may flag an event the model removed before: its own delay is kept.
+    book.record(30_000, none, none, np.array([1]))
+    assert (book.removed_at_ms[1], book.lockstep_at_ms[1]) == (10_000, 30_000)
 
 
 def test_delay_figures_are_observed_values() -> None:
@@ -132,29 +151,147 @@ def test_delay_figures_are_observed_values() -> None:
     assert delay_figures(np.zeros(0))["p99_s"] is None
 
 
-def test_a_round_removes_settled_flags_once_and_waits_for_unsettled_ones() -> None:
+def rounds_over(
+    judge_model: SpamModel, lockstep_interval_ms: int = 30_000
+) -> tuple[EventHistory, JudgeRounds]:
     history = EventHistory(history_ms=3_600_000, max_events=100)
-    rounds = JudgeRounds(model(), history, settle_ms=30_000)
-    assert not rounds.due
-    run = traffic([(1, 5, 3_100, 0, Family.SHORT_WATCH)])
-    durations = np.array([20_000], np.int64)
+    return history, JudgeRounds(judge_model, history, 30_000, lockstep_interval_ms)
+
+
+def test_an_event_gets_its_model_verdict_once_when_it_settles() -> None:
+    history, rounds = rounds_over(model())
+    assert not rounds.due(START_MS)
+    assert not rounds.pending
+    run = traffic([(1, 5, 3_100, 0, Family.SHORT_WATCH), (2, 6, 20_000, 0, Family.ORGANIC)])
+    durations = np.full(2, 20_000, np.int64)
     rounds.admit(run.events, durations, START_MS + 10_000)
-    outcome = rounds.settle(rounds.judge(), START_MS + 10_000)
+    outcome = rounds.settle(rounds.judge(START_MS + 10_000))
+    # Not settled yet: no verdict, nothing removed; a later round has work.
+    assert not outcome.judgement.decided.any()
     assert not outcome.removed.any()
-    assert outcome.judgement.flagged.all()
-    # Nothing new, but a flag waits to settle: the next round is still due.
-    assert rounds.due
-    outcome = rounds.settle(rounds.judge(), START_MS + 40_000)
-    assert outcome.removed.tolist() == [True]
-    assert history.seq.tolist() == [0]
-    assert not rounds.due
-    # Re-judged with a new event, it is flagged again but not removed again.
-    organic = traffic([(2, 6, 20_000, 45_000, Family.ORGANIC)])
-    rounds.admit(EventFrame.empty(), np.zeros(0, np.int64), START_MS + 50_000)
-    assert not rounds.due
-    rounds.admit(organic.events, durations, START_MS + 50_000)
-    assert rounds.due
-    outcome = rounds.settle(rounds.judge(), START_MS + 90_000)
-    assert outcome.settled_flagged.tolist() == [True, False]
-    assert not outcome.removed.any()
+    assert rounds.pending
+    assert not rounds.due(START_MS + 30_000)
+    assert rounds.due(START_MS + 40_000)
+    outcome = rounds.settle(rounds.judge(START_MS + 40_000))
+    assert outcome.judgement.decided.tolist() == [True, True]
+    assert outcome.removed.tolist() == [True, False]
     assert history.seq.tolist() == [0, 1]
+    # Both have their verdict; lockstep ran over them: nothing is left to do.
+    assert not rounds.pending
+    assert not rounds.due(START_MS + 90_000)
+    # A new event is judged alone; the old ones are not judged again.
+    later = traffic([(3, 7, 3_100, 45_000, Family.SHORT_WATCH)])
+    rounds.admit(later.events, durations[:1], START_MS + 50_000)
+    judgement = rounds.judge(START_MS + 80_000)
+    assert judgement.decided.tolist() == [False, False, True]
+    outcome = rounds.settle(judgement)
+    assert outcome.removed.tolist() == [False, False, True]
+    assert outcome.flagged.tolist() == [True, False, True]
+
+
+def test_a_verdict_is_final_even_when_later_history_would_change_it() -> None:
+    # The model calls an actor with 3 events spam. The user's first two events settle
+    # before its third arrives: both stay in the counts (not re-judged later, which is
+    # how late organic removals happened); the third is judged with all three.
+    history, rounds = rounds_over(busy_actor_model())
+    run = traffic(
+        [
+            (1, 5, 20_000, 0, Family.ORGANIC),
+            (1, 6, 20_000, 1_000, Family.ORGANIC),
+            (1, 7, 20_000, 60_000, Family.ORGANIC),
+        ]
+    )
+    durations = np.full(3, 20_000, np.int64)
+    rounds.admit(run.events.take(np.array([0, 1])), durations[:2], START_MS + 10_000)
+    assert not rounds.settle(rounds.judge(START_MS + 40_000)).removed.any()
+    rounds.admit(run.events.take(np.array([2])), durations[:1], START_MS + 70_000)
+    outcome = rounds.settle(rounds.judge(START_MS + 100_000))
+    assert outcome.judgement.decided.tolist() == [False, False, True]
+    assert outcome.removed.tolist() == [False, False, True]
+    assert history.model_flagged.tolist() == [False, False, True]
+
+
+def farm(users: int, first_user: int = 1) -> list[tuple[int, int, int, int, Family]]:
+    """`users` accounts viewing reels 1-4 within seconds of each other (one group)."""
+    return [
+        (user, reel, 20_000, reel * 1_000 + user * 100, Family.LOCKSTEP)
+        for user in range(first_user, first_user + users)
+        for reel in range(1, 5)
+    ]
+
+
+def test_lockstep_runs_every_interval_and_flags_settled_events_once() -> None:
+    history, rounds = rounds_over(model(flags_short_watches=False), lockstep_interval_ms=60_000)
+    # Seven accounts: not a group yet (eight needed).
+    first = traffic(farm(7))
+    rounds.admit(first.events, np.full(len(first.events), 20_000, np.int64), START_MS + 10_000)
+    outcome = rounds.settle(rounds.judge(START_MS + 10_000))
+    assert outcome.judgement.lockstep is not None
+    assert outcome.judgement.lockstep.groups == 0
+    # The eighth account arrives; lockstep waits for its interval (60 s after its run).
+    eighth = traffic(farm(1, first_user=8))
+    rounds.admit(eighth.events, np.full(4, 20_000, np.int64), START_MS + 20_000)
+    assert rounds.judge(START_MS + 60_000).lockstep is None
+    assert rounds.due(START_MS + 70_000)
+    outcome = rounds.settle(rounds.judge(START_MS + 70_000))
+    assert outcome.judgement.lockstep is not None
+    assert outcome.judgement.lockstep.groups == 1
+    # The 28 settled events are removed though the model cleared them; the eighth
+    # account's (in at 20 s) settle at 50 s: removed too.
+    assert outcome.removed.sum() == 32
+    assert outcome.lockstep_flagged.sum() == 32
+    assert not history.model_flagged.any()
+    # Flagged once: the next run removes nothing again, and nothing is left to do.
+    rounds.admit(
+        traffic([(50, 9, 20_000, 80_000, Family.ORGANIC)]).events,
+        np.full(1, 20_000, np.int64),
+        START_MS + 130_000,
+    )
+    outcome = rounds.settle(rounds.judge(START_MS + 160_000))
+    assert outcome.judgement.lockstep is not None
+    assert not outcome.lockstep_flagged.any()
+    assert not outcome.removed.any()
+    assert not rounds.pending
+
+
+def test_lockstep_waits_for_unsettled_group_events_and_runs_again() -> None:
+    history, rounds = rounds_over(model(flags_short_watches=False), lockstep_interval_ms=30_000)
+    group = traffic(farm(8))
+    durations = np.full(len(group.events), 20_000, np.int64)
+    # Half the group enters early, half 25 s later: at 40 s, only the first half settled.
+    early = group.events.user_ids <= 4
+    rounds.admit(group.events.take(early), durations[early], START_MS + 10_000)
+    rounds.admit(group.events.take(~early), durations[~early], START_MS + 35_000)
+    outcome = rounds.settle(rounds.judge(START_MS + 40_000))
+    assert outcome.removed.sum() == 16
+    # Its run flagged unsettled events: lockstep is due again after its interval.
+    assert rounds.pending
+    assert not rounds.due(START_MS + 60_000)
+    assert rounds.due(START_MS + 70_000)
+    outcome = rounds.settle(rounds.judge(START_MS + 70_000))
+    assert outcome.removed.sum() == 16
+    assert history.removed.all()
+    assert not rounds.pending
+
+
+def test_the_replay_files_a_late_lockstep_group_with_its_delay() -> None:
+    # Eight accounts act together on four reels over four minutes: the group shows only
+    # with the fourth reel; its first events were cleared by the model long before.
+    rows = [
+        (user, reel, 20_000, reel * 60_000 + user * 100, Family.LOCKSTEP)
+        for user in range(1, 9)
+        for reel in range(1, 5)
+    ]
+    run = traffic(rows)
+    result = replay(model(flags_short_watches=False), run, CONFIG)
+    book = result.book
+    assert book.removed.all()
+    assert book.by_lockstep.all()
+    assert not book.by_model.any()
+    assert result.decided == len(rows)
+    summary = book.summary(run.events.ts_ms, run.family)
+    # The first reel's events waited for the fourth reel (3 minutes) and a lockstep run.
+    assert summary["lockstep"]["max_s"] > 180.0
+    assert summary["lockstep"]["within_60_s"] < summary["lockstep"]["events"]
+    assert summary["lockstep_only"]["events"] == len(rows)
+    assert (summary["recall"], summary["precision"], summary["organic_removed"]) == (1.0, 1.0, 0)
