@@ -43,6 +43,11 @@ class SpamConfig(RegistryConfigFields):
     user's features over the first events of a session flag organic users that the rest of
     the session clears (offline: 18 organic views flagged on a prefix, 3 on the whole
     history). Adds to the detection delay; 0 judges at once."""
+    second_look_s: float = 0.0
+    """0: an event's model verdict at `settle_s` is final. Otherwise an event the model
+    cleared is judged once more this long after it entered the history (spam that shows
+    with more of its account's events is removed that late; organic events a later look
+    flags are removed too: docs/spam.md, Detection delay). Must exceed `settle_s`."""
     lockstep_interval_s: float = 30.0
     """How often lockstep clustering runs over the whole history (when events arrived);
     it flags settled events, so a group's events leave the counts within this interval
@@ -65,6 +70,8 @@ class SpamConfig(RegistryConfigFields):
             raise ConfigError("judge_interval_s, lockstep_interval_s, history_s must be positive")
         if self.settle_s < 0 or self.settle_s >= self.history_s:
             raise ConfigError("settle_s must be in [0, history_s)")
+        if self.second_look_s and not self.settle_s < self.second_look_s < self.history_s:
+            raise ConfigError("second_look_s must be 0 or in (settle_s, history_s)")
 
 
 def load(overrides: dict[str, object] | None = None) -> SpamConfig:

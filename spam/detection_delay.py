@@ -60,10 +60,22 @@ class DelayBook:
         self.lockstep_at_ms: I64 = np.full(events, NOT_REMOVED, dtype=np.int64)
         """The round whose lockstep run first flagged it (removed by the model before, or
         not)."""
+        self.second_look: BoolArray = np.zeros(events, dtype=np.bool_)
+        """Flagged by the model's second look (cleared by its first verdict)."""
 
-    def record(self, round_ms: int, removed: I64, by_model: I64, by_lockstep: I64) -> None:
+    def record(
+        self,
+        round_ms: int,
+        removed: I64,
+        by_model: I64,
+        by_lockstep: I64,
+        by_second_look: I64 | None = None,
+    ) -> None:
         """The round at `round_ms` removed events `removed` and flagged events `by_model`
-        (model verdicts) and `by_lockstep` (first lockstep flags); sequence numbers."""
+        (model verdicts; `by_second_look` of them at its second look) and `by_lockstep`
+        (first lockstep flags); sequence numbers."""
+        if by_second_look is not None:
+            self.second_look[by_second_look] = True
         for name, seq, what in (
             ("removed_at_ms", removed, "removed"),
             ("model_at_ms", by_model, "flagged by the model"),
@@ -118,6 +130,7 @@ class DelayBook:
                 "recall": round(removed / max(1, events), 5),
                 "all": delay_figures(removal[where & self.removed]),
                 "model": delay_figures(model[where & self.by_model]),
+                "model_second_look": delay_figures(model[where & self.second_look]),
                 "lockstep": delay_figures(lockstep[where & self.by_lockstep]),
                 "lockstep_only": delay_figures(removal[where & self.by_lockstep & ~self.by_model]),
             }
@@ -206,6 +219,7 @@ def replay(
         history,
         int(config.settle_s * 1000),
         int(config.lockstep_interval_s * 1000),
+        second_look_ms=int(config.second_look_s * 1000),
     )
     interval_ms = int(config.judge_interval_s * 1000)
     result = Replay(DelayBook(len(events)))
@@ -234,6 +248,7 @@ def replay(
             history.seq[outcome.removed],
             history.seq[outcome.model_flagged],
             history.seq[outcome.lockstep_flagged],
+            history.seq[outcome.model_flagged & judgement.looked_again],
         )
         if on_round is not None:
             on_round(result.rounds, len(history))
@@ -275,6 +290,7 @@ def report(result: Replay, traffic: LabelledTraffic, config: SpamConfig) -> dict
         "judge_interval_s": config.judge_interval_s,
         "settle_s": config.settle_s,
         "lockstep_interval_s": config.lockstep_interval_s,
+        "second_look_s": config.second_look_s,
         "history_s": config.history_s,
         "rounds": result.rounds,
         "events_decided": result.decided,

@@ -1,7 +1,8 @@
 """Recent events the judge looks at, with each event's verdict state.
 
 Every event gets its model verdict once (`decided`, `model_flagged`), in the first judge
-round after it settled; lockstep clustering may flag it later (`lockstep_flagged`, set
+round after it settled (and, when the judge takes a second look, once more later:
+`looked_again`); lockstep clustering may flag it later (`lockstep_flagged`, set
 once). An event is removed (put in a verdict) at most once: `removed` marks it, and a
 reversed verdict's events stay marked, so an appeal is never undone by a later round.
 Bounded by time (`history_ms` behind the newest event) and by count (oldest dropped first).
@@ -34,6 +35,8 @@ class EventHistory:
         """The model's verdict was given (final: never judged again)."""
         self.model_flagged: BoolArray = np.zeros(0, dtype=np.bool_)
         """The model's verdict was spam."""
+        self.looked_again: BoolArray = np.zeros(0, dtype=np.bool_)
+        """Given its second (last) model verdict (`JudgeRounds` second_look_ms)."""
         self.lockstep_flagged: BoolArray = np.zeros(0, dtype=np.bool_)
         """Lockstep clustering flagged it (after it settled)."""
         self.removed: BoolArray = np.zeros(0, dtype=np.bool_)
@@ -62,6 +65,7 @@ class EventHistory:
         )
         self.decided = np.concatenate([self.decided, none])
         self.model_flagged = np.concatenate([self.model_flagged, none])
+        self.looked_again = np.concatenate([self.looked_again, none])
         self.lockstep_flagged = np.concatenate([self.lockstep_flagged, none])
         self.removed = np.concatenate([self.removed, none])
         self._added += count
@@ -86,6 +90,7 @@ class EventHistory:
                 "seq",
                 "decided",
                 "model_flagged",
+                "looked_again",
                 "lockstep_flagged",
                 "removed",
             ):

@@ -9,6 +9,11 @@ others are never judged again. Re-judging every event for an hour (how the round
 before) removed spam up to an hour late and flagged organic events late as their users'
 hour of aggregates grew (docs/spam.md, Detection delay).
 
+Optionally (`second_look_ms` > 0, off in the service's defaults) an event the model
+cleared gets one more, last verdict once it entered the history `second_look_ms` ago, with
+what came in meanwhile: spam that shows only with more of its account's events is caught
+later (its delay is that long), at the price of the organic events a later look flags.
+
 Lockstep clustering runs over the whole history every `lockstep_interval_ms` (when events
 arrived since its last run, or it flagged events that had not settled yet). It flags
 settled events only, each once; the ones not removed yet are removed, however old (its
@@ -47,8 +52,10 @@ class RoundJudgement:
     settled: BoolArray
     decided: BoolArray
     """Given their model verdict by this round (settled, no verdict before)."""
+    looked_again: BoolArray
+    """Given their second model verdict by this round (cleared by the first)."""
     model_flagged: BoolArray
-    """Of `decided`, the ones the model calls spam."""
+    """Of `decided` and `looked_again`, the ones the model calls spam."""
     lockstep: LockstepResult | None
     """The lockstep run of this round (None: not run this round)."""
 
@@ -84,10 +91,14 @@ class JudgeRounds:
         settle_ms: int,
         lockstep_interval_ms: int,
         lockstep_params: LockstepParams | None = None,
+        second_look_ms: int = 0,
     ) -> None:
+        if 0 < second_look_ms <= settle_ms:
+            raise ValueError("a second look comes after the first (second_look_ms > settle_ms)")
         self.model = model
         self.history = history
         self._settle_ms = settle_ms
+        self._second_look_ms = second_look_ms
         self._lockstep_interval_ms = lockstep_interval_ms
         self._lockstep_params = lockstep_params
         self._last_lockstep_ms: int | None = None
@@ -104,6 +115,18 @@ class JudgeRounds:
         awaiting: BoolArray = self.history.settled(now_ms, self._settle_ms) & ~self.history.decided
         return awaiting
 
+    def _awaiting_second_look(self, now_ms: int | None) -> BoolArray:
+        """Cleared by the model, not removed, no second look yet (and due by `now_ms`)."""
+        history = self.history
+        if not self._second_look_ms:
+            return np.zeros(len(history), dtype=np.bool_)
+        awaiting: BoolArray = (
+            history.decided & ~history.model_flagged & ~history.removed & ~history.looked_again
+        )
+        if now_ms is not None:
+            awaiting &= history.settled(now_ms, self._second_look_ms)
+        return awaiting
+
     def _lockstep_due(self, now_ms: int) -> bool:
         return self._lockstep_stale and (
             self._last_lockstep_ms is None
@@ -115,14 +138,20 @@ class JudgeRounds:
         a lockstep run."""
         if not len(self.history):
             return False
-        return bool(self._awaiting_verdict(now_ms).any()) or self._lockstep_due(now_ms)
+        return (
+            bool(self._awaiting_verdict(now_ms).any())
+            or bool(self._awaiting_second_look(now_ms).any())
+            or self._lockstep_due(now_ms)
+        )
 
     @property
     def pending(self) -> bool:
         """Whether a later round still has work (events without a verdict, or a lockstep
         run), even with no new events."""
         return len(self.history) > 0 and (
-            not bool(self.history.decided.all()) or self._lockstep_stale
+            not bool(self.history.decided.all())
+            or bool(self._awaiting_second_look(None).any())
+            or self._lockstep_stale
         )
 
     def judge(self, now_ms: int) -> RoundJudgement:
@@ -132,12 +161,14 @@ class JudgeRounds:
         history = self.history
         settled = history.settled(now_ms, self._settle_ms)
         decided = settled & ~history.decided
+        looked_again = self._awaiting_second_look(now_ms)
+        scored = decided | looked_again
         model_flagged = np.zeros(len(history), dtype=np.bool_)
-        if decided.any():
+        if scored.any():
             # Per-user, per-IP and per-reel aggregates need the whole history; only the
             # events awaiting a verdict are scored.
             features = extract_features(history.events, history.durations_ms)
-            model_flagged[decided] = self.model.is_spam(features[decided])
+            model_flagged[scored] = self.model.is_spam(features[scored])
         lockstep = None
         if self._lockstep_due(now_ms):
             lockstep = detect_lockstep(
@@ -146,13 +177,14 @@ class JudgeRounds:
                 history.events.ts_ms,
                 self._lockstep_params,
             )
-        return RoundJudgement(now_ms, settled, decided, model_flagged, lockstep)
+        return RoundJudgement(now_ms, settled, decided, looked_again, model_flagged, lockstep)
 
     def settle(self, judgement: RoundJudgement) -> RoundOutcome:
         """Applies `judgement` (made of the history as it still is): records the verdicts,
         marks the newly flagged events removed."""
         history = self.history
         history.decided |= judgement.decided
+        history.looked_again |= judgement.looked_again
         history.model_flagged |= judgement.model_flagged
         lockstep_flagged = judgement.lockstep_flagged & ~history.lockstep_flagged
         history.lockstep_flagged |= lockstep_flagged

@@ -87,6 +87,7 @@ class SpamFilter:
             self.history,
             int(config.settle_s * 1000),
             int(config.lockstep_interval_s * 1000),
+            second_look_ms=int(config.second_look_s * 1000),
         )
         self.book = VerdictBook(instance)
         self.blocklist = Blocklist(

@@ -211,6 +211,46 @@ def test_a_verdict_is_final_even_when_later_history_would_change_it() -> None:
     assert history.model_flagged.tolist() == [False, False, True]
 
 
+def test_a_second_look_judges_cleared_events_once_more_and_last() -> None:
+    history = EventHistory(history_ms=3_600_000, max_events=100)
+    rounds = JudgeRounds(busy_actor_model(), history, 30_000, 30_000, second_look_ms=120_000)
+    run = traffic(
+        [
+            (1, 5, 20_000, 0, Family.CAMOUFLAGED),
+            (1, 6, 20_000, 1_000, Family.CAMOUFLAGED),
+            (1, 7, 20_000, 60_000, Family.CAMOUFLAGED),
+            (2, 8, 20_000, 60_000, Family.ORGANIC),
+        ]
+    )
+    durations = np.full(4, 20_000, np.int64)
+    rounds.admit(run.events.take(np.array([0, 1])), durations[:2], START_MS + 10_000)
+    assert not rounds.settle(rounds.judge(START_MS + 40_000)).removed.any()
+    rounds.admit(run.events.take(np.array([2, 3])), durations[:2], START_MS + 70_000)
+    assert rounds.settle(rounds.judge(START_MS + 100_000)).removed.tolist() == [
+        False,
+        False,
+        True,
+        False,
+    ]
+    # 120 s after they entered, the first two are judged again, with the third in view.
+    assert not rounds.due(START_MS + 120_000)
+    judgement = rounds.judge(START_MS + 130_000)
+    assert judgement.looked_again.tolist() == [True, True, False, False]
+    assert rounds.settle(judgement).removed.tolist() == [True, True, False, False]
+    # The organic event's second look clears it again; then nothing is left to look at.
+    judgement = rounds.judge(START_MS + 190_000)
+    assert judgement.looked_again.tolist() == [False, False, False, True]
+    assert not rounds.settle(judgement).removed.any()
+    assert not rounds.pending
+    assert not rounds.judge(START_MS + 400_000).looked_again.any()
+
+
+def test_a_second_look_must_come_after_the_first() -> None:
+    history = EventHistory(history_ms=3_600_000, max_events=100)
+    with pytest.raises(ValueError, match="second look"):
+        JudgeRounds(model(), history, 30_000, 30_000, second_look_ms=30_000)
+
+
 def farm(users: int, first_user: int = 1) -> list[tuple[int, int, int, int, Family]]:
     """`users` accounts viewing reels 1-4 within seconds of each other (one group)."""
     return [
