@@ -59,11 +59,24 @@ def _delay(delay: object) -> str:
         )
 
     cost = delay["judge_round_wall_s"]
+    live = (
+        f"removed {delay['removed']:,} of {delay['spam_events']:,} spam events (recall"
+        f" {delay['recall']}) and {delay['organic_removed']:,} of"
+        f" {delay['organic_events']:,} organic ones (FPR {delay['false_positive_rate']}),"
+        f" precision {delay['precision']}"
+        if "precision" in delay
+        else f"removed {delay['organic_removed']:,} organic events"
+    )
+    lockstep_every = (
+        f", lockstep every {delay['lockstep_interval_s']} s"
+        if "lockstep_interval_s" in delay
+        else ""
+    )
     return f"""
 Detection delay (seed {delay["seed"]} replayed through the judge's rounds in simulated time,
-judge every {delay["judge_interval_s"]} s, settle {delay["settle_s"]} s): {line("model")};
-{line("lockstep")}. Plus a judge round's own wall time (one core): p50 {cost.get("p50_s")} s,
-max {cost.get("max_s")} s.
+judge every {delay["judge_interval_s"]} s, settle {delay["settle_s"]} s{lockstep_every}):
+{line("model")}; {line("lockstep")}. The rounds {live}. Plus a judge round's own wall time
+(one core): p50 {cost.get("p50_s")} s, max {cost.get("max_s")} s.
 """
 
 

@@ -81,6 +81,9 @@ def test_spam_is_removed_from_public_counts_and_an_appeal_restores_it(
         # a CI run that removed at once, judging every 1 s, flagged 45 organic views).
         "REELSTREAM_SPAM_JUDGE_INTERVAL_S": "2",
         "REELSTREAM_SPAM_SETTLE_S": "15",
+        # Lockstep every round too: with the default 30 s, a group's removal could land
+        # between the reads that check the counts stable and an appeal restored exactly.
+        "REELSTREAM_SPAM_LOCKSTEP_INTERVAL_S": "2",
     }
     spam_service = start_service("spam", "spam", spam_env, spam_address)
     edge_address = f"127.0.0.1:{free_port()}"
