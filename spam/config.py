@@ -43,6 +43,9 @@ class SpamConfig(RegistryConfigFields):
     user's features over the first events of a session flag organic users that the rest of
     the session clears (offline: 18 organic views flagged on a prefix, 3 on the whole
     history). Adds to the detection delay; 0 judges at once."""
+    threshold_offset: float = 0.0
+    """Added to the model artifact's threshold margin for the service's verdicts (which
+    are final at `settle_s`; the artifact's threshold is chosen on whole runs)."""
     second_look_s: float = 0.0
     """0: an event's model verdict at `settle_s` is final. Otherwise an event the model
     cleared is judged once more this long after it entered the history (spam that shows

@@ -60,6 +60,8 @@ class DelayBook:
         self.lockstep_at_ms: I64 = np.full(events, NOT_REMOVED, dtype=np.int64)
         """The round whose lockstep run first flagged it (removed by the model before, or
         not)."""
+        self.first_margin: F64 = np.full(events, np.nan, dtype=np.float64)
+        """The model's margin at the event's first verdict."""
         self.second_look: BoolArray = np.zeros(events, dtype=np.bool_)
         """Flagged by the model's second look (cleared by its first verdict)."""
 
@@ -192,6 +194,8 @@ class Replay:
     """What one replay saw: the removals, and the rounds' cost."""
 
     book: DelayBook
+    threshold: float = 0.0
+    """The model artifact's threshold margin (before the config's offset)."""
     rounds: int = 0
     decided: int = 0
     """Events given a model verdict (each once)."""
@@ -220,9 +224,10 @@ def replay(
         int(config.settle_s * 1000),
         int(config.lockstep_interval_s * 1000),
         second_look_ms=int(config.second_look_s * 1000),
+        threshold_offset=config.threshold_offset,
     )
     interval_ms = int(config.judge_interval_s * 1000)
-    result = Replay(DelayBook(len(events)))
+    result = Replay(DelayBook(len(events)), model.threshold)
     if not len(events):
         return result
     now_ms = int(events.ts_ms[0])
@@ -243,6 +248,9 @@ def replay(
         result.history_events.append(len(history))
         outcome = rounds.settle(judgement)
         result.decided += int(judgement.decided.sum())
+        result.book.first_margin[history.seq[judgement.decided]] = judgement.margins[
+            judgement.decided
+        ]
         result.book.record(
             now_ms,
             history.seq[outcome.removed],
@@ -253,6 +261,39 @@ def replay(
         if on_round is not None:
             on_round(result.rounds, len(history))
     return result
+
+
+SWEEP_OFFSETS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def threshold_sweep(
+    book: DelayBook, family: I8, threshold: float, offsets: tuple[float, ...] = SWEEP_OFFSETS
+) -> list[dict[str, Any]]:
+    """What the rounds would have removed with the model's threshold raised by each offset
+    (over the artifact's `threshold`): exact without a second look, since an event's first
+    verdict comes in the same round whatever the threshold, and lockstep's flags do not
+    depend on the model's."""
+    spam = family != Family.ORGANIC
+    rows = []
+    for offset in offsets:
+        removed = (book.first_margin >= threshold + offset) | book.by_lockstep
+        organic_removed = int((removed & ~spam).sum())
+        spam_removed = int((removed & spam).sum())
+        rows.append(
+            {
+                "threshold_offset": offset,
+                "precision": round(spam_removed / max(1, spam_removed + organic_removed), 5),
+                "recall": round(spam_removed / max(1, int(spam.sum())), 5),
+                "organic_removed": organic_removed,
+                "per_family_recall": {
+                    Family(int(value)).name.lower(): round(
+                        float(removed[family == value].mean()), 5
+                    )
+                    for value in unique_sorted(family[spam]).tolist()
+                },
+            }
+        )
+    return rows
 
 
 def _wall_times(seconds: F64, sizes: I64) -> dict[str, Any]:
@@ -302,4 +343,8 @@ def report(result: Replay, traffic: LabelledTraffic, config: SpamConfig) -> dict
             int(events.ts_ms[0]) + int(config.history_s * 1000) if len(events) else None,
         ),
         "judge_round_wall_s": round_cost,
+        "threshold_offset": config.threshold_offset,
+        "threshold_sweep": []
+        if config.second_look_s
+        else threshold_sweep(result.book, traffic.family, result.threshold),
     }

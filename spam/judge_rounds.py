@@ -42,6 +42,7 @@ from spam.model import SpamModel
 
 BoolArray = npt.NDArray[np.bool_]
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,10 @@ class RoundJudgement:
     """Given their model verdict by this round (settled, no verdict before)."""
     looked_again: BoolArray
     """Given their second model verdict by this round (cleared by the first)."""
+    margins: F64
+    """The model's margin of each event of `decided` and `looked_again` (NaN elsewhere)."""
     model_flagged: BoolArray
-    """Of `decided` and `looked_again`, the ones the model calls spam."""
+    """Of `decided` and `looked_again`, the ones whose margin reaches the threshold."""
     lockstep: LockstepResult | None
     """The lockstep run of this round (None: not run this round)."""
 
@@ -92,6 +95,7 @@ class JudgeRounds:
         lockstep_interval_ms: int,
         lockstep_params: LockstepParams | None = None,
         second_look_ms: int = 0,
+        threshold_offset: float = 0.0,
     ) -> None:
         if 0 < second_look_ms <= settle_ms:
             raise ValueError("a second look comes after the first (second_look_ms > settle_ms)")
@@ -99,6 +103,9 @@ class JudgeRounds:
         self.history = history
         self._settle_ms = settle_ms
         self._second_look_ms = second_look_ms
+        # Verdicts are final: the service may ask for a higher margin than the artifact's
+        # threshold (chosen offline, on whole runs).
+        self.threshold = model.threshold + threshold_offset
         self._lockstep_interval_ms = lockstep_interval_ms
         self._lockstep_params = lockstep_params
         self._last_lockstep_ms: int | None = None
@@ -163,12 +170,13 @@ class JudgeRounds:
         decided = settled & ~history.decided
         looked_again = self._awaiting_second_look(now_ms)
         scored = decided | looked_again
-        model_flagged = np.zeros(len(history), dtype=np.bool_)
+        margins = np.full(len(history), np.nan, dtype=np.float64)
         if scored.any():
             # Per-user, per-IP and per-reel aggregates need the whole history; only the
             # events awaiting a verdict are scored.
             features = extract_features(history.events, history.durations_ms)
-            model_flagged[scored] = self.model.is_spam(features[scored])
+            margins[scored] = self.model.margins(features[scored])
+        model_flagged = scored & (margins >= self.threshold)
         lockstep = None
         if self._lockstep_due(now_ms):
             lockstep = detect_lockstep(
@@ -177,7 +185,9 @@ class JudgeRounds:
                 history.events.ts_ms,
                 self._lockstep_params,
             )
-        return RoundJudgement(now_ms, settled, decided, looked_again, model_flagged, lockstep)
+        return RoundJudgement(
+            now_ms, settled, decided, looked_again, margins, model_flagged, lockstep
+        )
 
     def settle(self, judgement: RoundJudgement) -> RoundOutcome:
         """Applies `judgement` (made of the history as it still is): records the verdicts,

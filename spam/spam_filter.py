@@ -88,6 +88,7 @@ class SpamFilter:
             int(config.settle_s * 1000),
             int(config.lockstep_interval_s * 1000),
             second_look_ms=int(config.second_look_s * 1000),
+            threshold_offset=config.threshold_offset,
         )
         self.book = VerdictBook(instance)
         self.blocklist = Blocklist(

@@ -9,7 +9,7 @@ import pytest
 
 from loadtest.spam_traffic import Family, LabelledTraffic, TrafficSpec
 from spam.config import SpamConfig
-from spam.detection_delay import DelayBook, delay_figures, replay
+from spam.detection_delay import DelayBook, delay_figures, replay, threshold_sweep
 from spam.event_frame import VIEW, EventFrame
 from spam.features import FEATURE_NAMES
 from spam.history import EventHistory
@@ -82,6 +82,7 @@ def test_delay_is_the_removing_round_minus_arrival_including_the_settle_delay() 
     assert book.removed_at_ms.tolist() == [START_MS + 41_000, -1, START_MS + 51_000]
     assert book.delays_s(run.events.ts_ms)[[0, 2]].tolist() == [40.0, 39.0]
     assert book.by_model.tolist() == [True, False, True]
+    assert book.first_margin.tolist() == [1.0, -1.0, 1.0]
     assert not book.by_lockstep.any()
     # Rounds at 11..51 s; after the last removal nothing waits to settle: the replay ends.
     assert result.rounds == 5
@@ -136,6 +137,23 @@ def test_an_event_removed_or_flagged_twice_is_a_bookkeeping_error() -> None:
     # Lockstep may flag an event the model removed before: its own delay is kept.
     book.record(30_000, none, none, np.array([1]))
     assert (book.removed_at_ms[1], book.lockstep_at_ms[1]) == (10_000, 30_000)
+
+
+def test_the_threshold_sweep_removes_what_a_higher_threshold_and_lockstep_would() -> None:
+    book = DelayBook(4)
+    book.first_margin[:] = [2.0, 0.5, 1.2, np.nan]
+    book.record(10_000, np.array([3]), np.zeros(0, np.int64), np.array([3]))
+    family = np.array(
+        [Family.CAMOUFLAGED, Family.ORGANIC, Family.CAMOUFLAGED, Family.LOCKSTEP], np.int8
+    )
+    rows = threshold_sweep(book, family, threshold=0.0, offsets=(0.0, 1.0, 1.5))
+    assert [(r["precision"], r["organic_removed"]) for r in rows] == [
+        (0.75, 1),
+        (1.0, 0),
+        (1.0, 0),
+    ]
+    assert [r["recall"] for r in rows] == [1.0, 1.0, round(2 / 3, 5)]
+    assert rows[2]["per_family_recall"] == {"lockstep": 1.0, "camouflaged": 0.5}
 
 
 def test_delay_figures_are_observed_values() -> None:
