@@ -7,8 +7,12 @@ half of `SOAK_PEAK` (the counting benchmark's peak: results/bench-counters.json 
 `make bench-counters` here, else the published 124k events/s; docs/benchmarks.md). Every
 `SOAK_SAMPLE_S` seconds it samples, for every process, resident memory, open file
 descriptors and CPU (the load generator's too), the edges' journal depth and what the shards
-drained from it (acknowledged minus the journals' growth), Cassandra's live sstables (its
-descriptors follow them), and prints a progress line.
+drained from it (acknowledged minus the journals' growth), Cassandra's live sstables, the
+reels the counters hold, evicted and loaded back, and prints a progress line. Cassandra's
+descriptors into its data folder (a few per live sstable: they follow compaction) are
+counted apart from its other descriptors and reported, not judged. The counters run with
+`max_reels_in_memory` at SOAK_MAX_REELS_IN_MEMORY (default 40,000 per logical shard, below
+the ~54,000 the workload touches per shard), so the eviction path runs all hour.
 
 Verdict, first quarter against last quarter of the samples: RSS flat when the last quarter's
 median grew by less than 10% or 32 MiB; descriptors flat when the last quarter's maximum grew
@@ -30,9 +34,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +72,13 @@ FD_GROWTH = 8
 JOURNAL_MAX_BACKLOG_S = 60.0
 # RSS flatness needs this many samples after the warm-up, else all samples are judged.
 MIN_JUDGED_SAMPLES = 8
+# The counters' reel limit during the soak, per logical shard. The workload's pool touches
+# ~217,000 distinct reels, ~54,000 per logical shard of 4, under the counters' default
+# (100,000): at that default the eviction path never runs. 40,000 makes it run all hour.
+SOAK_MAX_REELS_IN_MEMORY = 40_000
+# Cassandra opens a few files per live sstable (data, index); those follow compaction, not
+# a leak, so its descriptors into its data folder are counted apart from the rest.
+CASSANDRA_DATA_FILES = "cassandra-data-files"
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,9 @@ class SoakSettings:
     """SOAK_DRAIN_STALL_S: the drain fails sooner if nothing is acknowledged for this long."""
     warmup_s: float = CounterConfig().minute_buckets_in_memory_s
     """SOAK_WARMUP_S: RSS is judged on the samples after this (the minute buckets' window)."""
+    max_reels_in_memory: int = SOAK_MAX_REELS_IN_MEMORY
+    """SOAK_MAX_REELS_IN_MEMORY: the counters' `max_reels_in_memory` (per logical shard)
+    during the soak; 0 leaves the counters' own setting."""
 
     @classmethod
     def from_env(cls) -> SoakSettings:
@@ -97,6 +113,9 @@ class SoakSettings:
             drain_stall_s=float(os.environ.get("SOAK_DRAIN_STALL_S", DRAIN_STALL_S)),
             warmup_s=float(
                 os.environ.get("SOAK_WARMUP_S", CounterConfig().minute_buckets_in_memory_s)
+            ),
+            max_reels_in_memory=int(
+                os.environ.get("SOAK_MAX_REELS_IN_MEMORY", SOAK_MAX_REELS_IN_MEMORY)
             ),
         )
 
@@ -123,6 +142,12 @@ class Sample:
     """CPU per process over the window, in cores (the machine has 2)."""
     cassandra_sstables: int = 0
     """Live sstables of the benchmark's Cassandra node (its open descriptors follow them)."""
+    ack_ms: dict[str, float] = field(default_factory=dict)
+    """Acknowledgment latency of the window's calls, client side from their scheduled
+    send: p50, p99 and max (ms)."""
+    counter_reels: dict[str, float] = field(default_factory=dict)
+    """Summed over the counters: reels held (`counter_reels`), evicted and loaded back so
+    far (`counter_reels_evicted_total`, `counter_reels_loaded_total`)."""
 
 
 @dataclass
@@ -133,10 +158,11 @@ class SoakRun:
 
 
 def sample_processes(
-    pids: dict[str, int],
+    pids: dict[str, int], cassandra_data: Path | None = None
 ) -> tuple[dict[str, float], dict[str, int], dict[str, float]]:
     """RSS (MiB), open descriptors and CPU seconds so far of each live process; gone
-    ones are skipped."""
+    ones are skipped. With `cassandra_data`, the `cassandra` process's descriptors into
+    that folder are counted apart, as CASSANDRA_DATA_FILES."""
     rss: dict[str, float] = {}
     fds: dict[str, int] = {}
     cpu_s: dict[str, float] = {}
@@ -149,7 +175,52 @@ def sample_processes(
             cpu_s[name] = times.user + times.system
         except psutil.Error:
             continue
+        if name == "cassandra" and cassandra_data is not None:
+            data_files = descriptors_under(pid, cassandra_data)
+            fds[name] -= data_files
+            fds[CASSANDRA_DATA_FILES] = data_files
     return rss, fds, cpu_s
+
+
+def descriptors_under(pid: int, folder: Path) -> int:
+    """How many of the process's open descriptors point into `folder` (Linux /proc; a
+    descriptor closed while they are read is simply not counted)."""
+    prefix = str(folder.resolve()) + os.sep
+    count = 0
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        entries = list(fd_dir.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if os.readlink(entry).startswith(prefix):
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+REEL_METRICS = re.compile(
+    r"^(counter_reels|counter_reels_evicted_total|counter_reels_loaded_total)\s+([0-9.e+]+)$",
+    re.MULTILINE,
+)
+
+
+def counter_reel_figures(metrics_ports: list[int]) -> dict[str, float]:
+    """Reels held, evicted and loaded back, summed over the counters' metrics endpoints
+    (an endpoint that does not answer is left out)."""
+    totals: dict[str, float] = {}
+    for port in metrics_ports:
+        try:
+            url = f"http://127.0.0.1:{port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        for name, value in REEL_METRICS.findall(text):
+            totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
 
 
 def sstable_count(data_dir: Path) -> int:
@@ -216,7 +287,7 @@ def verdict(samples: list[Sample], events_per_s: float, warmup_s: float = 0.0) -
             "rss_flat": growth < allowed,
             "fds_first_quarter_max": int(max(fd_first)),
             "fds_last_quarter_max": int(max(fd_last)),
-            # Cassandra's count moves with its sstables: allow 10% beside the fixed margin.
+            # Cassandra's (without its data files) moves with client connections: 10% or 8.
             "fds_flat": max(fd_last) - max(fd_first) <= max(FD_GROWTH, 0.1 * max(fd_first)),
         }
     depths = [float(s.journal_depth) for s in samples]
@@ -236,7 +307,25 @@ def verdict(samples: list[Sample], events_per_s: float, warmup_s: float = 0.0) -
         "rss_samples_judged": len(judged),
         "processes": processes,
         "journal": journal,
+        "cassandra_data": cassandra_data(samples),
     }
+
+
+def cassandra_data(samples: list[Sample]) -> dict[str, Any]:
+    """Reported beside the verdict, not judged: Cassandra's descriptors into its data
+    folder and its live sstables, first and last quarter maxima (they follow compaction)."""
+    files = [
+        float(s.open_fds[CASSANDRA_DATA_FILES])
+        for s in samples
+        if CASSANDRA_DATA_FILES in s.open_fds
+    ]
+    sstables = [float(s.cassandra_sstables) for s in samples]
+    report: dict[str, Any] = {}
+    for key, values in (("descriptors", files), ("sstables", sstables)):
+        if values:
+            first, last = _quarters(values)
+            report[key] = {"first_quarter_max": int(max(first)), "last_quarter_max": int(max(last))}
+    return report
 
 
 async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict[str, int]) -> None:
@@ -244,10 +333,12 @@ async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict
     settings = run.settings
     targets = EdgeTargets(stack.edge_addresses)
     max_pending = 8 * len(stack.edge_addresses) * 4
+    data_dir = bench_cassandra.NODE.spec().data_dir
+    counter_ports = [s.metrics_port for s in stack.specs if s.module == "counter"]
     started = time.monotonic()
     try:
         await targets.wait_ready()
-        _, _, cpu_before = await asyncio.to_thread(sample_processes, pids)
+        _, _, cpu_before = await asyncio.to_thread(sample_processes, pids, data_dir)
         # The load generator's CPU too (this process; not in the flatness verdict).
         cpu_before["soak-load"] = time.process_time()
         depth_before, sampled_at = 0, time.monotonic()
@@ -257,7 +348,7 @@ async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict
                 targets, pool, window, settings.events_per_s, max_pending, "soak"
             )
             run.runs.append((pool, result))
-            rss, fds, cpu_after = await asyncio.to_thread(sample_processes, pids)
+            rss, fds, cpu_after = await asyncio.to_thread(sample_processes, pids, data_dir)
             cpu_after["soak-load"] = time.process_time()
             depth = sum(
                 [await asyncio.to_thread(journal_depth, p) for p in stack.edge_metrics_ports]
@@ -266,7 +357,8 @@ async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict
             drained = result.events_per_s - (depth - depth_before) / (now - sampled_at)
             cores = cores_used(cpu_before, cpu_after, now - sampled_at)
             cpu_before, depth_before, sampled_at = cpu_after, depth, now
-            sstables = await asyncio.to_thread(sstable_count, bench_cassandra.NODE.spec().data_dir)
+            sstables = await asyncio.to_thread(sstable_count, data_dir)
+            reels = await asyncio.to_thread(counter_reel_figures, counter_ports)
             sample = Sample(
                 round(now - started, 1),
                 rss,
@@ -276,18 +368,29 @@ async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict
                 drained,
                 cores,
                 sstables,
+                {
+                    "p50": round(result.latency_ms(0.5), 1),
+                    "p99": round(result.latency_ms(0.99), 1),
+                    "max": round(result.latency_ms(1.0), 1),
+                },
+                reels,
             )
             run.samples.append(sample)
             print(
                 f"  {sample.at_s:7.0f} s  {sample.events_per_s:9,.0f} ev/s acked"
                 f" {drained:9,.0f} drained ({result.skipped} slots skipped,"
-                f" errors {dict(result.errors) or 0})  journal {depth:,}  cores "
+                f" errors {dict(result.errors) or 0})  ack p50/p99"
+                f" {sample.ack_ms['p50']:.0f}/{sample.ack_ms['p99']:.0f} ms"
+                f"  journal {depth:,}  cores "
                 + " ".join(f"{n}={v:.2f}" for n, v in sorted(cores.items()))
                 + "  rss MiB "
                 + " ".join(f"{n}={v:.0f}" for n, v in sorted(rss.items()))
                 + "  fds "
                 + " ".join(f"{n}={v}" for n, v in sorted(fds.items()))
-                + f"  sstables {sstables}",
+                + f"  sstables {sstables}  reels held"
+                f" {reels.get('counter_reels', 0):,.0f} evicted"
+                f" {reels.get('counter_reels_evicted_total', 0):,.0f} loaded"
+                f" {reels.get('counter_reels_loaded_total', 0):,.0f}",
                 flush=True,
             )
     finally:
@@ -301,6 +404,9 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
     stack = BenchStack(bench.edges, bench.shards, port_offset=settings.port_offset)
     spread, _hot = build_pools(bench)
     run = SoakRun(settings)
+    if settings.max_reels_in_memory > 0:
+        # The counters inherit this process's environment (stack.start_service).
+        os.environ["REELSTREAM_COUNTER_MAX_REELS_IN_MEMORY"] = str(settings.max_reels_in_memory)
     try:
         await asyncio.to_thread(stack.up)
         pids = stack.pids()
@@ -337,14 +443,28 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
     return {
         "seconds": settings.seconds,
         "target_events_per_s": settings.events_per_s,
+        "max_reels_in_memory": settings.max_reels_in_memory,
         "acked_events_per_s_median": statistics.median(acked) if acked else 0.0,
         "drained_events_per_s_median": statistics.median(drained) if drained else 0.0,
+        "ack_p99_ms_windows": window_spread([s.ack_ms.get("p99", 0.0) for s in run.samples]),
         "drain": drain,
         "exactness": exactness,
         "verdict": (
             verdict(run.samples, settings.events_per_s, settings.warmup_s) if run.samples else {}
         ),
         "samples": [vars(s) for s in run.samples],
+    }
+
+
+def window_spread(values: list[float]) -> dict[str, float]:
+    """Median, 90th percentile and maximum of a per-window figure (empty: {})."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    return {
+        "median": statistics.median(ordered),
+        "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+        "max": ordered[-1],
     }
 
 

@@ -4,6 +4,7 @@ gathered from the two video benchmarks' results."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,57 @@ def test_soak_a_process_seen_only_during_the_warm_up_is_judged_on_what_was_seen(
         del sample.rss_mib["counter-0"]
     judged = verdict(samples, 1000.0, 900.0)
     assert judged["processes"]["counter-0"]["rss_last_quarter_mib"] == 300.0
+
+
+def test_soak_counts_a_process_descriptors_into_a_folder_apart(tmp_path: Path) -> None:
+    from loadtest.bench.soak import CASSANDRA_DATA_FILES, descriptors_under, sample_processes
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "elsewhere").write_bytes(b"")
+    before = descriptors_under(os.getpid(), data)
+    with (
+        (data / "a-Data.db").open("wb"),
+        (data / "b-Data.db").open("wb"),
+        (tmp_path / "elsewhere").open("rb"),
+    ):
+        assert descriptors_under(os.getpid(), data) == before + 2
+        _, fds, _ = sample_processes({"cassandra": os.getpid()}, data)
+        _, plain, _ = sample_processes({"cassandra": os.getpid()})
+    assert fds[CASSANDRA_DATA_FILES] == before + 2
+    # The rest stays under the process's own name; without a folder nothing is split.
+    assert fds["cassandra"] + fds[CASSANDRA_DATA_FILES] == plain["cassandra"]
+    assert CASSANDRA_DATA_FILES not in plain
+
+
+def test_soak_data_file_descriptors_are_reported_not_judged() -> None:
+    from loadtest.bench.soak import CASSANDRA_DATA_FILES, verdict
+
+    samples = _soak_samples({float(t): 300.0 for t in range(30, 3601, 30)})
+    for index, sample in enumerate(samples):
+        sample.open_fds[CASSANDRA_DATA_FILES] = 50 + index
+        sample.cassandra_sstables = 20 + index // 2
+    judged = verdict(samples, 1000.0, 900.0)
+    assert judged["flat"]
+    assert judged["cassandra_data"]["descriptors"] == {
+        "first_quarter_max": 79,
+        "last_quarter_max": 169,
+    }
+    assert judged["cassandra_data"]["sstables"]["last_quarter_max"] == 79
+
+
+def test_soak_sums_the_counters_reel_figures() -> None:
+    from loadtest.bench.soak import REEL_METRICS
+
+    text = (
+        "# HELP counter_reels Reels held in memory\n"
+        "counter_reels 40123.0\n"
+        "counter_reels_evicted_total 5.0e+03\n"
+        "counter_reels_loaded_created 1.7e+09\n"
+        "counter_reels_loaded_total 12.0\n"
+    )
+    assert dict(REEL_METRICS.findall(text)) == {
+        "counter_reels": "40123.0",
+        "counter_reels_evicted_total": "5.0e+03",
+        "counter_reels_loaded_total": "12.0",
+    }
