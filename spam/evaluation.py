@@ -373,6 +373,18 @@ def _print_delay(delay: dict[str, Any]) -> None:
             print("    " + _delay_line(detector, steady[detector]))
     for name, figures in delay["per_family"].items():
         print(f"  {name:12s} recall {figures['recall']:.4f} " + _delay_line("all", figures["all"]))
+    if delay.get("threshold_sweep"):
+        print(
+            "  with the model's threshold raised by (offset: precision, recall, organic removed):"
+        )
+        print(
+            "   "
+            + "; ".join(
+                f"{row['threshold_offset']}: {row['precision']}, {row['recall']},"
+                f" {row['organic_removed']}"
+                for row in delay["threshold_sweep"]
+            )
+        )
     print(
         f"  judge round wall time (one core): p50 {cost.get('p50_s')} s"
         f" p99 {cost.get('p99_s')} s max {cost.get('max_s')} s"
