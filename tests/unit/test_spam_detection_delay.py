@@ -15,11 +15,14 @@ from spam.features import FEATURE_NAMES
 from spam.history import EventHistory
 from spam.judge_rounds import JudgeRounds
 from spam.model import SpamModel
+from spam.serving_threshold import choose
 
 START_MS = 1_800_000_000_000
 WATCH = FEATURE_NAMES.index("watch_ms")
 ACTOR_EVENTS = FEATURE_NAMES.index("actor_events_per_hour")
-CONFIG = SpamConfig(judge_interval_s=10.0, settle_s=30.0, lockstep_interval_s=30.0)
+CONFIG = SpamConfig(
+    judge_interval_s=10.0, settle_s=30.0, lockstep_interval_s=30.0, threshold_offset=0.0
+)
 
 
 class ShortWatchClassifier:
@@ -154,6 +157,18 @@ def test_the_threshold_sweep_removes_what_a_higher_threshold_and_lockstep_would(
     ]
     assert [r["recall"] for r in rows] == [1.0, 1.0, round(2 / 3, 5)]
     assert rows[2]["per_family_recall"] == {"lockstep": 1.0, "camouflaged": 0.5}
+
+
+def test_the_serving_offset_is_the_lowest_that_reaches_the_precision_target() -> None:
+    rows = [
+        {"threshold_offset": 0.0, "precision": 0.994},
+        {"threshold_offset": 0.25, "precision": 0.9981},
+        {"threshold_offset": 0.5, "precision": 0.9979},
+        {"threshold_offset": 0.75, "precision": 0.999},
+    ]
+    assert choose(rows, target=0.998) == 0.25
+    assert choose(rows, target=0.999) == 0.75
+    assert choose(rows, target=0.9999) == 0.75  # none reaches it: the largest tried
 
 
 def test_delay_figures_are_observed_values() -> None:
