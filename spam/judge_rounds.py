@@ -4,8 +4,9 @@ Incremental: every event gets its model verdict once, and it is final. A round t
 events that arrived since the previous one into the history; the events that have settled
 (entered the history at least `settle_ms` before the round) and have no verdict yet are
 scored by the model with the features of the history as it is then (an hour behind them,
-and what arrived in the `settle_ms` after them); the flagged ones are removed at once, the
-others are never judged again. Re-judging every event for an hour (how the rounds worked
+and what arrived in the `settle_ms` after them) against the artifact's threshold plus
+`threshold_offset`; the flagged ones are removed at once, the others are never judged
+again. Re-judging every event for an hour (how the rounds worked
 before) removed spam up to an hour late and flagged organic events late as their users'
 hour of aggregates grew (docs/spam.md, Detection delay).
 
