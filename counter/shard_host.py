@@ -216,6 +216,7 @@ class ShardHost:
         )
         served = self._served.pop(shard.shard_id, None)
         SHARDS_SERVED.set(len(self._served))
+        shard.stored.forget_sizes()
         if served is not None:
             shard.stop_accepting()
             await _cancel([t for name, t in served.tasks.items() if name != "fencing-watch"])
@@ -243,6 +244,7 @@ class ShardHost:
             self._served.pop(shard_id, None)
             self._handing_off.pop(shard_id, None)
             SHARDS_SERVED.set(len(self._served))
+            shard.stored.forget_sizes()
         HANDOFF_SECONDS.observe(time.monotonic() - began)
         logger.info(
             "shard handed off",

@@ -24,7 +24,7 @@ from counter.config import CounterConfig
 from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
 from counter.shard_state import ShardState, reels_of
 from counter.store import CounterStore, Lease, ReelRollup, group_rollups, now_ms
-from counter.stored_reels import REELS, UNLOADED_REELS, StoredReels
+from counter.stored_reels import StoredReels
 from counter.write_pacer import WritePacer
 from protos import counter_pb2
 from reelstream.cassandra_client import StoreUnavailable
@@ -220,8 +220,7 @@ class CounterShard:
                 self.state.replay_batch(batch, segment, len(thresholds) + 1)
                 replayed += 1
         self._snapshot_id = max([row.snapshot_id, *row.snapshots.keys()], default=0)
-        REELS.set(len(self.state.reels))
-        UNLOADED_REELS.set(len(self.state.unloaded))
+        self.stored.publish_sizes()
         logger.info(
             "recovered",
             extra={
@@ -412,7 +411,7 @@ class CounterShard:
             if not p.done.done():
                 p.done.set_result(counter_pb2.ApplyBatchResponse(epoch=lease.epoch))
         PENDING_BATCHES.set(len(self._pending))
-        REELS.set(len(self.state.reels))
+        self.stored.publish_sizes()
         if changed:
             self.feed.publish(changed)
 

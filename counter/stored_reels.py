@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
 
 from prometheus_client import Counter, Gauge
@@ -20,9 +21,13 @@ from counter.store import CounterStore, now_ms
 from protos import counter_pb2
 from reelstream.cassandra_client import StoreUnavailable
 
-REELS = Gauge("counter_reels", "Reels held in memory")
+# Per logical shard: a process hosts several, and one unlabelled gauge showed whichever
+# shard set it last. Sum over `shard` for a process's figure.
+REELS = Gauge("counter_reels", "Reels held in memory", ["shard"])
 UNLOADED_REELS = Gauge(
-    "counter_reels_unloaded", "Stored reels of the served shards not read since the takeover"
+    "counter_reels_unloaded",
+    "Stored reels of the served shards not read since the takeover",
+    ["shard"],
 )
 REELS_LOADED = Counter("counter_reels_loaded_total", "Stored reels read on first use")
 REELS_EVICTED = Counter(
@@ -49,10 +54,22 @@ class StoredReels:
         self._config = config
         self._store = store
         self.state = state
+        self._shard_label = str(store.shard)
         # Reels being read on first use, each with the read that brings it.
         self._loading: dict[int, asyncio.Task[None]] = {}
         # Unfinished snapshots found at recovery -> their order (CounterShard._recover).
         self.unfinished: dict[int, int] = {}
+
+    def publish_sizes(self) -> None:
+        """Sets this shard's `counter_reels` and `counter_reels_unloaded`."""
+        REELS.labels(self._shard_label).set(len(self.state.reels))
+        UNLOADED_REELS.labels(self._shard_label).set(len(self.state.unloaded))
+
+    def forget_sizes(self) -> None:
+        """Removes this shard's gauges (the process no longer serves it)."""
+        for gauge in (REELS, UNLOADED_REELS):
+            with contextlib.suppress(KeyError):
+                gauge.remove(self._shard_label)
 
     async def load_changed(self) -> None:
         """Reads every reel that still has replayed changes, a chunk at a time, so a caller
@@ -108,8 +125,7 @@ class StoredReels:
                 first_segment = 0 if written_by is None else written_by + 1
                 self.state.load(reel_id, reel.state if reel else None, first_segment)
             REELS_LOADED.inc(len(stored))
-            REELS.set(len(self.state.reels))
-            UNLOADED_REELS.set(len(self.state.unloaded))
+            self.publish_sizes()
         finally:
             for reel_id in reel_ids:
                 self._loading.pop(reel_id, None)
@@ -152,8 +168,7 @@ class StoredReels:
         count = min(excess + limit // 20, EVICT_SLICE)
         evicted = self.state.evict_clean(count, job_reels(), scan=4 * EVICT_SLICE)
         REELS_EVICTED.inc(evicted)
-        REELS.set(len(self.state.reels))
-        UNLOADED_REELS.set(len(self.state.unloaded))
+        self.publish_sizes()
 
     async def restore_old_buckets(
         self, batch: counter_pb2.ApplyBatchRequest, give_up_s: float = 0.0

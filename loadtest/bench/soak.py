@@ -34,11 +34,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import statistics
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +48,7 @@ from loadtest.bench import bench_cassandra
 from loadtest.bench.bench_stack import BenchStack
 from loadtest.bench.exactness import check_counts, journal_depth, wait_drained
 from loadtest.bench.grpc_driver import DriveResult, EdgeTargets, drive_rate
+from loadtest.bench.service_metrics import scrape
 from loadtest.bench.settings import REPO_ROOT, load_settings
 from loadtest.bench.workload import BatchPool, build_pools
 
@@ -201,26 +200,14 @@ def descriptors_under(pid: int, folder: Path) -> int:
     return count
 
 
-REEL_METRICS = re.compile(
-    r"^(counter_reels|counter_reels_evicted_total|counter_reels_loaded_total)\s+([0-9.e+]+)$",
-    re.MULTILINE,
-)
+REEL_FIGURES = ("counter_reels", "counter_reels_evicted_total", "counter_reels_loaded_total")
 
 
 def counter_reel_figures(metrics_ports: list[int]) -> dict[str, float]:
-    """Reels held, evicted and loaded back, summed over the counters' metrics endpoints
-    (an endpoint that does not answer is left out)."""
-    totals: dict[str, float] = {}
-    for port in metrics_ports:
-        try:
-            url = f"http://127.0.0.1:{port}/metrics"
-            with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode()
-        except OSError:
-            continue
-        for name, value in REEL_METRICS.findall(text):
-            totals[name] = totals.get(name, 0.0) + float(value)
-    return totals
+    """Reels held, evicted and loaded back, summed over the counters' logical shards and
+    processes (an endpoint that does not answer is left out)."""
+    scraped = scrape(metrics_ports)
+    return {name: scraped[name] for name in REEL_FIGURES if name in scraped}
 
 
 def sstable_count(data_dir: Path) -> int:

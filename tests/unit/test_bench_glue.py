@@ -159,20 +159,3 @@ def test_soak_data_file_descriptors_are_reported_not_judged() -> None:
         "last_quarter_max": 169,
     }
     assert judged["cassandra_data"]["sstables"]["last_quarter_max"] == 79
-
-
-def test_soak_sums_the_counters_reel_figures() -> None:
-    from loadtest.bench.soak import REEL_METRICS
-
-    text = (
-        "# HELP counter_reels Reels held in memory\n"
-        "counter_reels 40123.0\n"
-        "counter_reels_evicted_total 5.0e+03\n"
-        "counter_reels_loaded_created 1.7e+09\n"
-        "counter_reels_loaded_total 12.0\n"
-    )
-    assert dict(REEL_METRICS.findall(text)) == {
-        "counter_reels": "40123.0",
-        "counter_reels_evicted_total": "5.0e+03",
-        "counter_reels_loaded_total": "12.0",
-    }
