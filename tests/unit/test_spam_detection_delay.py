@@ -11,10 +11,11 @@ from loadtest.spam_traffic import Family, LabelledTraffic, TrafficSpec
 from spam.config import SpamConfig
 from spam.detection_delay import DelayBook, delay_figures, replay, threshold_sweep
 from spam.event_frame import VIEW, EventFrame
-from spam.features import FEATURE_NAMES
+from spam.features import FEATURE_NAMES, extract_features
 from spam.history import EventHistory
 from spam.judge_rounds import JudgeRounds
 from spam.model import SpamModel
+from spam.served_training import served_features
 from spam.serving_threshold import choose
 
 START_MS = 1_800_000_000_000
@@ -169,6 +170,16 @@ def test_the_serving_offset_is_the_lowest_that_reaches_the_precision_target() ->
     assert choose(rows, target=0.998) == 0.25
     assert choose(rows, target=0.999) == 0.75
     assert choose(rows, target=0.9999) == 0.75  # none reaches it: the largest tried
+
+
+def test_served_features_are_the_history_at_the_verdict_round() -> None:
+    # Rounds at 10 s, 20 s, ...: the view at 0 s is decided at 40 s, before the same
+    # user's view at 100 s arrived; that one is decided at 140 s with both in view.
+    run = traffic([(1, 5, 20_000, 0, Family.ORGANIC), (1, 6, 20_000, 100_000, Family.ORGANIC)])
+    served = served_features(run, CONFIG)
+    assert served[:, ACTOR_EVENTS].tolist() == [1.0, 2.0]
+    whole_run = extract_features(run.events, run.durations_of(run.events.reel_ids))
+    assert whole_run[:, ACTOR_EVENTS].tolist() == [2.0, 2.0]
 
 
 def test_delay_figures_are_observed_values() -> None:
