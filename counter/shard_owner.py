@@ -543,6 +543,7 @@ class CounterShard:
             await self._store.finish_snapshot(lease, job.snapshot_id, job.seqs)
         self._indexed.update(reel.reel_id for reel in job.reels)
         self._job = None
+        self.stored.snapshot_completed()
         # Every clean bucket is in Cassandra now: old ones leave memory (in slices, so a
         # large job never stalls the event loop).
         horizons = self.stored.horizons()
