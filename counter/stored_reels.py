@@ -170,9 +170,11 @@ class StoredReels:
         # Down to 95 % of the limit, so eviction runs in bursts, not every group.
         count = min(excess + limit // 20, EVICT_SLICE)
         evicted = self.state.evict_clean(count, job_reels(), scan=4 * EVICT_SLICE)
-        # A pass that found nothing would find nothing again until a snapshot completes:
-        # rescanning after every group cost a soak's counters ~18 % of their CPU (py-spy,
-        # 40,000-reel limit, every reel in the running job or changed since).
+        # Reels become clean only when a snapshot completes, so after a pass that found
+        # none, the next waits for that (clean reels beyond this pass's scan wait too, at
+        # most one snapshot job). Rescanning after every group cost a soak's counters ~18 %
+        # of their CPU (py-spy, 40,000-reel limit, every reel in the running job or
+        # changed since).
         self._nothing_clean = evicted == 0
         REELS_EVICTED.inc(evicted)
         self.publish_sizes()
