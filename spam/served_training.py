@@ -28,13 +28,14 @@ from loadtest.spam_traffic import Family, LabelledTraffic, TrafficSpec
 from spam.config import SpamConfig
 from spam.features import FEATURE_NAMES, extract_features
 from spam.history import EventHistory
-from spam.model import SpamModel, threshold_for_precision
+from spam.model import SpamModel
 from spam.training import (
     TARGET_PRECISION,
     TRAINING_FAMILIES,
     TRAINING_SEEDS,
     VALIDATION_SEED,
     counted_traffic,
+    set_threshold,
     training_spec,
     validation_specs,
 )
@@ -93,18 +94,14 @@ def train_served(workers: int = 2) -> SpamModel:
     )
     features = np.concatenate([p[0] for p in check])
     labels = np.concatenate([p[1] for p in check])
-    margins = model.margins(features)
-    model.threshold = threshold_for_precision(margins, labels, TARGET_PRECISION)
-    flagged = margins >= model.threshold
-    hits = int((flagged & labels).sum())
+    validated = set_threshold(model, features, labels, TARGET_PRECISION)
     model.metadata = {
         "command": "python -m spam.served_training",
         "features_as": "served: at each event's verdict round (SpamConfig defaults)",
         "validation": {
             "seed": VALIDATION_SEED,
             "target_precision": TARGET_PRECISION,
-            "precision": round(hits / max(1, int(flagged.sum())), 5),
-            "recall": round(hits / max(1, int(labels.sum())), 5),
+            **validated,
         },
         "seconds": round(time.perf_counter() - started, 1),
     }

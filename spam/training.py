@@ -79,6 +79,24 @@ def featurise(traffic: LabelledTraffic) -> tuple[F64, BoolArray]:
     return features, traffic.family != Family.ORGANIC
 
 
+def set_threshold(
+    model: SpamModel, features: F64, labels: BoolArray, target_precision: float
+) -> dict[str, float]:
+    """Sets `model.threshold` to the lowest margin reaching `target_precision` on these
+    labelled events; returns the precision, recall and false-positive rate it gives there."""
+    margins = model.margins(features)
+    model.threshold = threshold_for_precision(margins, labels, target_precision)
+    flagged = margins >= model.threshold
+    hits = int((flagged & labels).sum())
+    return {
+        "precision": round(hits / max(1, int(flagged.sum())), 5),
+        "recall": round(hits / max(1, int(labels.sum())), 5),
+        "false_positive_rate": round(
+            int((flagged & ~labels).sum()) / max(1, int((~labels).sum())), 6
+        ),
+    }
+
+
 def train(
     seeds: tuple[int, ...] = TRAINING_SEEDS,
     validation_seed: int = VALIDATION_SEED,
@@ -97,10 +115,7 @@ def train(
     ]
     validation_features = np.concatenate([v[0] for v in validation])
     validation_labels = np.concatenate([v[1] for v in validation])
-    margins = model.margins(validation_features)
-    model.threshold = threshold_for_precision(margins, validation_labels, target_precision)
-    flagged = margins >= model.threshold
-    hits = int((flagged & validation_labels).sum())
+    validated = set_threshold(model, validation_features, validation_labels, target_precision)
     model.metadata = {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": "make train-spam",
@@ -116,12 +131,7 @@ def train(
             "seed": validation_seed,
             "target_precision": target_precision,
             "events": len(validation_labels),
-            "precision": round(hits / max(1, int(flagged.sum())), 5),
-            "recall": round(hits / max(1, int(validation_labels.sum())), 5),
-            "false_positive_rate": round(
-                int((flagged & ~validation_labels).sum()) / max(1, int((~validation_labels).sum())),
-                6,
-            ),
+            **validated,
         },
         "features": list(FEATURE_NAMES),
     }

@@ -104,3 +104,22 @@ def test_history_tells_which_events_have_settled_and_trims_arrivals_with_events(
     history.add(frame([4], [9], [VIEW]), np.zeros(1, np.int64), arrived_ms=40_000)
     assert history.events.reel_ids.tolist() == [2, 3, 4]
     assert history.arrived_ms.tolist() == [1_000, 20_000, 40_000]
+
+
+def test_set_threshold_reaches_the_target_precision_and_reports_what_it_gives() -> None:
+    import numpy as np
+
+    from spam.model import SpamModel
+    from spam.training import set_threshold
+
+    rng = np.random.default_rng(3)
+    labels = rng.random(2_000) < 0.2
+    features = rng.normal(size=(2_000, 3)) + labels[:, None] * 2.5
+    model = SpamModel.fit("test", features, labels)
+    figures = set_threshold(model, features, labels, 0.99)
+    flagged = model.margins(features) >= model.threshold
+    precision = (flagged & labels).sum() / flagged.sum()
+    assert precision >= 0.99
+    assert figures["precision"] == round(float(precision), 5)
+    assert figures["recall"] == round(float((flagged & labels).sum() / labels.sum()), 5)
+    assert 0 <= figures["false_positive_rate"] < 0.01
