@@ -11,6 +11,18 @@ bucket and actions more than `window_ms` apart never do. Cells (reel, bucket) wi
 than `max_cell_users` users are skipped: on a viral reel everyone acts together, which says
 nothing (and would make the pair count quadratic); `max_pairs` bounds the work of one run.
 All of it is vectorised; the only loop is over the two grids.
+
+Group-size-dependent support (CopyCatch's trade of users against pages): a pair of users
+needs `min_common_reels` shared timed reels, but a crowd needs fewer. Two timed cells
+(different reels) whose users mostly coincide (at least `crowd_min_users` users in both,
+at least `crowd_min_overlap` of the smaller cell, and `crowd_min_lift` times what chance
+gives) are a crowd acting together on two reels: its users' events in both cells are
+flagged. Independent viewers seldom coincide like that: two cells of n1 and n2 users out
+of n active ones share about n1 * n2 / n users by chance. With `ip_hashes`, one cell can
+suffice when the crowd comes from few addresses: at least `ip_crowd_min_users` users of a
+cell on addresses shared by `ip_crowd_min_per_ip` of them or more, and they are at least
+`ip_crowd_min_share` of the cell's users (a carrier NAT holds many viewers, but they are a
+minority of any cell). Both are off when their minimum is 0.
 """
 
 from __future__ import annotations
@@ -43,6 +55,24 @@ class LockstepParams:
     """Cells (reel, time bucket) with more users are ignored."""
     max_pairs: int = 20_000_000
     """Bound on user pairs examined in one run (the largest cells are dropped first)."""
+    crowd_min_users: int = 0
+    """Users two cells (reel, time bucket) of different reels must share to flag them as a
+    crowd (0: off)."""
+    crowd_min_overlap: float = 0.5
+    """Shared users over the smaller of the two cells' users."""
+    crowd_min_lift: float = 10.0
+    """Shared users over what independent viewers would share: n1 * n2 / n, n the users
+    active in the quieter of the two cells' buckets (in a small catalog many viewers see
+    the same popular reels in one session, so overlap alone is no evidence there)."""
+    max_crowd_pairs: int = 5_000_000
+    """Bound on (user, cell, cell) triples examined for crowds in one run (the users in the
+    fewest cells first)."""
+    ip_crowd_min_users: int = 0
+    """Users of one cell on shared addresses that flag them (0: off; needs `ip_hashes`)."""
+    ip_crowd_min_per_ip: int = 3
+    """Users of the cell on one address for it to count as shared."""
+    ip_crowd_min_share: float = 0.5
+    """Users on shared addresses over the cell's users."""
 
 
 @dataclass(frozen=True)
@@ -68,10 +98,89 @@ def _pairs_in_cells(cell: I64, user: I64) -> tuple[I64, I64, I64]:
     return user[first], user[second], cell[first]
 
 
+def _crowd_members(
+    cell_user: I64,
+    cell: I64,
+    cell_size: I64,
+    cell_reel: I64,
+    cell_active: I64,
+    users: int,
+    params: LockstepParams,
+) -> I64:
+    """Keys `cell * users + user` of the users in crowds: pairs of cells of different
+    reels sharing at least `crowd_min_users` users and `crowd_min_overlap` of the smaller
+    cell's. One row per distinct (cell, user)."""
+    none = np.zeros(0, np.int64)
+    cells = len(cell_size)
+    # Only cells that could hold a crowd; every pair of them a user is in.
+    size = cell_size[cell]
+    usable = (size >= params.crowd_min_users) & (size <= params.max_cell_users)
+    user, cell = cell_user[usable], cell[usable]
+    per_user = np.bincount(user, minlength=users)
+    triples = per_user * (per_user - 1) // 2
+    # Within the budget, the users in the fewest cells first: a crowd's members act on a
+    # few reels; a heavy viewer is in many cells and each pair of them says little.
+    order = np.argsort(triples, kind="stable")
+    allowed = np.zeros(users, np.bool_)
+    allowed[order[np.cumsum(triples[order]) <= params.max_crowd_pairs]] = True
+    keep = allowed[user]
+    # Pairs of cells within each user: _pairs_in_cells with users as the "cells".
+    first, second, member = _pairs_in_cells(user[keep], cell[keep])
+    other_reel = cell_reel[first] != cell_reel[second]
+    first, second, member = first[other_reel], second[other_reel], member[other_reel]
+    if not len(first):
+        return none
+    pair_key = first * cells + second  # first < second: each user's cells ascend
+    pairs, shared = unique_counts(pair_key)
+    size_a, size_b = cell_size[pairs // cells], cell_size[pairs % cells]
+    active = np.minimum(cell_active[pairs // cells], cell_active[pairs % cells])
+    crowd = pairs[
+        (shared >= params.crowd_min_users)
+        & (shared >= params.crowd_min_overlap * np.minimum(size_a, size_b))
+        & (shared * active >= params.crowd_min_lift * size_a * size_b)
+    ]
+    in_crowd = member_of(pair_key, crowd)
+    member = member[in_crowd]
+    return unique_sorted(
+        np.concatenate([first[in_crowd] * users + member, second[in_crowd] * users + member])
+    )
+
+
+def _ip_crowd_members(
+    user: I64, cell: I64, ip: U64, cell_size: I64, users: int, params: LockstepParams
+) -> I64:
+    """Keys `cell * users + user` of the users of cells where at least
+    `ip_crowd_min_users` users, and `ip_crowd_min_share` of the cell's, act from addresses
+    shared by `ip_crowd_min_per_ip` of them or more. One row per event (any repeats)."""
+    known = ip != 0
+    user, cell = user[known], cell[known]
+    ip_key, _ = dense_keys(ip[known])
+    addresses = int(ip_key.max()) + 1 if len(ip_key) else 1
+    cell_ip_user = unique_sorted((cell * addresses + ip_key) * users + user)
+    cell_ip, users_on_ip = unique_counts(cell_ip_user // users)
+    shared_cell_ip = cell_ip[users_on_ip >= params.ip_crowd_min_per_ip]
+    on_shared = cell_ip_user[member_of(cell_ip_user // users, shared_cell_ip)]
+    cell_user = unique_sorted((on_shared // users // addresses) * users + on_shared % users)
+    cells, shared_users = unique_counts(cell_user // users)
+    size = cell_size[cells]
+    crowded = cells[
+        (shared_users >= params.ip_crowd_min_users)
+        & (shared_users >= params.ip_crowd_min_share * size)
+        & (size <= params.max_cell_users)
+    ]
+    members: I64 = cell_user[member_of(cell_user // users, crowded)]
+    return members
+
+
 def detect_lockstep(
-    user_ids: U64, reel_ids: U64, ts_ms: I64, params: LockstepParams | None = None
+    user_ids: U64,
+    reel_ids: U64,
+    ts_ms: I64,
+    params: LockstepParams | None = None,
+    ip_hashes: U64 | None = None,
 ) -> LockstepResult:
-    """Finds lockstep groups among the events (views and likes alike)."""
+    """Finds lockstep groups among the events (views and likes alike); `ip_hashes` (0:
+    unknown) enables the one-cell crowds of shared addresses."""
     params = params or LockstepParams()
     count = len(user_ids)
     none = LockstepResult(np.zeros(count, np.bool_), np.full(count, -1, np.int64), 0)
@@ -86,6 +195,14 @@ def detect_lockstep(
     pair_reel_keys = []
     budget = params.max_pairs
     base = int(ts_ms.min())
+    # For the crowd rules: cells numbered across both grids, each event's cell per grid.
+    event_cells: list[I64] = []
+    rows_user: list[I64] = []
+    rows_cell: list[I64] = []
+    cell_sizes: list[I64] = []
+    cell_reels: list[I64] = []
+    cell_actives: list[I64] = []
+    cell_offset = 0
     for shift in (0, params.window_ms // 2):
         bucket = (ts_ms - base + shift) // params.window_ms
         all_cells, _ = dense_keys(reel * (int(bucket.max()) + 1) + bucket)
@@ -105,9 +222,54 @@ def detect_lockstep(
         first, second, pair_cell = _pairs_in_cells(cell[keep], cell_user[keep])
         cell_reel = np.zeros(len(sizes), np.int64)
         cell_reel[all_cells] = reel
+        cell_bucket = np.zeros(len(sizes), np.int64)
+        cell_bucket[all_cells] = bucket
+        bucket_user = unique_sorted(bucket * users + user)
+        active = np.bincount(bucket_user // users)
+        cell_actives.append(active[cell_bucket])
         pair_reel_keys.append((first * users + second) * reels + cell_reel[pair_cell])
-    if not any(len(k) for k in pair_reel_keys):
-        return none
+        event_cells.append(all_cells + cell_offset)
+        rows_user.append(cell_user)
+        rows_cell.append(cell + cell_offset)
+        cell_sizes.append(sizes)
+        cell_reels.append(cell_reel)
+        cell_offset += len(sizes)
+
+    # Crowds: keys cell * users + user.
+    crowd_parts = [np.zeros(0, np.int64)]
+    size_of_cell = np.concatenate(cell_sizes)
+    if params.crowd_min_users:
+        crowd_parts.append(
+            _crowd_members(
+                np.concatenate(rows_user),
+                np.concatenate(rows_cell),
+                size_of_cell,
+                np.concatenate(cell_reels),
+                np.concatenate(cell_actives),
+                users,
+                params,
+            )
+        )
+    if params.ip_crowd_min_users and ip_hashes is not None:
+        crowd_parts.append(
+            _ip_crowd_members(
+                np.concatenate([user, user]),
+                np.concatenate(event_cells),
+                np.concatenate([ip_hashes, ip_hashes]),
+                size_of_cell,
+                users,
+                params,
+            )
+        )
+    crowd = unique_sorted(np.concatenate(crowd_parts))
+    crowd_flagged = member_of(event_cells[0] * users + user, crowd) | member_of(
+        event_cells[1] * users + user, crowd
+    )
+    # A crowd's members are one group: each linked to the first member of its cell.
+    crowd_cell, crowd_user = crowd // users, crowd % users
+    cell_first = np.r_[True, crowd_cell[1:] != crowd_cell[:-1]][: len(crowd)]
+    crowd_partner = crowd_user[np.flatnonzero(cell_first)[np.cumsum(cell_first) - 1]]
+
     # A pair shares a reel "in time" once, whichever bucket(s) showed it.
     pair_reel = unique_sorted(np.concatenate(pair_reel_keys))
     pair_ids, common = unique_counts(pair_reel // reels)
@@ -115,10 +277,17 @@ def detect_lockstep(
     first, second = pair // users, pair % users
     union = reels_per_user[first] + reels_per_user[second] - common
     linked = (common >= params.min_common_reels) & (common >= params.min_jaccard * union)
-    if not linked.any():
+    if not linked.any() and not len(crowd):
         return none
     graph = coo_matrix(
-        (np.ones(int(linked.sum())), (first[linked], second[linked])), shape=(users, users)
+        (
+            np.ones(int(linked.sum()) + len(crowd)),
+            (
+                np.concatenate([first[linked], crowd_user]),
+                np.concatenate([second[linked], crowd_partner]),
+            ),
+        ),
+        shape=(users, users),
     )
     _, component = connected_components(graph, directed=False)
     component = component.astype(np.int64)
@@ -140,6 +309,8 @@ def detect_lockstep(
         in_group[user]
         & member_of(user * reels + reel, member_reel)
         & member_of(event_group_reel, strong_group_reel)
-    )
-    group = np.where(in_group[user], dense_keys(component[user])[0], -1)
-    return LockstepResult(flagged, group, int((group_sizes >= params.min_group_users).sum()))
+    ) | crowd_flagged
+    grouped = in_group.copy()
+    grouped[crowd_user] = True
+    group = np.where(grouped[user], dense_keys(component[user])[0], -1)
+    return LockstepResult(flagged, group, len(unique_sorted(component[grouped])))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from spam.lockstep import LockstepParams, detect_lockstep
@@ -40,3 +42,96 @@ def test_users_sharing_few_of_many_reels_are_not_linked() -> None:
     # Each user also watched 10 reels of their own: Jaccard 3 / 13 < 0.5.
     rows += [(u, 100 * u + k, k) for u in range(1, 6) for k in range(10)]
     assert not detect_lockstep(*events(rows), PARAMS).flagged.any()
+
+
+CROWD = LockstepParams(window_ms=600_000, min_common_reels=4, min_group_users=8, crowd_min_users=8)
+
+
+def audience(reel_hours: tuple[int, ...], viewers: int = 200) -> list[tuple[int, int, int]]:
+    """Other viewers active in the same ten minutes, each on a reel of its own."""
+    return [
+        (10_000 * hour + v, 100_000 + 10_000 * hour + v, hour * 3_600_000 + v * 1_000)
+        for hour in reel_hours
+        for v in range(viewers)
+    ]
+
+
+def test_a_crowd_on_two_reels_is_flagged_though_pairs_share_fewer_than_the_minimum() -> None:
+    # Ten accounts on the same two reels, each within its own minute: two shared reels,
+    # half of what a pair of users needs, but ten users share them.
+    rows = [(u, r, r * 3_600_000 + u * 1_000) for u in range(1, 11) for r in (10, 11)]
+    rows.append((99, 10, 10 * 3_600_000 + 5_000))  # a bystander on one of the reels
+    crowd = len(rows) - 1
+    rows += audience((10, 11))
+    result = detect_lockstep(*events(rows), CROWD)
+    assert result.flagged[:crowd].all()
+    assert not result.flagged[crowd:].any()
+    assert result.groups == 1
+    assert (result.group[:crowd] == result.group[0]).all()
+    # Without the crowd rule two shared reels link nobody.
+    assert not detect_lockstep(*events(rows), replace(CROWD, crowd_min_users=0)).flagged.any()
+
+
+def test_in_a_small_audience_viewers_of_two_popular_reels_overlap_by_chance() -> None:
+    # 25 viewers active in ten minutes; 20 of them watch reel 10, 20 watch reel 11, so
+    # 15 watch both: most of each cell, but what chance gives (20 * 20 / 25 = 16).
+    rows = [(u, 10, u * 1_000) for u in range(1, 21)]
+    rows += [(u, 11, 30_000 + u * 1_000) for u in range(6, 26)]
+    assert not detect_lockstep(*events(rows), CROWD).flagged.any()
+    # The same two cells among 400 active viewers are a crowd: its 15 members' events.
+    flagged = detect_lockstep(*events(rows + audience((0,), 375)), CROWD).flagged
+    in_both = [6 <= user <= 20 for user, _, _ in rows]
+    assert list(flagged[: len(rows)]) == in_both
+    assert not flagged[len(rows) :].any()
+
+
+def test_a_crowd_smaller_than_its_minimum_is_not_flagged() -> None:
+    rows = [(u, r, r * 3_600_000 + u * 1_000) for u in range(1, 8) for r in (10, 11)]
+    assert not detect_lockstep(*events(rows), CROWD).flagged.any()
+
+
+def test_busy_cells_sharing_a_few_viewers_by_chance_are_not_a_crowd() -> None:
+    # Two popular reels in the same ten minutes, 40 viewers each; 10 people watch both
+    # (a quarter of each cell: what independent viewers of two popular reels look like).
+    both = range(1, 11)
+    rows = [(u, 10, u * 1_000) for u in [*both, *range(100, 130)]]
+    rows += [(u, 11, u * 1_000) for u in [*both, *range(200, 230)]]
+    assert not detect_lockstep(*events(rows), CROWD).flagged.any()
+
+
+def test_the_same_reel_twice_is_not_a_crowd() -> None:
+    # Ten users on one reel in two consecutive buckets: one reel, however many cells.
+    rows = [(u, 10, u * 1_000) for u in range(1, 11)]
+    rows += [(u, 10, 600_000 + u * 1_000) for u in range(1, 11)]
+    rows += audience((0,))
+    assert not detect_lockstep(*events(rows), CROWD).flagged.any()
+
+
+IP_CROWD = LockstepParams(window_ms=600_000, min_group_users=8, ip_crowd_min_users=8)
+
+
+def test_a_crowd_on_one_reel_from_few_addresses_is_flagged() -> None:
+    rows = [(u, 10, u * 1_000) for u in range(1, 11)]
+    rows.append((99, 10, 5_000))
+    user, reel, ts = events(rows)
+    ips = np.array([1_001 + u % 2 for u in range(1, 11)] + [7_777], np.uint64)
+    result = detect_lockstep(user, reel, ts, IP_CROWD, ips)
+    assert result.flagged[:-1].all()
+    assert not result.flagged[-1]  # the bystander on its own address
+    assert result.groups == 1
+    # Without addresses one reel is no evidence.
+    assert not detect_lockstep(user, reel, ts, IP_CROWD).flagged.any()
+
+
+def test_viewers_behind_one_nat_among_many_others_are_not_an_ip_crowd() -> None:
+    # 10 of a popular reel's 40 viewers in ten minutes share a carrier NAT address.
+    rows = [(u, 10, u * 1_000) for u in range(1, 41)]
+    user, reel, ts = events(rows)
+    ips = np.array([5_000 if u <= 10 else 10_000 + u for u in range(1, 41)], np.uint64)
+    assert not detect_lockstep(user, reel, ts, IP_CROWD, ips).flagged.any()
+
+
+def test_unknown_addresses_are_not_shared() -> None:
+    rows = [(u, 10, u * 1_000) for u in range(1, 11)]
+    user, reel, ts = events(rows)
+    assert not detect_lockstep(user, reel, ts, IP_CROWD, np.zeros(10, np.uint64)).flagged.any()
