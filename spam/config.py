@@ -50,6 +50,10 @@ class SpamConfig(RegistryConfigFields):
     artifact's threshold was chosen on, which flags more organic events. Chosen by
     `python -m spam.serving_threshold` on the validation seed's live replay (precision
     >= 0.998 over both validation periods: 0.99821, against 0.99432 at 0)."""
+    repeat_offender_flags: int = 0
+    """0: off. Otherwise an event whose actor (user, device, country) has this many events
+    over the threshold in the history is flagged at its verdict whatever its margin (a
+    camouflaged bot's cover after its campaign events were flagged)."""
     second_look_s: float = 0.0
     """0: an event's model verdict at `settle_s` is final. Otherwise an event the model
     cleared is judged once more this long after it entered the history (spam that shows
@@ -81,6 +85,8 @@ class SpamConfig(RegistryConfigFields):
             raise ConfigError("settle_s must be in [0, history_s)")
         if self.second_look_s and not self.settle_s < self.second_look_s < self.history_s:
             raise ConfigError("second_look_s must be 0 or in (settle_s, history_s)")
+        if self.repeat_offender_flags < 0:
+            raise ConfigError("repeat_offender_flags must be 0 (off) or positive")
 
 
 def load(overrides: dict[str, object] | None = None) -> SpamConfig:

@@ -36,10 +36,11 @@ import numpy.typing as npt
 
 from loadtest.spam_traffic import Family, LabelledTraffic
 from spam.config import SpamConfig
+from spam.event_frame import EventFrame
 from spam.history import EventHistory
 from spam.judge_rounds import JudgeRounds
 from spam.model import SpamModel
-from spam.windows import unique_sorted
+from spam.windows import dense_keys, pair_keys, unique_sorted
 
 BoolArray = npt.NDArray[np.bool_]
 I64 = npt.NDArray[np.int64]
@@ -62,6 +63,8 @@ class DelayBook:
         not)."""
         self.first_margin: F64 = np.full(events, np.nan, dtype=np.float64)
         """The model's margin at the event's first verdict."""
+        self.decided_at_ms: I64 = np.full(events, NOT_REMOVED, dtype=np.int64)
+        """The round of the event's first verdict."""
         self.second_look: BoolArray = np.zeros(events, dtype=np.bool_)
         """Flagged by the model's second look (cleared by its first verdict)."""
 
@@ -225,6 +228,7 @@ def replay(
         int(config.lockstep_interval_s * 1000),
         second_look_ms=int(config.second_look_s * 1000),
         threshold_offset=config.threshold_offset,
+        repeat_offender_flags=config.repeat_offender_flags,
     )
     interval_ms = int(config.judge_interval_s * 1000)
     result = Replay(DelayBook(len(events)), model.threshold)
@@ -251,6 +255,7 @@ def replay(
         result.book.first_margin[history.seq[judgement.decided]] = judgement.margins[
             judgement.decided
         ]
+        result.book.decided_at_ms[history.seq[judgement.decided]] = now_ms
         result.book.record(
             now_ms,
             history.seq[outcome.removed],
@@ -293,6 +298,74 @@ def threshold_sweep(
                 },
             }
         )
+    return rows
+
+
+SWEEP_REPEAT_OFFENDER_FLAGS = (0, 1, 2, 3, 5)
+
+
+def repeat_offenders(
+    book: DelayBook, events: EventFrame, over: BoolArray, flags: int, history_ms: int
+) -> BoolArray:
+    """Per event: at its first verdict, its actor (user, device, country) had `flags`
+    events over the threshold (`over`) decided in the hour before (that round's included):
+    what `JudgeRounds` flags as a repeat offender's (`repeat_offender_flags`), up to the
+    history's edge (kept by event time there, by verdict time here)."""
+    decided = book.decided_at_ms != NOT_REMOVED
+    if not flags or not decided.any():
+        return np.zeros(len(over), dtype=np.bool_)
+    actor = pair_keys(pair_keys(dense_keys(events.user_ids)[0], events.devices), events.countries)
+    at = np.where(decided, book.decided_at_ms - int(book.decided_at_ms[decided].min()), 0)
+    span = int(at.max()) + history_ms + 1
+    flagged_keys = np.sort(actor[over & decided] * span + at[over & decided])
+    key = actor * span + at
+    earlier = np.searchsorted(flagged_keys, key, side="right") - np.searchsorted(
+        flagged_keys, key - history_ms, side="right"
+    )
+    offending: BoolArray = decided & ~over & (earlier >= flags)
+    return offending
+
+
+def repeat_offender_sweep(
+    book: DelayBook,
+    traffic: LabelledTraffic,
+    threshold: float,
+    history_ms: int,
+    offsets: tuple[float, ...] = SWEEP_OFFSETS,
+    flags: tuple[int, ...] = SWEEP_REPEAT_OFFENDER_FLAGS,
+) -> list[dict[str, Any]]:
+    """`threshold_sweep` with repeat offenders flagged too, per threshold offset and
+    `repeat_offender_flags` (0: none): exact as far as the margins are (a verdict's margin
+    does not depend on earlier flags), but for the history's edge (`repeat_offenders`)."""
+    family = traffic.family
+    spam = family != Family.ORGANIC
+    rows = []
+    for offset in offsets:
+        over = book.first_margin >= threshold + offset
+        for needed in flags:
+            removed = (
+                over
+                | repeat_offenders(book, traffic.events, over, needed, history_ms)
+                | book.by_lockstep
+            )
+            organic_removed = int((removed & ~spam).sum())
+            spam_removed = int((removed & spam).sum())
+            rows.append(
+                {
+                    "threshold_offset": offset,
+                    "repeat_offender_flags": needed,
+                    "precision": round(spam_removed / max(1, spam_removed + organic_removed), 5),
+                    "recall": round(spam_removed / max(1, int(spam.sum())), 5),
+                    "spam_removed": spam_removed,
+                    "organic_removed": organic_removed,
+                    "per_family_recall": {
+                        Family(int(value)).name.lower(): round(
+                            float(removed[family == value].mean()), 5
+                        )
+                        for value in unique_sorted(family[spam]).tolist()
+                    },
+                }
+            )
     return rows
 
 
@@ -344,7 +417,13 @@ def report(result: Replay, traffic: LabelledTraffic, config: SpamConfig) -> dict
         ),
         "judge_round_wall_s": round_cost,
         "threshold_offset": config.threshold_offset,
+        "repeat_offender_flags": config.repeat_offender_flags,
         "threshold_sweep": []
         if config.second_look_s
         else threshold_sweep(result.book, traffic.family, result.threshold),
+        "repeat_offender_sweep": []
+        if config.second_look_s
+        else repeat_offender_sweep(
+            result.book, traffic, result.threshold, int(config.history_s * 1000)
+        ),
     }

@@ -136,7 +136,9 @@ def throughput(model: SpamModel, traffic: LabelledTraffic) -> dict[str, float]:
         scoring = _best_rate(lambda: model.is_spam(tiled), len(tiled))
         extraction = _best_rate(lambda: extract_features(events, durations), len(events), 2)
         lockstep = _best_rate(
-            lambda: detect_lockstep(events.user_ids, events.reel_ids, events.ts_ms),
+            lambda: detect_lockstep(
+                events.user_ids, events.reel_ids, events.ts_ms, ip_hashes=events.ip_hashes
+            ),
             len(events),
             1,
         )

@@ -35,6 +35,9 @@ class EventHistory:
         """The model's verdict was given (final: never judged again)."""
         self.model_flagged: BoolArray = np.zeros(0, dtype=np.bool_)
         """The model's verdict was spam."""
+        self.repeat_offender: BoolArray = np.zeros(0, dtype=np.bool_)
+        """Of `model_flagged`, under the threshold but its actor's flags made it spam
+        (`JudgeRounds` repeat_offender_flags)."""
         self.looked_again: BoolArray = np.zeros(0, dtype=np.bool_)
         """Given its second (last) model verdict (`JudgeRounds` second_look_ms)."""
         self.lockstep_flagged: BoolArray = np.zeros(0, dtype=np.bool_)
@@ -65,6 +68,7 @@ class EventHistory:
         )
         self.decided = np.concatenate([self.decided, none])
         self.model_flagged = np.concatenate([self.model_flagged, none])
+        self.repeat_offender = np.concatenate([self.repeat_offender, none])
         self.looked_again = np.concatenate([self.looked_again, none])
         self.lockstep_flagged = np.concatenate([self.lockstep_flagged, none])
         self.removed = np.concatenate([self.removed, none])
@@ -90,6 +94,7 @@ class EventHistory:
                 "seq",
                 "decided",
                 "model_flagged",
+                "repeat_offender",
                 "looked_again",
                 "lockstep_flagged",
                 "removed",

@@ -15,6 +15,12 @@ cleared gets one more, last verdict once it entered the history `second_look_ms`
 what came in meanwhile: spam that shows only with more of its account's events is caught
 later (its delay is that long), at the price of the organic events a later look flags.
 
+Repeat offenders (`repeat_offender_flags` > 0): an event whose actor (user, device,
+country) already has that many events over the threshold in the history is flagged at its
+own verdict, margin or not. A camouflaged bot's first session looks organic event by event
+until its campaign events are flagged; after them, its organic-looking cover is removed
+too. Its earlier cleared events stay (verdicts are final), so the streaming delay holds.
+
 Lockstep clustering runs over the whole history every `lockstep_interval_ms` (when events
 arrived since its last run, or it flagged events that had not settled yet). It flags
 settled events only, each once; the ones not removed yet are removed, however old (its
@@ -40,6 +46,7 @@ from spam.features import extract_features
 from spam.history import EventHistory
 from spam.lockstep import LockstepParams, LockstepResult, detect_lockstep
 from spam.model import SpamModel
+from spam.windows import dense_keys, pair_keys
 
 BoolArray = npt.NDArray[np.bool_]
 I64 = npt.NDArray[np.int64]
@@ -62,6 +69,9 @@ class RoundJudgement:
     """Of `decided` and `looked_again`, the ones whose margin reaches the threshold."""
     lockstep: LockstepResult | None
     """The lockstep run of this round (None: not run this round)."""
+    repeat_offender: BoolArray
+    """Of `model_flagged`, the ones under the threshold flagged because their actor had
+    `repeat_offender_flags` events over it."""
 
     @property
     def lockstep_flagged(self) -> BoolArray:
@@ -97,6 +107,7 @@ class JudgeRounds:
         lockstep_params: LockstepParams | None = None,
         second_look_ms: int = 0,
         threshold_offset: float = 0.0,
+        repeat_offender_flags: int = 0,
     ) -> None:
         if 0 < second_look_ms <= settle_ms:
             raise ValueError("a second look comes after the first (second_look_ms > settle_ms)")
@@ -107,6 +118,7 @@ class JudgeRounds:
         # Verdicts are final: the service may ask for a higher margin than the artifact's
         # threshold (chosen offline, on whole runs).
         self.threshold = model.threshold + threshold_offset
+        self._repeat_offender_flags = repeat_offender_flags
         self._lockstep_interval_ms = lockstep_interval_ms
         self._lockstep_params = lockstep_params
         self._last_lockstep_ms: int | None = None
@@ -178,6 +190,9 @@ class JudgeRounds:
             features = extract_features(history.events, history.durations_ms)
             margins[scored] = self.model.margins(features[scored])
         model_flagged = scored & (margins >= self.threshold)
+        repeat_offender = np.zeros(len(history), dtype=np.bool_)
+        if self._repeat_offender_flags and decided.any():
+            repeat_offender = decided & ~model_flagged & self._offending_actor(model_flagged)
         lockstep = None
         if self._lockstep_due(now_ms):
             lockstep = detect_lockstep(
@@ -185,10 +200,30 @@ class JudgeRounds:
                 history.events.reel_ids,
                 history.events.ts_ms,
                 self._lockstep_params,
+                history.events.ip_hashes,
             )
         return RoundJudgement(
-            now_ms, settled, decided, looked_again, margins, model_flagged, lockstep
+            now_ms,
+            settled,
+            decided,
+            looked_again,
+            margins,
+            model_flagged | repeat_offender,
+            lockstep,
+            repeat_offender,
         )
+
+    def _offending_actor(self, flagged_now: BoolArray) -> BoolArray:
+        """Per event: its actor (user, device, country) has `repeat_offender_flags` events
+        in the history whose model margin reached the threshold (this round's included;
+        not the ones flagged only for being a repeat offender's)."""
+        events = self.history.events
+        by_margin = (self.history.model_flagged & ~self.history.repeat_offender) | flagged_now
+        user = dense_keys(events.user_ids)[0]
+        actor = pair_keys(pair_keys(user, events.devices), events.countries)
+        flags = np.bincount(actor[by_margin], minlength=int(actor.max()) + 1)
+        offending: BoolArray = flags[actor] >= self._repeat_offender_flags
+        return offending
 
     def settle(self, judgement: RoundJudgement) -> RoundOutcome:
         """Applies `judgement` (made of the history as it still is): records the verdicts,
@@ -197,6 +232,7 @@ class JudgeRounds:
         history.decided |= judgement.decided
         history.looked_again |= judgement.looked_again
         history.model_flagged |= judgement.model_flagged
+        history.repeat_offender |= judgement.repeat_offender
         lockstep_flagged = judgement.lockstep_flagged & ~history.lockstep_flagged
         history.lockstep_flagged |= lockstep_flagged
         removed = (judgement.model_flagged | lockstep_flagged) & ~history.removed

@@ -41,5 +41,7 @@ def judge(
     """Flags the spam among `events` (model over per-event features, or lockstep)."""
     features = extract_features(events, durations_ms, first_seen_ms)
     model_flagged = model.is_spam(features) if len(events) else np.zeros(0, dtype=np.bool_)
-    lockstep = detect_lockstep(events.user_ids, events.reel_ids, events.ts_ms, lockstep_params)
+    lockstep = detect_lockstep(
+        events.user_ids, events.reel_ids, events.ts_ms, lockstep_params, events.ip_hashes
+    )
     return Judgement(model_flagged, lockstep)

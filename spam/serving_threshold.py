@@ -15,16 +15,18 @@ on one core: run it under the machine lock.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from loadtest.spam_traffic import Family
+from loadtest.spam_traffic import Family, LabelledTraffic
 from spam.config import SpamConfig
-from spam.detection_delay import replay, threshold_sweep
+from spam.detection_delay import DelayBook, repeat_offender_sweep, replay, threshold_sweep
 from spam.model import DEFAULT_MODEL_PATH, SpamModel
 from spam.training import TRAINING_FAMILIES, VALIDATION_SEED, counted_traffic, validation_specs
 
@@ -32,16 +34,61 @@ TARGET_PRECISION = 0.998
 OFFSETS = tuple(float(x) for x in np.round(np.arange(0.0, 4.01, 0.25), 2))
 
 
-def sweep(model: SpamModel) -> list[dict[str, Any]]:
-    """Per offset: precision, recall and organic removals over both validation periods."""
-    config = replace(SpamConfig(), threshold_offset=0.0, second_look_s=0.0)
-    spam_removed = np.zeros(len(OFFSETS), np.int64)
-    organic_removed = np.zeros(len(OFFSETS), np.int64)
-    spam_events = 0
+def validation_replays(model: SpamModel) -> list[tuple[LabelledTraffic, DelayBook]]:
+    """Both validation periods replayed through the service's rounds (offset 0, no
+    repeat offenders, no second look)."""
+    config = replace(SpamConfig(), threshold_offset=0.0, second_look_s=0.0, repeat_offender_flags=0)
+    replays = []
     for spec in validation_specs(VALIDATION_SEED, TRAINING_FAMILIES):
         traffic = counted_traffic(spec)
         with threadpool_limits(1):
-            book = replay(model, traffic, config).book
+            replays.append((traffic, replay(model, traffic, config).book))
+    return replays
+
+
+def repeat_offender_rows(
+    model: SpamModel, replays: list[tuple[LabelledTraffic, DelayBook]]
+) -> list[dict[str, Any]]:
+    """Per threshold offset and `repeat_offender_flags`: precision, recall, organic
+    removals and camouflaged bots' recall over both validation periods."""
+    totals: dict[tuple[float, int], dict[str, int]] = {}
+    history_ms = int(SpamConfig().history_s * 1000)
+    for traffic, book in replays:
+        spam = traffic.family != Family.ORGANIC
+        camouflaged = int((traffic.family == Family.CAMOUFLAGED).sum())
+        for row in repeat_offender_sweep(book, traffic, model.threshold, history_ms, OFFSETS):
+            key = (row["threshold_offset"], row["repeat_offender_flags"])
+            total = totals.setdefault(
+                key, {"spam": 0, "spam_removed": 0, "organic_removed": 0, "cam": 0, "cam_hit": 0}
+            )
+            total["spam"] += int(spam.sum())
+            total["spam_removed"] += row["spam_removed"]
+            total["organic_removed"] += row["organic_removed"]
+            total["cam"] += camouflaged
+            total["cam_hit"] += round(row["per_family_recall"].get("camouflaged", 0) * camouflaged)
+    return [
+        {
+            "threshold_offset": offset,
+            "repeat_offender_flags": flags,
+            "precision": round(
+                t["spam_removed"] / max(1, t["spam_removed"] + t["organic_removed"]), 5
+            ),
+            "recall": round(t["spam_removed"] / max(1, t["spam"]), 5),
+            "organic_removed": t["organic_removed"],
+            "camouflaged_recall": round(t["cam_hit"] / max(1, t["cam"]), 5),
+        }
+        for (offset, flags), t in totals.items()
+    ]
+
+
+def sweep(
+    model: SpamModel, replays: list[tuple[LabelledTraffic, DelayBook]] | None = None
+) -> list[dict[str, Any]]:
+    """Per offset: precision, recall and organic removals over both validation periods."""
+    spam_removed = np.zeros(len(OFFSETS), np.int64)
+    organic_removed = np.zeros(len(OFFSETS), np.int64)
+    spam_events = 0
+    for traffic, book in replays if replays is not None else validation_replays(model):
         spam = traffic.family != Family.ORGANIC
         spam_events += int(spam.sum())
         rows = threshold_sweep(book, traffic.family, model.threshold, OFFSETS)
@@ -68,9 +115,17 @@ def choose(rows: list[dict[str, Any]], target: float = TARGET_PRECISION) -> floa
 
 
 def main() -> None:
-    rows = sweep(SpamModel.load(DEFAULT_MODEL_PATH))
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    args = parser.parse_args()
+    model = SpamModel.load(args.model)
+    replays = validation_replays(model)
+    rows = sweep(model, replays)
     print(json.dumps(rows, indent=1))
     print(f"threshold_offset for precision >= {TARGET_PRECISION}: {choose(rows)}")
+    print("repeat offenders (offset, flags needed: 0 = off):")
+    for row in repeat_offender_rows(model, replays):
+        print(json.dumps(row))
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ class SpamFilter:
             int(config.lockstep_interval_s * 1000),
             second_look_ms=int(config.second_look_s * 1000),
             threshold_offset=config.threshold_offset,
+            repeat_offender_flags=config.repeat_offender_flags,
         )
         self.book = VerdictBook(instance)
         self.blocklist = Blocklist(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, cast
 
 import numpy as np
@@ -9,7 +10,13 @@ import pytest
 
 from loadtest.spam_traffic import Family, LabelledTraffic, TrafficSpec
 from spam.config import SpamConfig
-from spam.detection_delay import DelayBook, delay_figures, replay, threshold_sweep
+from spam.detection_delay import (
+    DelayBook,
+    delay_figures,
+    repeat_offender_sweep,
+    replay,
+    threshold_sweep,
+)
 from spam.event_frame import VIEW, EventFrame
 from spam.features import FEATURE_NAMES, extract_features
 from spam.history import EventHistory
@@ -379,3 +386,48 @@ def test_the_replay_files_a_late_lockstep_group_with_its_delay() -> None:
     assert summary["lockstep"]["within_60_s"] < summary["lockstep"]["events"]
     assert summary["lockstep_only"]["events"] == len(rows)
     assert (summary["recall"], summary["precision"], summary["organic_removed"]) == (1.0, 1.0, 0)
+
+
+def test_a_repeat_offenders_later_events_are_flagged_at_their_own_verdict() -> None:
+    # User 1: a long watch (cleared), a short one (flagged), then long watches: with one
+    # flag needed, the later long watches go too; the earlier one stays (final). User 2
+    # only watches long. Views are minutes apart, so each is decided alone.
+    rows = [
+        (1, 5, 20_000, 0, Family.CAMOUFLAGED),
+        (2, 5, 20_000, 30_000, Family.ORGANIC),
+        (1, 6, 3_100, 100_000, Family.CAMOUFLAGED),
+        (1, 7, 20_000, 200_000, Family.CAMOUFLAGED),
+        (2, 7, 20_000, 250_000, Family.ORGANIC),
+        (1, 8, 20_000, 300_000, Family.CAMOUFLAGED),
+    ]
+    run = traffic(rows)
+    plain = replay(model(), run, CONFIG).book
+    assert plain.removed.tolist() == [False, False, True, False, False, False]
+    offenders = replay(model(), run, replace(CONFIG, repeat_offender_flags=1)).book
+    assert offenders.removed.tolist() == [False, False, True, True, False, True]
+    # Model verdicts all: removed at their own verdict round, within 40 s.
+    assert (offenders.delays_s(run.events.ts_ms)[offenders.removed] <= 40.0).all()
+    # Two flags needed: one is not enough.
+    twice = replay(model(), run, replace(CONFIG, repeat_offender_flags=2)).book
+    assert twice.removed.tolist() == plain.removed.tolist()
+    # The sweep over the plain replay's margins gives what the rounds removed.
+    rows_swept = repeat_offender_sweep(plain, run, 0.0, 3_600_000, (0.0,), (0, 1, 2))
+    assert [r["spam_removed"] for r in rows_swept] == [1, 3, 1]
+    assert [r["organic_removed"] for r in rows_swept] == [0, 0, 0]
+
+
+def test_a_repeat_offender_is_an_actor_not_an_account() -> None:
+    # A taken-over account: the short watches come from another device; the owner's own
+    # later views are not the attacker's.
+    run = traffic(
+        [
+            (1, 5, 3_100, 0, Family.TAKEOVER),
+            (1, 6, 20_000, 100_000, Family.ORGANIC),
+        ]
+    )
+    devices = run.events.devices.copy()
+    devices[0] = 3
+    events = replace(run.events, devices=devices)
+    run = LabelledTraffic(events, run.family, run.reel_durations_ms, run.spec)
+    book = replay(model(), run, replace(CONFIG, repeat_offender_flags=1)).book
+    assert book.removed.tolist() == [True, False]
