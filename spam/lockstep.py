@@ -22,7 +22,9 @@ of n active ones share about n1 * n2 / n users by chance. With `ip_hashes`, one 
 suffice when the crowd comes from few addresses: at least `ip_crowd_min_users` users of a
 cell on addresses shared by `ip_crowd_min_per_ip` of them or more, and they are at least
 `ip_crowd_min_share` of the cell's users (a carrier NAT holds many viewers, but they are a
-minority of any cell). Both are off when their minimum is 0.
+minority of any cell). Either is off when its minimum is 0; the address rule is on by
+default, the two-cell rule off (on the validation seed it flagged organic viewers and
+camouflaged bots' campaign reels late: docs/spam.md, Lockstep detection).
 """
 
 from __future__ import annotations
@@ -67,8 +69,11 @@ class LockstepParams:
     max_crowd_pairs: int = 5_000_000
     """Bound on (user, cell, cell) triples examined for crowds in one run (the users in the
     fewest cells first)."""
-    ip_crowd_min_users: int = 0
-    """Users of one cell on shared addresses that flag them (0: off; needs `ip_hashes`)."""
+    ip_crowd_min_users: int = 8
+    """Users of one cell on shared addresses that flag them (0: off; needs `ip_hashes`).
+    8, the pairs' `min_group_users`: on the validation seed's cold-start run (lockstep
+    every 60 s over the hour before) 6, 8 and 10 flagged no organic event and put the
+    farms' lockstep delay p99 at 188, 197 and 225 s (4 shared reels alone: 2,167 s)."""
     ip_crowd_min_per_ip: int = 3
     """Users of the cell on one address for it to count as shared."""
     ip_crowd_min_share: float = 0.5
@@ -194,7 +199,9 @@ def detect_lockstep(
 
     pair_reel_keys = []
     budget = params.max_pairs
-    base = int(ts_ms.min())
+    # Buckets on the clock, not from the oldest event: as the history moves, a cell keeps
+    # its users from one run to the next (so a cell is not found late by a new cut).
+    base = int(ts_ms.min()) - int(ts_ms.min()) % params.window_ms
     # For the crowd rules: cells numbered across both grids, each event's cell per grid.
     event_cells: list[I64] = []
     rows_user: list[I64] = []
@@ -265,11 +272,6 @@ def detect_lockstep(
     crowd_flagged = member_of(event_cells[0] * users + user, crowd) | member_of(
         event_cells[1] * users + user, crowd
     )
-    # A crowd's members are one group: each linked to the first member of its cell.
-    crowd_cell, crowd_user = crowd // users, crowd % users
-    cell_first = np.r_[True, crowd_cell[1:] != crowd_cell[:-1]][: len(crowd)]
-    crowd_partner = crowd_user[np.flatnonzero(cell_first)[np.cumsum(cell_first) - 1]]
-
     # A pair shares a reel "in time" once, whichever bucket(s) showed it.
     pair_reel = unique_sorted(np.concatenate(pair_reel_keys))
     pair_ids, common = unique_counts(pair_reel // reels)
@@ -280,14 +282,7 @@ def detect_lockstep(
     if not linked.any() and not len(crowd):
         return none
     graph = coo_matrix(
-        (
-            np.ones(int(linked.sum()) + len(crowd)),
-            (
-                np.concatenate([first[linked], crowd_user]),
-                np.concatenate([second[linked], crowd_partner]),
-            ),
-        ),
-        shape=(users, users),
+        (np.ones(int(linked.sum())), (first[linked], second[linked])), shape=(users, users)
     )
     _, component = connected_components(graph, directed=False)
     component = component.astype(np.int64)
@@ -310,7 +305,30 @@ def detect_lockstep(
         & member_of(user * reels + reel, member_reel)
         & member_of(event_group_reel, strong_group_reel)
     ) | crowd_flagged
-    grouped = in_group.copy()
-    grouped[crowd_user] = True
-    group = np.where(grouped[user], dense_keys(component[user])[0], -1)
-    return LockstepResult(flagged, group, len(unique_sorted(component[grouped])))
+    # Crowds are groups of their own, apart from the pairs' components: merged into them
+    # they would let a pair's group-reel rule reach back an hour into the crowd's events.
+    crowd_component = _crowd_components(crowd, users)
+    group_key = np.where(
+        in_group[user],
+        component[user],
+        np.where(crowd_component[user] >= 0, users + crowd_component[user], -1),
+    )
+    grouped = group_key >= 0
+    group = np.full(count, -1, np.int64)
+    group[grouped] = dense_keys(group_key[grouped])[0]
+    return LockstepResult(flagged, group, len(unique_sorted(group_key[grouped])))
+
+
+def _crowd_components(crowd: I64, users: int) -> I64:
+    """Per user: its crowd group (members of a crowd cell linked together), -1: none."""
+    crowd_cell, crowd_user = crowd // users, crowd % users
+    group = np.full(users, -1, np.int64)
+    if not len(crowd):
+        return group
+    # Each member linked to the first member of its cell (keys sort by cell first).
+    cell_first = np.r_[True, crowd_cell[1:] != crowd_cell[:-1]]
+    partner = crowd_user[np.flatnonzero(cell_first)[np.cumsum(cell_first) - 1]]
+    graph = coo_matrix((np.ones(len(crowd)), (crowd_user, partner)), shape=(users, users))
+    _, component = connected_components(graph, directed=False)
+    group[crowd_user] = component[crowd_user]
+    return group

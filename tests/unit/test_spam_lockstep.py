@@ -8,7 +8,9 @@ import numpy as np
 
 from spam.lockstep import LockstepParams, detect_lockstep
 
-PARAMS = LockstepParams(window_ms=600_000, min_common_reels=3, min_jaccard=0.5, min_group_users=4)
+PARAMS = LockstepParams(
+    window_ms=600_000, min_common_reels=3, min_jaccard=0.5, min_group_users=4, ip_crowd_min_users=0
+)
 
 
 def events(rows: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -44,7 +46,13 @@ def test_users_sharing_few_of_many_reels_are_not_linked() -> None:
     assert not detect_lockstep(*events(rows), PARAMS).flagged.any()
 
 
-CROWD = LockstepParams(window_ms=600_000, min_common_reels=4, min_group_users=8, crowd_min_users=8)
+CROWD = LockstepParams(
+    window_ms=600_000,
+    min_common_reels=4,
+    min_group_users=8,
+    crowd_min_users=8,
+    ip_crowd_min_users=0,
+)
 
 
 def audience(reel_hours: tuple[int, ...], viewers: int = 200) -> list[tuple[int, int, int]]:
@@ -135,3 +143,32 @@ def test_unknown_addresses_are_not_shared() -> None:
     rows = [(u, 10, u * 1_000) for u in range(1, 11)]
     user, reel, ts = events(rows)
     assert not detect_lockstep(user, reel, ts, IP_CROWD, np.zeros(10, np.uint64)).flagged.any()
+
+
+def test_cells_are_cut_on_the_clock_not_from_the_oldest_event() -> None:
+    # Eight users from two addresses on one reel between 9 and 11 minutes: the cells are
+    # the same whether the history starts at 0 or at 8.5 minutes (no new cut finds them
+    # late, none loses them).
+    crowd = [(u, 10, 540_000 + u * 15_000) for u in range(1, 9)]
+    for oldest in (0, 510_000):
+        rows = [(99, 1, oldest), *crowd]
+        user, reel, ts = events(rows)
+        ips = np.array([7_777] + [1_001 + u % 2 for u in range(1, 9)], np.uint64)
+        flagged = detect_lockstep(user, reel, ts, IP_CROWD, ips).flagged
+        assert flagged.tolist() == [False] + [True] * 8
+
+
+def test_a_crowd_is_a_group_of_its_own() -> None:
+    # Pairs linked by four shared reels (users 1-4) and an address crowd (users 11-18)
+    # on another reel: two groups, the pairs' rule does not reach into the crowd.
+    params = replace(PARAMS, ip_crowd_min_users=8)
+    rows = [(u, r, r * 3_600_000 + u * 1_000) for u in range(1, 5) for r in (1, 2, 3, 4)]
+    rows += [(u, 9, 9 * 3_600_000 + u * 1_000) for u in range(11, 19)]
+    user, reel, ts = events(rows)
+    ips = np.array([100 + u for u, _, _ in rows[:16]] + [5_000] * 8, np.uint64)
+    result = detect_lockstep(user, reel, ts, params, ips)
+    assert result.flagged.all()
+    assert result.groups == 2
+    assert len(set(result.group[:16].tolist())) == 1
+    assert len(set(result.group[16:].tolist())) == 1
+    assert result.group[0] != result.group[16]
