@@ -9,7 +9,9 @@ periods of `make train-spam` (seed 13, full size and small; never evaluated on) 
 the service's rounds (`SpamConfig` defaults, offset 0) and picks the lowest offset, in
 steps of 0.25, whose removals over both periods keep precision >= TARGET_PRECISION: the
 value of `SpamConfig.threshold_offset`. Each event's first verdict comes in the same round
-whatever the threshold, so one replay gives every offset (`threshold_sweep`). About 4 min
+whatever the threshold, so one replay gives every offset (`threshold_sweep`), and, since a
+margin does not depend on earlier flags, every `repeat_offender_flags` too: at the chosen
+offset, the fewest flags whose removals keep that precision. About 4 min
 on one core: run it under the machine lock.
 """
 
@@ -114,6 +116,21 @@ def choose(rows: list[dict[str, Any]], target: float = TARGET_PRECISION) -> floa
     return float(rows[-1]["threshold_offset"])
 
 
+def choose_repeat_offender_flags(
+    rows: list[dict[str, Any]], offset: float, target: float = TARGET_PRECISION
+) -> int:
+    """At `offset`, the fewest flags needed (1 or more) whose precision still reaches
+    `target`: the most a repeat-offender rule may remove; 0 (off) when none does."""
+    candidates = sorted(
+        row["repeat_offender_flags"]
+        for row in rows
+        if row["threshold_offset"] == offset
+        and row["repeat_offender_flags"] > 0
+        and row["precision"] >= target
+    )
+    return int(candidates[0]) if candidates else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
@@ -124,8 +141,14 @@ def main() -> None:
     print(json.dumps(rows, indent=1))
     print(f"threshold_offset for precision >= {TARGET_PRECISION}: {choose(rows)}")
     print("repeat offenders (offset, flags needed: 0 = off):")
-    for row in repeat_offender_rows(model, replays):
+    offender_rows = repeat_offender_rows(model, replays)
+    for row in offender_rows:
         print(json.dumps(row))
+    offset = choose(rows)
+    print(
+        f"repeat_offender_flags at offset {offset} for precision >= {TARGET_PRECISION}:"
+        f" {choose_repeat_offender_flags(offender_rows, offset)}"
+    )
 
 
 if __name__ == "__main__":

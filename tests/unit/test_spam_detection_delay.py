@@ -23,7 +23,7 @@ from spam.history import EventHistory
 from spam.judge_rounds import JudgeRounds
 from spam.model import SpamModel
 from spam.served_training import served_features
-from spam.serving_threshold import choose
+from spam.serving_threshold import choose, choose_repeat_offender_flags
 
 START_MS = 1_800_000_000_000
 WATCH = FEATURE_NAMES.index("watch_ms")
@@ -431,3 +431,17 @@ def test_a_repeat_offender_is_an_actor_not_an_account() -> None:
     run = LabelledTraffic(events, run.family, run.reel_durations_ms, run.spec)
     book = replay(model(), run, replace(CONFIG, repeat_offender_flags=1)).book
     assert book.removed.tolist() == [True, False]
+
+
+def test_repeat_offenders_need_the_fewest_flags_that_keep_the_precision_target() -> None:
+    rows = [
+        {"threshold_offset": 0.0, "repeat_offender_flags": 0, "precision": 0.9995},
+        {"threshold_offset": 0.0, "repeat_offender_flags": 1, "precision": 0.994},
+        {"threshold_offset": 0.0, "repeat_offender_flags": 2, "precision": 0.9987},
+        {"threshold_offset": 0.0, "repeat_offender_flags": 3, "precision": 0.9995},
+        {"threshold_offset": 0.5, "repeat_offender_flags": 1, "precision": 0.9990},
+    ]
+    assert choose_repeat_offender_flags(rows, 0.0, target=0.998) == 2
+    assert choose_repeat_offender_flags(rows, 0.0, target=0.999) == 3
+    assert choose_repeat_offender_flags(rows, 0.5, target=0.998) == 1
+    assert choose_repeat_offender_flags(rows, 0.0, target=0.9999) == 0  # none: off
