@@ -261,8 +261,28 @@ concurrent_writes: 128
 paxos_variant: v2
 commitlog_segment_size: 32MiB
 auto_snapshot: false
+# Memtables hold what the counters write until it dies: a batch payload (shard_batches) is
+# deleted once a snapshot covers it, 3-6 minutes later under load, and a reel's state row is
+# rewritten by every snapshot. With 128 MiB on the heap they flushed every ~20 s (payloads
+# arrive at ~0.7-1.5 MB/s at 86,982 events/s), so every payload reached an sstable and was
+# compacted, and Cassandra took 0.57-0.71 cores in a 300 s soak (0.43-0.56 with these
+# settings; docs/reliability.md). Off-heap trie memtables (Cassandra 5.0: cells in off-heap
+# buffers, few heap objects; native memory allocated as used, not reserved) flush when
+# 0.85 x 1 GiB is used: every ~10-15 minutes under that load. Bigger is not better: a
+# 370 MiB flush wrote ~200 MiB in 2 s and stalled every fsync on the disk (edge journals,
+# commitlog) for ~30 s, and a crash replays more commitlog.
+memtable:
+  configurations:
+    skiplist:
+      class_name: SkipListMemtable
+    trie:
+      class_name: TrieMemtable
+    default:
+      inherits: trie
+memtable_allocation_type: offheap_objects
 memtable_heap_space: 128MiB
-memtable_offheap_space: 128MiB
+memtable_offheap_space: 1024MiB
+memtable_cleanup_threshold: 0.85
 key_cache_size: 16MiB
 row_cache_size: 0MiB
 counter_cache_size: 8MiB
