@@ -146,9 +146,10 @@ def _crowd_members(
     ]
     in_crowd = member_of(pair_key, crowd)
     member = member[in_crowd]
-    return unique_sorted(
+    members: I64 = unique_sorted(
         np.concatenate([first[in_crowd] * users + member, second[in_crowd] * users + member])
-    )
+    ).astype(np.int64)
+    return members
 
 
 def _ip_crowd_members(
@@ -161,11 +162,13 @@ def _ip_crowd_members(
     user, cell = user[known], cell[known]
     ip_key, _ = dense_keys(ip[known])
     addresses = int(ip_key.max()) + 1 if len(ip_key) else 1
-    cell_ip_user = unique_sorted((cell * addresses + ip_key) * users + user)
+    cell_ip_user = unique_sorted((cell * addresses + ip_key) * users + user).astype(np.int64)
     cell_ip, users_on_ip = unique_counts(cell_ip_user // users)
     shared_cell_ip = cell_ip[users_on_ip >= params.ip_crowd_min_per_ip]
     on_shared = cell_ip_user[member_of(cell_ip_user // users, shared_cell_ip)]
-    cell_user = unique_sorted((on_shared // users // addresses) * users + on_shared % users)
+    cell_user = unique_sorted((on_shared // users // addresses) * users + on_shared % users).astype(
+        np.int64
+    )
     cells, shared_users = unique_counts(cell_user // users)
     size = cell_size[cells]
     crowded = cells[
@@ -213,7 +216,7 @@ def detect_lockstep(
     for shift in (0, params.window_ms // 2):
         bucket = (ts_ms - base + shift) // params.window_ms
         all_cells, _ = dense_keys(reel * (int(bucket.max()) + 1) + bucket)
-        cell_of_event = unique_sorted(all_cells * users + user)
+        cell_of_event = unique_sorted(all_cells * users + user).astype(np.int64)
         cell_user = cell_of_event % users
         cell = cell_of_event // users
         sizes = np.bincount(cell)
@@ -231,7 +234,7 @@ def detect_lockstep(
         cell_reel[all_cells] = reel
         cell_bucket = np.zeros(len(sizes), np.int64)
         cell_bucket[all_cells] = bucket
-        bucket_user = unique_sorted(bucket * users + user)
+        bucket_user = unique_sorted(bucket * users + user).astype(np.int64)
         active = np.bincount(bucket_user // users)
         cell_actives.append(active[cell_bucket])
         pair_reel_keys.append((first * users + second) * reels + cell_reel[pair_cell])
@@ -268,7 +271,7 @@ def detect_lockstep(
                 params,
             )
         )
-    crowd = unique_sorted(np.concatenate(crowd_parts))
+    crowd = unique_sorted(np.concatenate(crowd_parts)).astype(np.int64)
     crowd_flagged = member_of(event_cells[0] * users + user, crowd) | member_of(
         event_cells[1] * users + user, crowd
     )
