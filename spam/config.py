@@ -53,7 +53,10 @@ class SpamConfig(RegistryConfigFields):
     repeat_offender_flags: int = 0
     """0: off. Otherwise an event whose actor (user, device, country) has this many events
     over the threshold in the history is flagged at its verdict whatever its margin (a
-    camouflaged bot's cover after its campaign events were flagged)."""
+    camouflaged bot's cover after its campaign events were flagged). `python -m
+    spam.serving_threshold` picks the fewest flags keeping precision >= 0.998 on the
+    validation replay at the chosen offset: with model-v2 none does (1, 2, 3, 5 flags:
+    0.98595, 0.99092, 0.99592, 0.99653; camouflaged 0.632 -> 0.653 at most), so off."""
     second_look_s: float = 0.0
     """0: an event's model verdict at `settle_s` is final. Otherwise an event the model
     cleared is judged once more this long after it entered the history (spam that shows
