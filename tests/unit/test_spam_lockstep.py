@@ -6,7 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from loadtest.spam_traffic import Family, LabelledTraffic, TrafficSpec
+from spam.event_frame import VIEW, EventFrame
 from spam.lockstep import LockstepParams, detect_lockstep
+from spam.lockstep_delay import NEVER, VARIANTS, figures, first_flags
 
 PARAMS = LockstepParams(
     window_ms=600_000, min_common_reels=3, min_jaccard=0.5, min_group_users=4, ip_crowd_min_users=0
@@ -172,3 +175,34 @@ def test_a_crowd_is_a_group_of_its_own() -> None:
     assert len(set(result.group[:16].tolist())) == 1
     assert len(set(result.group[16:].tolist())) == 1
     assert result.group[0] != result.group[16]
+
+
+def test_the_cold_start_delay_is_the_first_run_after_the_crowd_settled() -> None:
+    # Eight accounts from two addresses on one reel within a minute, an organic viewer on
+    # another: runs every 60 s from the first event, settle 30 s. The crowd is complete at
+    # 70 s, settled by the run at 120 s: flagged there.
+    rows = [(u, 10, u * 10_000) for u in range(8)]
+    rows.append((99, 11, 5_000))
+    rows.sort(key=lambda row: row[2])
+    user, reel, ts = events(rows)
+    family = np.array([Family.ORGANIC if u == 99 else Family.LOCKSTEP for u, _, _ in rows], np.int8)
+    frame = EventFrame(
+        reel_ids=reel,
+        user_ids=user,
+        kinds=np.full(len(rows), VIEW, np.int64),
+        watch_ms=np.full(len(rows), 20_000, np.int64),
+        ts_ms=ts,
+        countries=np.zeros(len(rows), np.uint16),
+        devices=np.ones(len(rows), np.int64),
+        ip_hashes=np.array([7_777 if u == 99 else 1_001 + u % 2 for u, _, _ in rows], np.uint64),
+    )
+    traffic = LabelledTraffic(frame, family, np.full(20, 30_000, np.int64), TrafficSpec())
+    flags = first_flags(traffic, {"address_crowd_8": VARIANTS["address_crowd_8"]})
+    at = flags["address_crowd_8"]
+    crowd = family == Family.LOCKSTEP
+    assert (at[crowd] == 120_000).all()
+    assert (at[~crowd] == NEVER).all()
+    report = figures(traffic, at)
+    assert report["organic_flagged"] == 0
+    assert report["farms_whole_run"] == {"events": 8, "p50_s": 90.0, "p99_s": 120.0}
+    assert report["per_family"] == {"lockstep": {"flagged": 8, "after_300_s": 0}}
