@@ -262,15 +262,18 @@ paxos_variant: v2
 commitlog_segment_size: 32MiB
 auto_snapshot: false
 # Memtables hold what the counters write until it dies: a batch payload (shard_batches) is
-# deleted once a snapshot covers it, 3-6 minutes later under load, and a reel's state row is
-# rewritten by every snapshot. With 128 MiB on the heap they flushed every ~20 s (payloads
-# arrive at ~0.7-1.5 MB/s at 86,982 events/s), so every payload reached an sstable and was
-# compacted, and Cassandra took 0.57-0.71 cores in a 300 s soak (0.43-0.56 with these
-# settings; docs/reliability.md). Off-heap trie memtables (Cassandra 5.0: cells in off-heap
-# buffers, few heap objects; native memory allocated as used, not reserved) flush when
-# 0.85 x 1 GiB is used: every ~10-15 minutes under that load. Bigger is not better: a
-# 370 MiB flush wrote ~200 MiB in 2 s and stalled every fsync on the disk (edge journals,
-# commitlog) for ~30 s, and a crash replays more commitlog.
+# deleted once a snapshot covers it, 3-6 minutes later under load, and every snapshot
+# rewrites each reel's row (reel_state). With 128 MiB on the heap they flushed every ~20 s
+# (payloads arrive at ~0.75 MB/s at 86,982 events/s), every payload reached an sstable and
+# was compacted, and Cassandra took 0.64 cores (median) in a 300 s soak; 0.54 with off-heap
+# trie memtables (cells in off-heap buffers, allocated as used, not reserved). The heap
+# pool still bounds reel_state (one partition per reel): at 128 MiB it flushed every
+# minute and size-tiered compaction merged it every ~3 minutes, up to 23 s at a full core,
+# which starved the shards 20 minutes into an hour-long soak; a third of the heap (256 MiB
+# of 768) halves the flushes.
+# Flushes and compactions are bursts on a 2-core machine (a forced 370 MiB flush stalled
+# the edges' fsyncs for ~30 s), hence the compaction throttle: 2 MiB/s is ~5x what the
+# soak's roll-ups need. A crash replays more commitlog. docs/reliability.md, session 9.
 memtable:
   configurations:
     skiplist:
@@ -280,7 +283,7 @@ memtable:
     default:
       inherits: trie
 memtable_allocation_type: offheap_objects
-memtable_heap_space: 128MiB
+memtable_heap_space: {spec.heap_mb // 3}MiB
 memtable_offheap_space: 1024MiB
 memtable_cleanup_threshold: 0.85
 key_cache_size: 16MiB
@@ -288,6 +291,7 @@ row_cache_size: 0MiB
 counter_cache_size: 8MiB
 prepared_statements_cache_size: 8MiB
 concurrent_compactors: 1
+compaction_throughput: 2MiB/s
 batch_size_warn_threshold: 1024KiB
 # Counter roll-ups write up to 64 reels (partitions) per unlogged batch by default
 # (counter/store.py; up to 256 when configured).
