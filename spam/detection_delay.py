@@ -278,27 +278,33 @@ def threshold_sweep(
     (over the artifact's `threshold`): exact without a second look, since an event's first
     verdict comes in the same round whatever the threshold, and lockstep's flags do not
     depend on the model's."""
+    return [
+        {
+            "threshold_offset": offset,
+            **_removal_figures(
+                (book.first_margin >= threshold + offset) | book.by_lockstep, family
+            ),
+        }
+        for offset in offsets
+    ]
+
+
+def _removal_figures(removed: BoolArray, family: I8) -> dict[str, Any]:
+    """Precision, recall, spam and organic events removed, and recall per spam family, of
+    one set of removals (`removed`, per event) against the events' labels."""
     spam = family != Family.ORGANIC
-    rows = []
-    for offset in offsets:
-        removed = (book.first_margin >= threshold + offset) | book.by_lockstep
-        organic_removed = int((removed & ~spam).sum())
-        spam_removed = int((removed & spam).sum())
-        rows.append(
-            {
-                "threshold_offset": offset,
-                "precision": round(spam_removed / max(1, spam_removed + organic_removed), 5),
-                "recall": round(spam_removed / max(1, int(spam.sum())), 5),
-                "organic_removed": organic_removed,
-                "per_family_recall": {
-                    Family(int(value)).name.lower(): round(
-                        float(removed[family == value].mean()), 5
-                    )
-                    for value in unique_sorted(family[spam]).tolist()
-                },
-            }
-        )
-    return rows
+    organic_removed = int((removed & ~spam).sum())
+    spam_removed = int((removed & spam).sum())
+    return {
+        "precision": round(spam_removed / max(1, spam_removed + organic_removed), 5),
+        "recall": round(spam_removed / max(1, int(spam.sum())), 5),
+        "spam_removed": spam_removed,
+        "organic_removed": organic_removed,
+        "per_family_recall": {
+            Family(int(value)).name.lower(): round(float(removed[family == value].mean()), 5)
+            for value in unique_sorted(family[spam]).tolist()
+        },
+    }
 
 
 SWEEP_REPEAT_OFFENDER_FLAGS = (0, 1, 2, 3, 5)
@@ -337,8 +343,6 @@ def repeat_offender_sweep(
     """`threshold_sweep` with repeat offenders flagged too, per threshold offset and
     `repeat_offender_flags` (0: none): exact as far as the margins are (a verdict's margin
     does not depend on earlier flags), but for the history's edge (`repeat_offenders`)."""
-    family = traffic.family
-    spam = family != Family.ORGANIC
     rows = []
     for offset in offsets:
         over = book.first_margin >= threshold + offset
@@ -348,22 +352,11 @@ def repeat_offender_sweep(
                 | repeat_offenders(book, traffic.events, over, needed, history_ms)
                 | book.by_lockstep
             )
-            organic_removed = int((removed & ~spam).sum())
-            spam_removed = int((removed & spam).sum())
             rows.append(
                 {
                     "threshold_offset": offset,
                     "repeat_offender_flags": needed,
-                    "precision": round(spam_removed / max(1, spam_removed + organic_removed), 5),
-                    "recall": round(spam_removed / max(1, int(spam.sum())), 5),
-                    "spam_removed": spam_removed,
-                    "organic_removed": organic_removed,
-                    "per_family_recall": {
-                        Family(int(value)).name.lower(): round(
-                            float(removed[family == value].mean()), 5
-                        )
-                        for value in unique_sorted(family[spam]).tolist()
-                    },
+                    **_removal_figures(removed, traffic.family),
                 }
             )
     return rows
