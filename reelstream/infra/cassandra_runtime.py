@@ -271,9 +271,10 @@ auto_snapshot: false
 # minute and size-tiered compaction merged it every ~3 minutes, up to 23 s at a full core,
 # which starved the shards 20 minutes into an hour-long soak; a third of the heap (256 MiB
 # of 768) halves the flushes.
-# Flushes and compactions are bursts on a 2-core machine (a forced 370 MiB flush stalled
-# the edges' fsyncs for ~30 s), hence the compaction throttle: 2 MiB/s is ~5x what the
-# soak's roll-ups need. A crash replays more commitlog. docs/reliability.md, session 9.
+# Flushes and compactions are bursts on a 2-core machine (after a forced 370 MiB flush the
+# shards drained half the load for a 30 s window), hence the compaction throttle: 2 MiB/s
+# is ~5x the soak's need (~65 MiB of reel_state merged every ~3 minutes). A crash
+# replays more commitlog. docs/reliability.md, session 9.
 memtable:
   configurations:
     skiplist:
