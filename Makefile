@@ -179,8 +179,8 @@ bench-scale: deps $(BENCH_STAMP) ## Pipeline rate at 1/2/4 edges and counters (+
 # --- Spam filter (spam/, docs/spam.md): simulated traffic, model artifact, evaluation.
 .PHONY: train-spam eval-spam
 
-train-spam: deps ## Train the spam classifier on simulated traffic -> models/spam/model-v2.pkl (+ .json)
-	$(BIN)/python -m spam.training
+train-spam: deps ## Train the spam classifier on served features of simulated traffic -> models/spam/model-v3.pkl (+ .json)
+	$(BIN)/python -m spam.served_training
 
 # EVAL_SPAM_ARGS: e.g. `--leave-one-out none` or `--leave-one-out lockstep,slow_drip`, `--no-delay`.
 EVAL_SPAM_ARGS ?=

@@ -229,6 +229,7 @@ def replay(
         second_look_ms=int(config.second_look_s * 1000),
         threshold_offset=config.threshold_offset,
         repeat_offender_flags=config.repeat_offender_flags,
+        lockstep_reach_back_ms=int(config.lockstep_reach_back_s * 1000),
     )
     interval_ms = int(config.judge_interval_s * 1000)
     result = Replay(DelayBook(len(events)), model.threshold)
@@ -411,6 +412,7 @@ def report(result: Replay, traffic: LabelledTraffic, config: SpamConfig) -> dict
         "judge_round_wall_s": round_cost,
         "threshold_offset": config.threshold_offset,
         "repeat_offender_flags": config.repeat_offender_flags,
+        "lockstep_reach_back_s": config.lockstep_reach_back_s,
         "threshold_sweep": []
         if config.second_look_s
         else threshold_sweep(result.book, traffic.family, result.threshold),

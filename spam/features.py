@@ -26,6 +26,7 @@ from spam.windows import (
     pair_keys,
     previous_in_key,
     trailing_counts,
+    unique_sorted,
 )
 
 F64 = npt.NDArray[np.float64]
@@ -65,6 +66,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "reel_burstiness",
     "reel_like_share",
     "actor_top_reel_share",
+    "user_unshared_ips",
 )
 
 
@@ -193,4 +195,15 @@ def extract_features(
     top_reel_events = np.zeros(int(actor.max()) + 1, dtype=np.int64)
     np.maximum.at(top_reel_events, actor, count_per_key(actor_reel))
     put("actor_top_reel_share", top_reel_events[actor] / actor_events)
+    # Addresses no other user acts from in the window: a viewer has its home line (its
+    # carrier's NAT is shared by many); a bot rotating residential proxies per session
+    # has one of its own per session (v3: camouflaged bots, whose sessions look organic
+    # one by one).
+    own_ip = known_ip & (distinct_per_key(ip, user) == 1)
+    ip_count = int(ip.max()) + 1
+    user_own_ip = unique_sorted(user[own_ip] * ip_count + ip[own_ip]).astype(np.int64)
+    put(
+        "user_unshared_ips",
+        np.bincount(user_own_ip // ip_count, minlength=int(user.max()) + 1)[user],
+    )
     return out

@@ -25,7 +25,9 @@ Lockstep clustering runs over the whole history every `lockstep_interval_ms` (wh
 arrived since its last run, or it flagged events that had not settled yet). It flags
 settled events only, each once; the ones not removed yet are removed, however old (its
 precision is 1.0 on the evaluation traffic): a group found late still leaves the counts,
-and its delay is reported as it is. A user's later events are judged with the flagged ones
+and its delay is reported as it is; unless `lockstep_reach_back_ms` bounds how old an
+event (since it entered the history) lockstep may still flag: older events of a group
+found late stay with the model's verdict. A user's later events are judged with the flagged ones
 in its aggregates, and the blocklist (spam.blocklist) takes users with enough flagged events.
 
 Pure and clock-free: the caller passes the round's time. The service (`spam.spam_filter`)
@@ -36,7 +38,7 @@ simulated time to measure detection delay, so what is measured is what runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -108,6 +110,7 @@ class JudgeRounds:
         second_look_ms: int = 0,
         threshold_offset: float = 0.0,
         repeat_offender_flags: int = 0,
+        lockstep_reach_back_ms: int = 0,
     ) -> None:
         if 0 < second_look_ms <= settle_ms:
             raise ValueError("a second look comes after the first (second_look_ms > settle_ms)")
@@ -121,6 +124,7 @@ class JudgeRounds:
         self._repeat_offender_flags = repeat_offender_flags
         self._lockstep_interval_ms = lockstep_interval_ms
         self._lockstep_params = lockstep_params
+        self._lockstep_reach_back_ms = lockstep_reach_back_ms
         self._last_lockstep_ms: int | None = None
         # Events arrived since the last lockstep run, or it flagged unsettled ones.
         self._lockstep_stale = False
@@ -202,6 +206,11 @@ class JudgeRounds:
                 self._lockstep_params,
                 history.events.ip_hashes,
             )
+            if self._lockstep_reach_back_ms:
+                # A group found late leaves its older events to the model (and its users
+                # to the blocklist): lockstep removes what arrived within the reach-back.
+                recent = history.arrived_ms >= now_ms - self._lockstep_reach_back_ms
+                lockstep = replace(lockstep, flagged=lockstep.flagged & recent)
         return RoundJudgement(
             now_ms,
             settled,

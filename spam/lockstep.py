@@ -22,10 +22,13 @@ of n active ones share about n1 * n2 / n users by chance. With `ip_hashes`, one 
 suffice when the crowd comes from few addresses: at least `ip_crowd_min_users` users of a
 cell on addresses shared by `ip_crowd_min_per_ip` of them or more, and they are at least
 `ip_crowd_min_share` of the cell's users (a carrier NAT holds many viewers, but they are a
-minority of any cell). Either is off when its minimum is 0, and both are off by default:
-the two-cell rule flagged organic viewers and camouflaged bots' campaign reels late on the
-validation seed, the address rule flagged NAT viewers beside bots in a small catalog
-(docs/spam.md, Lockstep detection).
+minority of any cell), and each such address is mostly the cell's: at least
+`ip_crowd_min_address_share` of its users active in that time bucket are in the cell (a
+NAT's viewers of one reel are few of the NAT's users in those minutes; counted without
+this, NAT viewers beside bots in a small catalog were a crowd). Either rule is off when
+its minimum is 0; the address rule is on by default, the two-cell rule off (it flagged
+organic viewers and camouflaged bots' campaign reels late on the validation seed; see
+docs/spam.md, Lockstep detection).
 """
 
 from __future__ import annotations
@@ -70,18 +73,27 @@ class LockstepParams:
     max_crowd_pairs: int = 5_000_000
     """Bound on (user, cell, cell) triples examined for crowds in one run (the users in the
     fewest cells first)."""
-    ip_crowd_min_users: int = 0
+    ip_crowd_min_users: int = 8
     """Users of one cell on shared addresses that flag them (0: off; needs `ip_hashes`).
-    Off: on the validation seed's cold-start run 8 flagged no organic event and put the
-    farms' lockstep delay p99 at 197 s (4 shared reels alone: 2,167 s), but in the
-    end-to-end test's small catalog (1,500 viewers behind 10 carrier NATs) a popular reel's
-    cell where short-watch bots from datacenter addresses met NAT viewers was a "crowd": 58
-    organic views flagged in one of ten bucket alignments, and the test failed
-    (docs/spam.md, Lockstep detection)."""
+    8 (the pairs' `min_group_users`): with any shared address counted, on the validation
+    seed's cold-start run it flagged no organic event and put the farms' lockstep delay
+    p99 at 197 s (4 shared reels alone: 2,167 s), but in the end-to-end test's small
+    catalog (1,500 viewers behind 10 carrier NATs) a popular reel's cell where short-watch
+    bots from datacenter addresses met NAT viewers was a "crowd" and the test failed; so
+    an address counts only where it is mostly the cell's (`ip_crowd_min_address_share`),
+    which flags no organic view of that traffic at 48 start times (docs/spam.md, Lockstep
+    detection)."""
     ip_crowd_min_per_ip: int = 3
     """Users of the cell on one address for it to count as shared."""
     ip_crowd_min_share: float = 0.5
     """Users on shared addresses over the cell's users."""
+    ip_crowd_min_address_share: float = 0.5
+    """An address counts as shared in a cell only when at least this share of its users
+    active in the cell's time bucket (on any reel) are in the cell (0: any address). A
+    farm's address carries the farm, acting together on one target at a time; a carrier
+    NAT carries many viewers of many reels, and the few of them on one reel are a small
+    share of its users in that bucket (so are datacenter addresses of bots spread over
+    many reels)."""
 
 
 @dataclass(frozen=True)
@@ -157,18 +169,37 @@ def _crowd_members(
 
 
 def _ip_crowd_members(
-    user: I64, cell: I64, ip: U64, cell_size: I64, users: int, params: LockstepParams
+    user: I64,
+    cell: I64,
+    bucket: I64,
+    ip: U64,
+    cell_size: I64,
+    users: int,
+    params: LockstepParams,
 ) -> I64:
     """Keys `cell * users + user` of the users of cells where at least
     `ip_crowd_min_users` users, and `ip_crowd_min_share` of the cell's, act from addresses
-    shared by `ip_crowd_min_per_ip` of them or more. One row per event (any repeats)."""
+    shared by `ip_crowd_min_per_ip` of them or more (and, with
+    `ip_crowd_min_address_share`, by that share of the address's users active in the
+    cell's bucket). `bucket` is each event's time bucket, numbered apart per grid like the
+    cells. One row per event (any repeats)."""
     known = ip != 0
-    user, cell = user[known], cell[known]
+    user, cell, bucket = user[known], cell[known], bucket[known]
     ip_key, _ = dense_keys(ip[known])
     addresses = int(ip_key.max()) + 1 if len(ip_key) else 1
     cell_ip_user = unique_sorted((cell * addresses + ip_key) * users + user).astype(np.int64)
     cell_ip, users_on_ip = unique_counts(cell_ip_user // users)
-    shared_cell_ip = cell_ip[users_on_ip >= params.ip_crowd_min_per_ip]
+    shared = users_on_ip >= params.ip_crowd_min_per_ip
+    if params.ip_crowd_min_address_share > 0 and len(cell_ip):
+        bucket_ip, users_in_bucket = unique_counts(
+            unique_sorted((bucket * addresses + ip_key) * users + user).astype(np.int64) // users
+        )
+        bucket_of_cell = np.zeros(len(cell_size), np.int64)
+        bucket_of_cell[cell] = bucket
+        key = bucket_of_cell[cell_ip // addresses] * addresses + cell_ip % addresses
+        active = users_in_bucket[np.searchsorted(bucket_ip, key)]
+        shared &= users_on_ip >= params.ip_crowd_min_address_share * active
+    shared_cell_ip = cell_ip[shared]
     on_shared = cell_ip_user[member_of(cell_ip_user // users, shared_cell_ip)]
     cell_user = unique_sorted((on_shared // users // addresses) * users + on_shared % users).astype(
         np.int64
@@ -211,6 +242,8 @@ def detect_lockstep(
     base = int(ts_ms.min()) - int(ts_ms.min()) % params.window_ms
     # For the crowd rules: cells numbered across both grids, each event's cell per grid.
     event_cells: list[I64] = []
+    event_buckets: list[I64] = []
+    bucket_offset = 0
     rows_user: list[I64] = []
     rows_cell: list[I64] = []
     cell_sizes: list[I64] = []
@@ -243,6 +276,8 @@ def detect_lockstep(
         cell_actives.append(active[cell_bucket])
         pair_reel_keys.append((first * users + second) * reels + cell_reel[pair_cell])
         event_cells.append(all_cells + cell_offset)
+        event_buckets.append(bucket + bucket_offset)
+        bucket_offset += int(bucket.max()) + 1
         rows_user.append(cell_user)
         rows_cell.append(cell + cell_offset)
         cell_sizes.append(sizes)
@@ -269,6 +304,7 @@ def detect_lockstep(
             _ip_crowd_members(
                 np.concatenate([user, user]),
                 np.concatenate(event_cells),
+                np.concatenate(event_buckets),
                 np.concatenate([ip_hashes, ip_hashes]),
                 size_of_cell,
                 users,

@@ -8,8 +8,13 @@ on the model, so this is the lockstep part of `make eval-spam`'s replay at a coa
 (60 s by default, against the service's 10 s) and a fraction of its cost: about 100 s a
 variant for a 2 h run on one core, so run it under the machine lock. Reported per variant:
 the flags' delay p50/p99 over the whole run, the steady state (arrived after the first
-hour) and the farm families (LOCKSTEP, LIKE_FARM), the organic events flagged, and per
-family the events flagged and those flagged after 5 minutes.
+hour) and the farm families (LOCKSTEP, LIKE_FARM), the organic events flagged, per family
+the events flagged and those flagged after 5 minutes, and per reach-back bound
+(`SpamConfig.lockstep_reach_back_s`: a flag more than that after its event is never made,
+the others are the same) the spam flags' delays and the spam flags lost. Variants: pairs
+only; address crowds of 6, 8, 10 users counting any shared address; and of 6, 8 users
+counting an address only where most of its users in the bucket are in the cell (`_own`,
+`ip_crowd_min_address_share` 0.5: the default).
 """
 
 from __future__ import annotations
@@ -33,10 +38,21 @@ BoolArray = npt.NDArray[np.bool_]
 NEVER = -1
 VARIANTS: dict[str, LockstepParams] = {
     "pairs_only": replace(LockstepParams(), ip_crowd_min_users=0),
-    "address_crowd_6": replace(LockstepParams(), ip_crowd_min_users=6),
-    "address_crowd_8": replace(LockstepParams(), ip_crowd_min_users=8),
-    "address_crowd_10": replace(LockstepParams(), ip_crowd_min_users=10),
+    **{
+        f"address_crowd_{users}": replace(
+            LockstepParams(), ip_crowd_min_users=users, ip_crowd_min_address_share=0.0
+        )
+        for users in (6, 8, 10)
+    },
+    # An address counts only where most of its users active in the bucket are in the cell.
+    **{
+        f"address_crowd_{users}_own": replace(
+            LockstepParams(), ip_crowd_min_users=users, ip_crowd_min_address_share=0.5
+        )
+        for users in (6, 8)
+    },
 }
+REACH_BACK_S = (300, 450, 600, 900)
 
 
 def first_flags(
@@ -100,6 +116,15 @@ def figures(traffic: LabelledTraffic, flagged_at_ms: I64, history_s: int = 3_600
         "farms_whole_run": _delays(delay_s[flagged & farms]),
         "farms_steady_state": _delays(delay_s[flagged & farms & steady]),
         "organic_flagged": int((flagged & ~spam).sum()),
+        # Flags limited to events at most that old (SpamConfig.lockstep_reach_back_s):
+        # later flags are never made, the rest are the same.
+        "reach_back": {
+            f"{bound}_s": {
+                **_delays(delay_s[flagged & spam & (delay_s <= bound)]),
+                "spam_not_flagged": int((flagged & spam & (delay_s > bound)).sum()),
+            }
+            for bound in REACH_BACK_S
+        },
         "per_family": {
             Family(int(value)).name.lower(): {
                 "flagged": int((flagged & (family == value)).sum()),

@@ -23,7 +23,7 @@ from spam.features import FEATURE_NAMES
 F64 = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "spam" / "model-v2.pkl"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "spam" / "model-v3.pkl"
 
 
 class ModelMismatch(ValueError):

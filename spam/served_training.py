@@ -1,34 +1,36 @@
-"""`python -m spam.served_training`: a candidate model trained on what the judge sees.
+"""`make train-spam`: the shipped classifier, trained on what the judge sees.
 
-The shipped model (`spam.training`) learns from every event's features over its whole
-simulated run; the service judges each event once, `settle_s` after it arrived, with the
-hour before it and what came in meanwhile (`spam.judge_rounds`). Here each training and
-validation event gets the features the service's rounds would give it (`served_features`:
-the rounds replayed in simulated time with `SpamConfig` defaults, features of the history
-at the round that decides the event), the model is fitted on those and its threshold chosen
-on the validation seed's served features for the same target precision. An experiment
-beside the shipped artifact: it writes where `--out` says (not models/spam/), and
-`python -m spam.evaluation --model <it> --leave-one-out none --out <json>` replays it.
+The service judges each event once, `settle_s` after it arrived, with the hour before it
+and what came in meanwhile (`spam.judge_rounds`). Here each training and validation event
+gets the features the service's rounds would give it (`served_features`: the rounds
+replayed in simulated time with `SpamConfig` defaults, features of the history at the
+round that decides the event); the trees are fitted on those (`spam.training`'s seeds and
+families) and the threshold is the lowest margin with precision >= TARGET_PRECISION on the
+validation seed's served features (both validation periods). Whole-run features (every
+event judged with all of its run in view, `spam.training.train`) are what model-v2 was
+trained on, and what the evaluation's leave-one-family-out models still use (cheap).
 CPU-heavy (one featurisation of a 2 h run costs about as much as its replay, ~4 min a
-core; two worker processes): run it under the machine lock.
+core; two worker processes, ~7 min): run it under the machine lock.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import sklearn
 from threadpoolctl import threadpool_limits
 
 from loadtest.spam_traffic import Family, LabelledTraffic, TrafficSpec
 from spam.config import SpamConfig
 from spam.features import FEATURE_NAMES, extract_features
 from spam.history import EventHistory
-from spam.model import SpamModel
+from spam.model import DEFAULT_MODEL_PATH, SpamModel
 from spam.training import (
     TARGET_PRECISION,
     TRAINING_FAMILIES,
@@ -42,6 +44,8 @@ from spam.training import (
 
 F64 = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+
+MODEL_VERSION = "v3"
 
 
 def served_features(traffic: LabelledTraffic, config: SpamConfig) -> F64:
@@ -79,7 +83,7 @@ def _featurise(spec: TrafficSpec) -> tuple[F64, BoolArray]:
 
 
 def train_served(workers: int = 2) -> SpamModel:
-    """The candidate: fitted on served features of the training seeds, its threshold the
+    """The classifier: fitted on served features of the training seeds, its threshold the
     lowest margin with precision >= TARGET_PRECISION on the validation seed's."""
     started = time.perf_counter()
     training = [training_spec(seed) for seed in TRAINING_SEEDS]
@@ -87,34 +91,44 @@ def train_served(workers: int = 2) -> SpamModel:
     with ProcessPoolExecutor(workers) as pool:
         parts = list(pool.map(_featurise, training + validation))
     fit, check = parts[: len(training)], parts[len(training) :]
-    model = SpamModel.fit(
-        "v2-served",
-        np.concatenate([p[0] for p in fit]),
-        np.concatenate([p[1] for p in fit]),
-    )
+    labels = np.concatenate([p[1] for p in fit])
+    with threadpool_limits(1):
+        model = SpamModel.fit(MODEL_VERSION, np.concatenate([p[0] for p in fit]), labels)
     features = np.concatenate([p[0] for p in check])
-    labels = np.concatenate([p[1] for p in check])
-    validated = set_threshold(model, features, labels, TARGET_PRECISION)
+    validation_labels = np.concatenate([p[1] for p in check])
+    validated = set_threshold(model, features, validation_labels, TARGET_PRECISION)
     model.metadata = {
-        "command": "python -m spam.served_training",
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": "make train-spam",
+        "sklearn_version": sklearn.__version__,
         "features_as": "served: at each event's verdict round (SpamConfig defaults)",
+        "training": {
+            "seeds": list(TRAINING_SEEDS),
+            "families": [f.name for f in TRAINING_FAMILIES],
+            "events": len(labels),
+            "spam_share": round(float(labels.mean()), 4),
+        },
         "validation": {
             "seed": VALIDATION_SEED,
             "target_precision": TARGET_PRECISION,
+            "events": len(validation_labels),
             **validated,
         },
         "seconds": round(time.perf_counter() - started, 1),
+        "features": list(FEATURE_NAMES),
     }
     return model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH)
     args = parser.parse_args()
     model = train_served()
     model.save(args.out)
-    print(f"wrote {args.out} (threshold margin {model.threshold:.3f}): {model.metadata}")
+    print(f"wrote {args.out} (threshold margin {model.threshold:.3f})")
+    print(f"validation: {model.metadata['validation']}")
+    print(f"training: {model.metadata['training']}")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ class SpamFilter:
             second_look_ms=int(config.second_look_s * 1000),
             threshold_offset=config.threshold_offset,
             repeat_offender_flags=config.repeat_offender_flags,
+            lockstep_reach_back_ms=int(config.lockstep_reach_back_s * 1000),
         )
         self.book = VerdictBook(instance)
         self.blocklist = Blocklist(

@@ -1,8 +1,12 @@
-"""`make train-spam`: trains the classifier on simulated traffic and writes the artifact.
+"""Training traffic, and the classifier trained on whole runs.
 
 Training traffic holds organic viewers and the training families (never GEO_HOPPING or
 SLOW_DRIP, which evaluation keeps as unseen families); the threshold is chosen on a separate
-validation seed as the lowest margin that keeps event precision >= the target.
+validation seed as the lowest margin that keeps event precision >= the target. `train`
+fits on whole-run features (every event judged with all of its run in view: how model-v2
+was trained, and what the evaluation's leave-one-family-out models use, being cheap); the
+shipped model is trained on the features the judge serves (`spam.served_training`, `make
+train-spam`). `python -m spam.training --out PATH` writes a whole-run model.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from loadtest.spam_traffic import (
     simulate,
 )
 from spam.features import FEATURE_NAMES, extract_features
-from spam.model import DEFAULT_MODEL_PATH, SpamModel, threshold_for_precision
+from spam.model import SpamModel, threshold_for_precision
 
 F64 = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -118,7 +122,7 @@ def train(
     validated = set_threshold(model, validation_features, validation_labels, target_precision)
     model.metadata = {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": "make train-spam",
+        "command": "python -m spam.training",
         "sklearn_version": sklearn.__version__,
         "training": {
             "seeds": list(seeds),
@@ -140,7 +144,7 @@ def train(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     model = train()
     model.save(args.out)

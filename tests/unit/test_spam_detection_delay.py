@@ -388,6 +388,32 @@ def test_the_replay_files_a_late_lockstep_group_with_its_delay() -> None:
     assert (summary["recall"], summary["precision"], summary["organic_removed"]) == (1.0, 1.0, 0)
 
 
+def test_lockstep_reaches_back_only_as_far_as_configured() -> None:
+    # The same late group, lockstep removing only what arrived in the last 100 s: found at
+    # the run of 250.1 s (reels 1-3 settled; reel 1 in at 70.1 s, reel 2 at 130.1 s,
+    # reel 3 at 190.1 s), it removes reel 3's events there and reel 4's (in at 250.1 s)
+    # once they settled, at the run of 280.1 s; reels 1 and 2 stay with the model's
+    # verdict (cleared).
+    rows = [
+        (user, reel, 20_000, reel * 60_000 + user * 100, Family.LOCKSTEP)
+        for user in range(1, 9)
+        for reel in range(1, 5)
+    ]
+    run = traffic(rows)
+    result = replay(
+        model(flags_short_watches=False), run, replace(CONFIG, lockstep_reach_back_s=100)
+    )
+    book = result.book
+    late = run.events.reel_ids >= 3
+    assert (book.by_lockstep == late).all()
+    assert (book.removed == late).all()
+    assert (book.lockstep_at_ms[run.events.reel_ids == 3] == START_MS + 250_100).all()
+    assert (book.lockstep_at_ms[run.events.reel_ids == 4] == START_MS + 280_100).all()
+    summary = book.summary(run.events.ts_ms, run.family)
+    assert summary["lockstep"]["max_s"] < 100.0
+    assert summary["recall"] == 0.5
+
+
 def test_a_repeat_offenders_later_events_are_flagged_at_their_own_verdict() -> None:
     # User 1: a long watch (cleared), a short one (flagged), then long watches: with one
     # flag needed, the later long watches go too; the earlier one stays (final). User 2

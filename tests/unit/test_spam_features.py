@@ -100,3 +100,19 @@ def test_pumped_reels_and_accounts_returning_to_one_reel() -> None:
     assert share[0] > share[5]
     assert features[0, COLUMN["actor_top_reel_share"]] == pytest.approx(2 / 4)
     assert features[2, COLUMN["actor_top_reel_share"]] == 1.0
+
+
+def test_unshared_addresses_are_counted_per_user() -> None:
+    # User 10: a home line (7) and a carrier NAT it shares with user 11 (5); user 12: a new
+    # proxy address per session (1, 2, 3); user 13: an unknown address only.
+    events = frame(
+        (1, 10, VIEW, 5_000, 0, "DE", 7),
+        (2, 10, VIEW, 5_000, 1_000, "DE", 5),
+        (3, 11, VIEW, 5_000, 2_000, "DE", 5),
+        (4, 12, VIEW, 5_000, 3_000, "DE", 1),
+        (5, 12, VIEW, 5_000, 900_000, "DE", 2),
+        (6, 12, VIEW, 5_000, 1_800_000, "DE", 3),
+        (7, 13, VIEW, 5_000, 4_000, "DE", 0),
+    )
+    features = extract_features(events, np.zeros(7, np.int64))
+    assert features[:, COLUMN["user_unshared_ips"]].tolist() == [1, 1, 0, 3, 3, 3, 0]

@@ -118,7 +118,9 @@ def test_the_same_reel_twice_is_not_a_crowd() -> None:
     assert not detect_lockstep(*events(rows), CROWD).flagged.any()
 
 
-IP_CROWD = LockstepParams(window_ms=600_000, min_group_users=8, ip_crowd_min_users=8)
+IP_CROWD = LockstepParams(
+    window_ms=600_000, min_group_users=8, ip_crowd_min_users=8, ip_crowd_min_address_share=0.0
+)
 
 
 def test_a_crowd_on_one_reel_from_few_addresses_is_flagged() -> None:
@@ -140,6 +142,38 @@ def test_viewers_behind_one_nat_among_many_others_are_not_an_ip_crowd() -> None:
     user, reel, ts = events(rows)
     ips = np.array([5_000 if u <= 10 else 10_000 + u for u in range(1, 41)], np.uint64)
     assert not detect_lockstep(user, reel, ts, IP_CROWD, ips).flagged.any()
+
+
+OWN_ADDRESS_CROWD = replace(IP_CROWD, ip_crowd_min_address_share=0.5)
+
+
+def test_a_farms_own_addresses_still_make_a_crowd_when_addresses_must_be_mostly_in_the_cell() -> (
+    None
+):
+    # Ten accounts from two addresses on one target, and nowhere else in the bucket.
+    rows = [(u, 10, u * 1_000) for u in range(1, 11)]
+    rows.append((99, 10, 5_000))
+    user, reel, ts = events(rows)
+    ips = np.array([1_001 + u % 2 for u in range(1, 11)] + [7_777], np.uint64)
+    flagged = detect_lockstep(user, reel, ts, OWN_ADDRESS_CROWD, ips).flagged
+    assert flagged.tolist() == [True] * 10 + [False]
+
+
+def test_shared_addresses_whose_users_are_mostly_elsewhere_in_the_bucket_are_no_crowd() -> None:
+    # A popular reel's cell: 5 viewers behind each of two carrier NATs, beside 30 other
+    # viewers of those NATs on other reels in the same ten minutes (and 6 more viewers on
+    # their own addresses): half the cell on shared addresses, but a small share of their
+    # addresses' users. The rule without the address share flags them.
+    rows = [(u, 10, u * 1_000) for u in range(1, 17)]
+    rows += [(u, 100 + u, u * 1_000) for u in range(20, 50)]
+    user, reel, ts = events(rows)
+    nat = [5_000 + u % 2 for u in range(1, 11)]
+    ips = np.array(
+        nat + [10_000 + u for u in range(11, 17)] + [5_000 + u % 2 for u in range(20, 50)],
+        np.uint64,
+    )
+    assert detect_lockstep(user, reel, ts, IP_CROWD, ips).flagged[:10].all()
+    assert not detect_lockstep(user, reel, ts, OWN_ADDRESS_CROWD, ips).flagged.any()
 
 
 def test_unknown_addresses_are_not_shared() -> None:
