@@ -365,14 +365,19 @@ def test_lockstep_waits_for_unsettled_group_events_and_runs_again() -> None:
     assert not rounds.pending
 
 
-def test_the_replay_files_a_late_lockstep_group_with_its_delay() -> None:
-    # Eight accounts act together on four reels over four minutes: the group shows only
-    # with the fourth reel; its first events were cleared by the model long before.
-    rows = [
+def late_lockstep_group() -> list[tuple[int, int, int, int, Family]]:
+    """Eight accounts acting together on four reels, one reel a minute."""
+    return [
         (user, reel, 20_000, reel * 60_000 + user * 100, Family.LOCKSTEP)
         for user in range(1, 9)
         for reel in range(1, 5)
     ]
+
+
+def test_the_replay_files_a_late_lockstep_group_with_its_delay() -> None:
+    # Eight accounts act together on four reels over four minutes: the group shows only
+    # with the fourth reel; its first events were cleared by the model long before.
+    rows = late_lockstep_group()
     run = traffic(rows)
     result = replay(model(flags_short_watches=False), run, CONFIG)
     book = result.book
@@ -394,11 +399,7 @@ def test_lockstep_reaches_back_only_as_far_as_configured() -> None:
     # reel 3 at 190.1 s), it removes reel 3's events there and reel 4's (in at 250.1 s)
     # once they settled, at the run of 280.1 s; reels 1 and 2 stay with the model's
     # verdict (cleared).
-    rows = [
-        (user, reel, 20_000, reel * 60_000 + user * 100, Family.LOCKSTEP)
-        for user in range(1, 9)
-        for reel in range(1, 5)
-    ]
+    rows = late_lockstep_group()
     run = traffic(rows)
     result = replay(
         model(flags_short_watches=False), run, replace(CONFIG, lockstep_reach_back_s=100)
