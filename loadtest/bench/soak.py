@@ -50,9 +50,11 @@ from loadtest.bench import bench_cassandra
 from loadtest.bench.bench_stack import BenchStack
 from loadtest.bench.exactness import check_counts, journal_depth, wait_drained
 from loadtest.bench.grpc_driver import DriveResult, EdgeTargets, drive_rate
+from loadtest.bench.memtable_probe import MemtableProbe
 from loadtest.bench.service_metrics import scrape
 from loadtest.bench.settings import REPO_ROOT, load_settings
 from loadtest.bench.workload import BatchPool, build_pools
+from reelstream.infra.cassandra_runtime import MEMTABLE_OFFHEAP_SPACE_MIB
 
 MIB = 1024 * 1024
 # The counting peak when no `make bench-counters` result is at hand (docs/benchmarks.md,
@@ -150,6 +152,9 @@ class Sample:
     counter_reels: dict[str, float] = field(default_factory=dict)
     """Summed over the counters: reels held (`counter_reels`), evicted and loaded back so
     far (`counter_reels_evicted_total`, `counter_reels_loaded_total`)."""
+    cassandra_memtables_mib: dict[str, float] = field(default_factory=dict)
+    """Cassandra's memtable off-heap MiB, `live` and the `peak` so far (memtable_probe.py);
+    empty when the probe had no reading."""
 
 
 @dataclass
@@ -265,6 +270,11 @@ def verdict(samples: list[Sample], events_per_s: float, warmup_s: float = 0.0) -
         seen = [s for s in judged if name in s.rss_mib] or [s for s in samples if name in s.rss_mib]
         at_s = [s.at_s for s in seen]
         rss = [s.rss_mib[name] for s in seen]
+        pool: dict[str, Any] = {}
+        if name == "cassandra" and seen and all("peak" in s.cassandra_memtables_mib for s in seen):
+            # The allocator keeps what the memtable pool once held (memtable_probe.py).
+            pool = memtable_pool(seen)
+            rss = [s.rss_mib[name] - s.cassandra_memtables_mib["peak"] for s in seen]
         fds = [float(s.open_fds[name]) for s in samples if name in s.open_fds]
         rss_first, rss_last = _quarters(rss)
         fd_first, fd_last = _quarters(fds)
@@ -279,6 +289,7 @@ def verdict(samples: list[Sample], events_per_s: float, warmup_s: float = 0.0) -
             "fds_last_quarter_max": int(max(fd_last)),
             # Cassandra's (without its data files) moves with client connections: 10% or 8.
             "fds_flat": max(fd_last) - max(fd_first) <= max(FD_GROWTH, 0.1 * max(fd_first)),
+            **pool,
         }
     depths = [float(s.journal_depth) for s in samples]
     depth_first, depth_last = _quarters(depths)
@@ -301,6 +312,24 @@ def verdict(samples: list[Sample], events_per_s: float, warmup_s: float = 0.0) -
     }
 
 
+def memtable_pool(seen: list[Sample]) -> dict[str, Any]:
+    """What Cassandra's RSS is judged without: its memtable pool's peak off-heap MiB, first
+    and last quarter medians and the largest, beside the pool's configured size."""
+    peaks = [s.cassandra_memtables_mib["peak"] for s in seen]
+    first, last = _quarters(peaks)
+    rss = [s.rss_mib["cassandra"] for s in seen]
+    rss_first, rss_last = _quarters(rss)
+    return {
+        "rss_judged": "RSS less the memtable pool's peak off-heap bytes",
+        "rss_raw_first_quarter_mib": round(statistics.median(rss_first), 1),
+        "rss_raw_last_quarter_mib": round(statistics.median(rss_last), 1),
+        "memtable_peak_first_quarter_mib": round(statistics.median(first), 1),
+        "memtable_peak_last_quarter_mib": round(statistics.median(last), 1),
+        "memtable_peak_max_mib": max(peaks),
+        "memtable_offheap_space_mib": MEMTABLE_OFFHEAP_SPACE_MIB,
+    }
+
+
 def cassandra_data(samples: list[Sample]) -> dict[str, Any]:
     """Reported beside the verdict, not judged: Cassandra's descriptors into its data
     folder and its live sstables, first and last quarter maxima (they follow compaction)."""
@@ -318,7 +347,13 @@ def cassandra_data(samples: list[Sample]) -> dict[str, Any]:
     return report
 
 
-async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict[str, int]) -> None:
+async def hold_load(
+    stack: BenchStack,
+    pool: BatchPool,
+    run: SoakRun,
+    pids: dict[str, int],
+    memtables: MemtableProbe,
+) -> None:
     """Open-loop load in windows of `sample_s`, one sample after each window."""
     settings = run.settings
     targets = EdgeTargets(stack.edge_addresses)
@@ -349,6 +384,7 @@ async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict
             cpu_before, depth_before, sampled_at = cpu_after, depth, now
             sstables = await asyncio.to_thread(sstable_count, data_dir)
             reels = await asyncio.to_thread(counter_reel_figures, counter_ports)
+            reading = memtables.reading()
             sample = Sample(
                 round(now - started, 1),
                 rss,
@@ -364,6 +400,7 @@ async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict
                     "max": round(result.latency_ms(1.0), 1),
                 },
                 reels,
+                {"live": reading.live_mib, "peak": reading.peak_mib} if reading else {},
             )
             run.samples.append(sample)
             print(
@@ -377,6 +414,11 @@ async def hold_load(stack: BenchStack, pool: BatchPool, run: SoakRun, pids: dict
                 + " ".join(f"{n}={v:.0f}" for n, v in sorted(rss.items()))
                 + "  fds "
                 + " ".join(f"{n}={v}" for n, v in sorted(fds.items()))
+                + (
+                    f"  memtables MiB {reading.live_mib:.0f} (peak {reading.peak_mib:.0f})"
+                    if reading
+                    else f"  memtables MiB ? ({memtables.last_line[-80:]})"
+                )
                 + f"  sstables {sstables}  reels held"
                 f" {reels.get('counter_reels', 0):,.0f} evicted"
                 f" {reels.get('counter_reels_evicted_total', 0):,.0f} loaded"
@@ -397,15 +439,22 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
     if settings.max_reels_in_memory > 0:
         # The counters inherit this process's environment (stack.start_service).
         os.environ["REELSTREAM_COUNTER_MAX_REELS_IN_MEMORY"] = str(settings.max_reels_in_memory)
+    memtables = MemtableProbe(
+        # Cassandra's JMX listens on 127.0.0.1 only, whatever the node's address.
+        "127.0.0.1",
+        bench_cassandra.NODE.spec().jmx_port,
+        min(2.0, settings.sample_s / 3),
+    )
     try:
         await asyncio.to_thread(stack.up)
+        await memtables.start()
         pids = stack.pids()
         print(
             f"soak: {settings.seconds:.0f} s at {settings.events_per_s:,.0f} events/s,"
             f" sampling {', '.join(sorted(pids))} every {settings.sample_s:.0f} s",
             flush=True,
         )
-        await hold_load(stack, spread, run, pids)
+        await hold_load(stack, spread, run, pids, memtables)
         drain: dict[str, Any]
         try:
             drained_s = await wait_drained(
@@ -426,6 +475,7 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
             drain = {"drained": True, "drained_s": round(drained_s, 1)}
             exactness = (await check_counts(run.runs, stack.edge_addresses)).as_dict()
     finally:
+        await memtables.close()
         await asyncio.to_thread(stack.down_pipeline)
         await asyncio.to_thread(bench_cassandra.down)
     acked = [s.events_per_s for s in run.samples]

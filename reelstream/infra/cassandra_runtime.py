@@ -26,6 +26,8 @@ INSTALL_HINT = "apt-get install -y maven openjdk-17-jdk-headless"
 MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
 SEED_ADDRESS = "127.0.0.1"
 _MIN_TOKEN = -(2**63)
+MEMTABLE_OFFHEAP_SPACE_MIB = 1024
+"""memtable_offheap_space of every node (the yaml below explains the memtable settings)."""
 
 # Cassandra 5.0 on Java 17 dies at start-up without these (its conf/jvm17-server.options plus
 # what cassandra-unit adds); bin/cassandra would normally supply them.
@@ -285,7 +287,7 @@ memtable:
       inherits: trie
 memtable_allocation_type: offheap_objects
 memtable_heap_space: {spec.heap_mb // 3}MiB
-memtable_offheap_space: 1024MiB
+memtable_offheap_space: {MEMTABLE_OFFHEAP_SPACE_MIB}MiB
 memtable_cleanup_threshold: 0.85
 key_cache_size: 16MiB
 row_cache_size: 0MiB
@@ -343,6 +345,9 @@ def jvm_command(spec: CassandraNodeSpec, java: Path, classpath: Sequence[Path]) 
         str(java),
         f"-Xms{spec.heap_mb}m",
         f"-Xmx{spec.heap_mb}m",
+        # As Cassandra's own jvm-server.options: the whole heap is resident from the start,
+        # so the node's RSS grows only with what lives outside it.
+        "-XX:+AlwaysPreTouch",
         "-XX:+UseG1GC",
         "-XX:+ExitOnOutOfMemoryError",
         "-Djdk.attach.allowAttachSelf=true",

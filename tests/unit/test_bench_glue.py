@@ -159,3 +159,62 @@ def test_soak_data_file_descriptors_are_reported_not_judged() -> None:
         "last_quarter_max": 169,
     }
     assert judged["cassandra_data"]["sstables"]["last_quarter_max"] == 79
+
+
+def _cassandra_samples(pool_at: dict[float, float], leak_mib_per_s: float) -> list[Sample]:
+    """Cassandra at 1,300 MiB plus its memtable pool's peak so far plus a leak; the pool
+    fills, flushes at 2,800 s (live drops, the allocator keeps the peak) and refills."""
+    samples, peak = [], 0.0
+    for at, live in pool_at.items():
+        peak = max(peak, live)
+        samples.append(
+            Sample(
+                at,
+                {"cassandra": 1300.0 + peak + leak_mib_per_s * at},
+                {"cassandra": 150},
+                0,
+                1000.0,
+                1000.0,
+                {},
+                cassandra_memtables_mib={"live": live, "peak": peak},
+            )
+        )
+    return samples
+
+
+_POOL = {float(t): (0.26 * t if t < 2800 else 0.26 * (t - 2800)) for t in range(30, 3601, 30)}
+
+
+def test_soak_judges_cassandra_without_its_memtable_pool_peak() -> None:
+    from loadtest.bench.soak import verdict
+
+    judged = verdict(_cassandra_samples(_POOL, 0.0), 1000.0, 900.0)
+    cassandra = judged["processes"]["cassandra"]
+    assert judged["flat"]
+    assert cassandra["rss_flat"]
+    assert cassandra["rss_raw_last_quarter_mib"] - cassandra["rss_raw_first_quarter_mib"] > 400
+    assert cassandra["memtable_peak_max_mib"] == max(_POOL.values())
+
+
+def test_soak_a_cassandra_leak_beside_its_memtable_pool_is_not_flat() -> None:
+    from loadtest.bench.soak import verdict
+
+    assert not verdict(_cassandra_samples(_POOL, 0.1), 1000.0, 900.0)["flat"]  # 360 MiB/h
+
+
+def test_soak_cassandra_without_pool_readings_is_judged_on_its_raw_rss() -> None:
+    from loadtest.bench.soak import verdict
+
+    samples = _cassandra_samples(_POOL, 0.0)
+    samples[-1].cassandra_memtables_mib = {}  # the probe died before the last sample
+    judged = verdict(samples, 1000.0, 900.0)
+    assert not judged["processes"]["cassandra"]["rss_flat"]
+    assert "rss_judged" not in judged["processes"]["cassandra"]
+
+
+def test_memtable_probe_reads_only_its_own_lines() -> None:
+    from loadtest.bench.memtable_probe import parse_line
+
+    assert parse_line("1795782271328 300537392\n") == 300537392
+    assert parse_line("WARNING: A terminally deprecated method was called\n") is None
+    assert parse_line("1795782271328 -1\n") is None
