@@ -24,7 +24,10 @@ RSS is judged on the samples after `SOAK_WARMUP_S` (default: the counters'
 `minute_buckets_in_memory_s`, 900 s): until then every active reel gains a minute bucket a
 minute by design, so the working set fills; the growth per hour over the judged samples
 (least squares) is reported beside it. Runs too short to leave 8 samples after the warm-up
-judge RSS on all samples. Descriptors and the journal are judged on the whole run (a journal
+judge RSS on all samples. Cassandra's RSS is judged less its memtable pool's largest fill so
+far (read over JMX, `memtable_probe.py`): the C allocator keeps what that pool once held, and
+the pool is bounded by `memtable_offheap_space`; without readings for every judged sample it
+is judged on its raw RSS. Descriptors and the journal are judged on the whole run (a journal
 that fills during the warm-up and stays full must not look flat). At the end the journals
 must drain and the counts of sampled reels must be exact. Results go to results/soak.json.
 A report, not a CI test. `python -m loadtest.bench.soak --rejudge FILE` prints the verdict
