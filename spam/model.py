@@ -94,12 +94,17 @@ class SpamModel:
     def warm_up(self) -> None:
         """Compiles the trees and the scoring kernel now rather than on the first score
         (the kernel's JIT compile takes about a second, once per process)."""
-        trees = self.trees
-        trees.margins(np.zeros((1, trees.n_features), dtype=np.float64))
+        if isinstance(self.classifier, HistGradientBoostingClassifier):
+            trees = self.trees
+            trees.margins(np.zeros((1, trees.n_features), dtype=np.float64))
 
     def margins(self, features: F64) -> F64:
         """Raw scores (log-odds of spam), one per row: sklearn's `decision_function`,
-        computed by the compiled trees on the calling thread only."""
+        computed by the compiled trees on the calling thread only. Any other classifier
+        (a test double) scores with its own `decision_function`."""
+        if not isinstance(self.classifier, HistGradientBoostingClassifier):
+            scores: F64 = self.classifier.decision_function(features)
+            return scores
         return self.trees.margins(features)
 
     def is_spam(self, features: F64) -> BoolArray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -224,3 +225,16 @@ def test_a_replaced_classifier_is_compiled_again(small_model: SpamModel) -> None
     model.classifier = SpamModel.fit("other", features, labels, max_iter=4).classifier
     assert model.trees is not before
     assert_scores_like_sklearn(model, random_rows(500, seed=11))
+
+
+class ConstantClassifier:
+    def decision_function(self, features: F64) -> F64:
+        return np.full(len(features), 2.0)
+
+
+def test_a_classifier_other_than_sklearns_scores_itself() -> None:
+    # Test doubles elsewhere (test_spam_detection_delay) stand in for the classifier.
+    model = SpamModel("test", FEATURE_NAMES, cast(Any, ConstantClassifier()), threshold=1.0)
+    model.warm_up()
+    np.testing.assert_array_equal(model.margins(np.zeros((2, N_FEATURES))), [2.0, 2.0])
+    assert model.is_spam(np.zeros((2, N_FEATURES))).all()
