@@ -133,6 +133,9 @@ def throughput(model: SpamModel, traffic: LabelledTraffic) -> dict[str, float]:
         features = extract_features(events, durations)
         tiled = np.tile(features, (SCORING_ROWS // len(features) + 1, 1))[:SCORING_ROWS]
         tiled = np.ascontiguousarray(tiled)
+        # The scoring kernel's JIT compile is paid at model load (a service's start), not
+        # per batch: outside the timed runs.
+        model.warm_up()
         scoring = _best_rate(lambda: model.is_spam(tiled), len(tiled))
         extraction = _best_rate(lambda: extract_features(events, durations), len(events), 2)
         lockstep = _best_rate(

@@ -4,6 +4,11 @@ An artifact is a pickle of `SpamModel` plus a JSON sidecar (version, features, t
 metrics, training command) written by `spam.training`. Only artifacts this project wrote
 are loaded (pickle runs code). Scores are the model's raw margin (log-odds): thresholding
 the margin skips the sigmoid.
+
+Scoring runs the classifier's trees compiled by `spam.tree_scoring` (the same margins as
+sklearn's `decision_function`, several times faster on one core). The compiled form is
+derived from the classifier when first needed and never pickled, so artifacts hold the
+plain sklearn classifier and ones written before it existed still load.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy.typing as npt
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from spam.features import FEATURE_NAMES
+from spam.tree_scoring import CompiledTrees
 
 F64 = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -39,6 +45,19 @@ class SpamModel:
     classifier: HistGradientBoostingClassifier
     threshold: float = 0.0
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The classifier it was compiled from beside it: a replaced classifier is recompiled.
+    _compiled: tuple[HistGradientBoostingClassifier, CompiledTrees] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_compiled", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._compiled = None
 
     @classmethod
     def fit(
@@ -61,10 +80,32 @@ class SpamModel:
         classifier.fit(features, labels)
         return cls(version, FEATURE_NAMES, classifier)
 
+    @property
+    def trees(self) -> CompiledTrees:
+        """The classifier's trees compiled for scoring (built on first use).
+
+        Raises:
+            UnsupportedModel: the classifier uses categorical features.
+        """
+        if self._compiled is None or self._compiled[0] is not self.classifier:
+            self._compiled = (self.classifier, CompiledTrees.from_classifier(self.classifier))
+        return self._compiled[1]
+
+    def warm_up(self) -> None:
+        """Compiles the trees and the scoring kernel now rather than on the first score
+        (the kernel's JIT compile takes about a second, once per process)."""
+        if isinstance(self.classifier, HistGradientBoostingClassifier):
+            trees = self.trees
+            trees.margins(np.zeros((1, trees.n_features), dtype=np.float64))
+
     def margins(self, features: F64) -> F64:
-        """Raw scores (log-odds of spam), one per row, vectorised."""
-        scores: F64 = self.classifier.decision_function(features)
-        return scores
+        """Raw scores (log-odds of spam), one per row: sklearn's `decision_function`,
+        computed by the compiled trees on the calling thread only. Any other classifier
+        (a test double) scores with its own `decision_function`."""
+        if not isinstance(self.classifier, HistGradientBoostingClassifier):
+            scores: F64 = self.classifier.decision_function(features)
+            return scores
+        return self.trees.margins(features)
 
     def is_spam(self, features: F64) -> BoolArray:
         flagged: BoolArray = self.margins(features) >= self.threshold
@@ -83,10 +124,11 @@ class SpamModel:
 
     @classmethod
     def load(cls, path: Path) -> SpamModel:
-        """Loads an artifact written by `save`.
+        """Loads an artifact written by `save`, its trees compiled for scoring.
 
         Raises:
             ModelMismatch: its features differ from the ones this code computes.
+            UnsupportedModel: its classifier cannot be compiled (categorical features).
         """
         model = pickle.loads(path.read_bytes())
         if not isinstance(model, SpamModel):
@@ -95,6 +137,7 @@ class SpamModel:
             raise ModelMismatch(
                 f"{path} was trained on other features; run `make train-spam` again"
             )
+        model.warm_up()
         return model
 
 
