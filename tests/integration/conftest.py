@@ -220,6 +220,10 @@ def edge_env(
     }
 
 
+class ShardMapUnavailable(AssertionError):
+    """No counter process answered GetShardMap (each reads it from Cassandra)."""
+
+
 def shard_map(counters: list[str]) -> counter_pb2.ShardMap:
     """The shard map as the first answering counter process has it."""
     for address in counters:
@@ -230,7 +234,7 @@ def shard_map(counters: list[str]) -> counter_pb2.ShardMap:
                 )
             except grpc.RpcError:
                 continue
-    raise AssertionError(f"no counter process answered GetShardMap: {counters}")
+    raise ShardMapUnavailable(f"no counter process answered GetShardMap: {counters}")
 
 
 def counts_from_shards(counters: list[str], reel_ids: list[int]) -> dict[int, int]:
