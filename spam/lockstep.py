@@ -29,11 +29,20 @@ this, NAT viewers beside bots in a small catalog were a crowd). Either rule is o
 its minimum is 0; the address rule is on by default, the two-cell rule off (it flagged
 organic viewers and camouflaged bots' campaign reels late on the validation seed; see
 docs/spam.md, Lockstep detection).
+
+Finding address crowds sooner (docs/spam.md, Detection delay): an address counts as shared
+where most of what its users do in the bucket lies in shared cells
+(`ip_crowd_min_address_focus`: true of a farm on several targets at once and of bots
+drawing addresses from a pool, not of a NAT); a crowd found is known, so its address's
+later events on that reel are flagged as they come (`ip_crowd_known_addresses`); and the
+whole history is one bucket more, where a few users of one reel on such addresses are a
+crowd (`ip_crowd_history_min_users`: account takeovers, a few victims minutes apart from
+the attacker's addresses).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -87,13 +96,32 @@ class LockstepParams:
     """Users of the cell on one address for it to count as shared."""
     ip_crowd_min_share: float = 0.5
     """Users on shared addresses over the cell's users."""
-    ip_crowd_min_address_share: float = 0.5
+    ip_crowd_min_address_share: float = 0.0
     """An address counts as shared in a cell only when at least this share of its users
-    active in the cell's time bucket (on any reel) are in the cell (0: any address). A
-    farm's address carries the farm, acting together on one target at a time; a carrier
-    NAT carries many viewers of many reels, and the few of them on one reel are a small
-    share of its users in that bucket (so are datacenter addresses of bots spread over
-    many reels)."""
+    active in the cell's time bucket (on any reel) are in the cell (0: any address). Off
+    since `ip_crowd_min_address_focus` (0.5 before): a farm on two targets in one bucket,
+    or bots drawing each event's address from a pool, spread an address's users over
+    several cells, so their crowds were found late or not at all (docs/spam.md, Detection
+    delay)."""
+    ip_crowd_min_address_focus: float = 0.6
+    """An address counts as shared in a cell only when at least this share of what its users
+    do in the cell's time bucket (their distinct reels, one row per user and reel) lies in
+    cells where the address is shared (0: off). A farm's or a bot net's address carries
+    users acting together on the same targets; a carrier NAT carries viewers of many
+    reels, of which the few popular ones gather several of its users. On the end-to-end
+    test's traffic (a small catalog behind 10 NATs, 48 start times) 0.6 and 0.7 flag no
+    organic view, 0.5 flags 13 (docs/spam.md)."""
+    ip_crowd_history_min_users: int = 3
+    """Users of one reel, over the whole history, on shared addresses (with the per-address
+    and per-cell conditions above, the history as one bucket) that make a crowd (0: off).
+    Account takeovers act from the attacker's few addresses on the same targets, a few
+    victims at a time, minutes apart: seldom 8 in one 10-minute cell, but many in an hour;
+    their events on the crowd's reels from those addresses are flagged."""
+    ip_crowd_known_addresses: bool = True
+    """Once an address made a crowd on a reel, its later events on that reel are flagged as
+    they come (from the start of that crowd's cell on), whoever sends them: a crowd found
+    is known, and its next minutes on the target need not gather a crowd of their own
+    again (docs/spam.md, Detection delay)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +131,8 @@ class LockstepResult:
     group: I64
     """Per event: the group of its user (-1: none)."""
     groups: int
+    crowd: BoolArray
+    """Per event: flagged by a crowd rule only (not by the pairs' groups)."""
 
 
 def _pairs_in_cells(cell: I64, user: I64) -> tuple[I64, I64, I64]:
@@ -172,33 +202,44 @@ def _ip_crowd_members(
     user: I64,
     cell: I64,
     bucket: I64,
-    ip: U64,
+    ip_key: I64,
+    addresses: int,
     cell_size: I64,
     users: int,
     params: LockstepParams,
-) -> I64:
+) -> tuple[I64, I64]:
     """Keys `cell * users + user` of the users of cells where at least
     `ip_crowd_min_users` users, and `ip_crowd_min_share` of the cell's, act from addresses
     shared by `ip_crowd_min_per_ip` of them or more (and, with
     `ip_crowd_min_address_share`, by that share of the address's users active in the
-    cell's bucket). `bucket` is each event's time bucket, numbered apart per grid like the
-    cells. One row per event (any repeats)."""
-    known = ip != 0
-    user, cell, bucket = user[known], cell[known], bucket[known]
-    ip_key, _ = dense_keys(ip[known])
-    addresses = int(ip_key.max()) + 1 if len(ip_key) else 1
+    cell's bucket); and keys `cell * addresses + address` of the shared addresses of those
+    cells. `bucket` is each event's time bucket, numbered apart per grid like the cells;
+    `ip_key` its dense address (-1: unknown). One row per event (any repeats)."""
+    known = ip_key >= 0
+    user, cell, bucket, ip_key = user[known], cell[known], bucket[known], ip_key[known]
     cell_ip_user = unique_sorted((cell * addresses + ip_key) * users + user).astype(np.int64)
     cell_ip, users_on_ip = unique_counts(cell_ip_user // users)
     shared = users_on_ip >= params.ip_crowd_min_per_ip
+    bucket_ip_user = unique_sorted((bucket * addresses + ip_key) * users + user).astype(np.int64)
+    bucket_of_cell = np.zeros(len(cell_size), np.int64)
+    bucket_of_cell[cell] = bucket
     if params.ip_crowd_min_address_share > 0 and len(cell_ip):
-        bucket_ip, users_in_bucket = unique_counts(
-            unique_sorted((bucket * addresses + ip_key) * users + user).astype(np.int64) // users
-        )
-        bucket_of_cell = np.zeros(len(cell_size), np.int64)
-        bucket_of_cell[cell] = bucket
+        bucket_ip, users_in_bucket = unique_counts(bucket_ip_user // users)
         key = bucket_of_cell[cell_ip // addresses] * addresses + cell_ip % addresses
         active = users_in_bucket[np.searchsorted(bucket_ip, key)]
         shared &= users_on_ip >= params.ip_crowd_min_address_share * active
+    if params.ip_crowd_min_address_focus > 0 and len(cell_ip):
+        # Per (bucket, address): its users' (cell, user) rows that lie in cells where the
+        # address is shared, over all of its rows in the bucket.
+        row_key = bucket_of_cell[cell_ip // addresses] * addresses + cell_ip % addresses
+        focus_key, rows = unique_counts(np.repeat(row_key, users_on_ip))
+        in_shared = np.bincount(
+            np.searchsorted(focus_key, row_key[shared]),
+            weights=users_on_ip[shared],
+            minlength=len(focus_key),
+        )
+        focus = in_shared / rows
+        shared &= focus[np.searchsorted(focus_key, row_key)] >= params.ip_crowd_min_address_focus
     shared_cell_ip = cell_ip[shared]
     on_shared = cell_ip_user[member_of(cell_ip_user // users, shared_cell_ip)]
     cell_user = unique_sorted((on_shared // users // addresses) * users + on_shared % users).astype(
@@ -206,13 +247,113 @@ def _ip_crowd_members(
     )
     cells, shared_users = unique_counts(cell_user // users)
     size = cell_size[cells]
-    crowded = cells[
+    crowd = (
         (shared_users >= params.ip_crowd_min_users)
         & (shared_users >= params.ip_crowd_min_share * size)
         & (size <= params.max_cell_users)
-    ]
+    )
+    crowded = cells[crowd]
     members: I64 = cell_user[member_of(cell_user // users, crowded)]
-    return members
+    crowd_addresses: I64 = shared_cell_ip[member_of(shared_cell_ip // addresses, crowded)].astype(
+        np.int64
+    )
+    return members, crowd_addresses
+
+
+def _address_crowds(
+    user: I64,
+    reel: I64,
+    ts_ms: I64,
+    ip_hashes: U64,
+    event_cells: list[I64],
+    event_buckets: list[I64],
+    cell_size: I64,
+    cell_reel: I64,
+    cell_start_ms: I64,
+    reels: int,
+    users: int,
+    params: LockstepParams,
+) -> tuple[I64, BoolArray]:
+    """The address crowds: keys `cell * users + user` of their members (known crowds'
+    (reel, address) pairs as cells numbered after the grids' and the history's), and per
+    event whether it is flagged as a known crowd's (`_known_crowd_events`)."""
+    count = len(user)
+    ip_key = np.full(count, -1, np.int64)
+    has_ip = ip_hashes != 0
+    ip_key[has_ip], addresses = dense_keys(ip_hashes[has_ip])
+    addresses = max(1, addresses)
+    members, crowd_addresses = _ip_crowd_members(
+        np.concatenate([user, user]),
+        np.concatenate(event_cells),
+        np.concatenate(event_buckets),
+        np.concatenate([ip_key, ip_key]),
+        addresses,
+        cell_size,
+        users,
+        params,
+    )
+    if not params.ip_crowd_known_addresses:
+        crowd_addresses = crowd_addresses[:0]
+    if params.ip_crowd_history_min_users:
+        # The whole history as one bucket more: a cell per reel, after the grids' cells.
+        # Only its shared addresses' events are flagged (as a known crowd's, from the
+        # history's start): a member's other events on the reel may be its own.
+        history_cell = len(cell_size) + reel
+        history_size = np.bincount(
+            unique_sorted(reel * users + user).astype(np.int64) // users, minlength=reels
+        )
+        _, history_addresses = _ip_crowd_members(
+            user,
+            history_cell,
+            np.full(count, int(max(b.max() for b in event_buckets)) + 1, np.int64),
+            ip_key,
+            addresses,
+            np.concatenate([cell_size, history_size]),
+            users,
+            replace(params, ip_crowd_min_users=params.ip_crowd_history_min_users),
+        )
+        crowd_addresses = np.concatenate([crowd_addresses, history_addresses])
+        cell_reel = np.concatenate([cell_reel, np.arange(reels, dtype=np.int64)])
+        cell_start_ms = np.concatenate([cell_start_ms, np.full(reels, int(ts_ms.min()))])
+    known = _known_crowd_events(
+        reel, ip_key, ts_ms, crowd_addresses, addresses, cell_reel, cell_start_ms
+    )
+    # Each known (reel, address) a cell of its own, after the real cells, so that the
+    # users it flags join its crowd's group.
+    known_cell = len(cell_reel) + dense_keys(reel * addresses + ip_key)[0]
+    rows = np.concatenate([members, known_cell[known] * users + user[known]])
+    return rows, known
+
+
+def _known_crowd_events(
+    reel: I64,
+    ip_key: I64,
+    ts_ms: I64,
+    crowd_addresses: I64,
+    addresses: int,
+    cell_reel: I64,
+    cell_start_ms: I64,
+) -> BoolArray:
+    """Per event: on a reel from an address that made a crowd on that reel (a shared address
+    of a crowded cell, `crowd_addresses` keys `cell * addresses + address`), at or after
+    the start of the first such cell. A crowd found once is known: its later events on
+    that reel from that address are flagged as they come, without waiting for their own
+    cell to gather the crowd again (a farm's or a bot net's next minutes on a target)."""
+    flagged = np.zeros(len(reel), np.bool_)
+    if not len(crowd_addresses):
+        return flagged
+    crowd_cell = crowd_addresses // addresses
+    key = cell_reel[crowd_cell] * addresses + crowd_addresses % addresses
+    start = cell_start_ms[crowd_cell]
+    order = np.lexsort((start, key))
+    key, start = key[order], start[order]
+    first = np.r_[True, key[1:] != key[:-1]]
+    known_key, known_from_ms = key[first], start[first]
+    event_key = reel * addresses + ip_key
+    on_known = (ip_key >= 0) & member_of(event_key, known_key)
+    at = np.searchsorted(known_key, event_key[on_known])
+    flagged[np.flatnonzero(on_known)] = ts_ms[on_known] >= known_from_ms[at]
+    return flagged
 
 
 def detect_lockstep(
@@ -226,7 +367,9 @@ def detect_lockstep(
     unknown) enables the one-cell crowds of shared addresses."""
     params = params or LockstepParams()
     count = len(user_ids)
-    none = LockstepResult(np.zeros(count, np.bool_), np.full(count, -1, np.int64), 0)
+    none = LockstepResult(
+        np.zeros(count, np.bool_), np.full(count, -1, np.int64), 0, np.zeros(count, np.bool_)
+    )
     if count == 0:
         return none
     user, users = dense_keys(user_ids)
@@ -249,6 +392,7 @@ def detect_lockstep(
     cell_sizes: list[I64] = []
     cell_reels: list[I64] = []
     cell_actives: list[I64] = []
+    cell_starts: list[I64] = []
     cell_offset = 0
     for shift in (0, params.window_ms // 2):
         bucket = (ts_ms - base + shift) // params.window_ms
@@ -274,6 +418,7 @@ def detect_lockstep(
         bucket_user = unique_sorted(bucket * users + user).astype(np.int64)
         active = np.bincount(bucket_user // users)
         cell_actives.append(active[cell_bucket])
+        cell_starts.append(base - shift + cell_bucket * params.window_ms)
         pair_reel_keys.append((first * users + second) * reels + cell_reel[pair_cell])
         event_cells.append(all_cells + cell_offset)
         event_buckets.append(bucket + bucket_offset)
@@ -299,21 +444,28 @@ def detect_lockstep(
                 params,
             )
         )
+    known_crowd = np.zeros(count, np.bool_)
     if params.ip_crowd_min_users and ip_hashes is not None:
-        crowd_parts.append(
-            _ip_crowd_members(
-                np.concatenate([user, user]),
-                np.concatenate(event_cells),
-                np.concatenate(event_buckets),
-                np.concatenate([ip_hashes, ip_hashes]),
-                size_of_cell,
-                users,
-                params,
-            )
+        address_rows, known_crowd = _address_crowds(
+            user,
+            reel,
+            ts_ms,
+            ip_hashes,
+            event_cells,
+            event_buckets,
+            size_of_cell,
+            np.concatenate(cell_reels),
+            np.concatenate(cell_starts),
+            reels,
+            users,
+            params,
         )
+        crowd_parts.append(address_rows)
     crowd = unique_sorted(np.concatenate(crowd_parts)).astype(np.int64)
-    crowd_flagged = member_of(event_cells[0] * users + user, crowd) | member_of(
-        event_cells[1] * users + user, crowd
+    crowd_flagged = (
+        member_of(event_cells[0] * users + user, crowd)
+        | member_of(event_cells[1] * users + user, crowd)
+        | known_crowd
     )
     # A pair shares a reel "in time" once, whichever bucket(s) showed it.
     pair_reel = unique_sorted(np.concatenate(pair_reel_keys))
@@ -343,11 +495,12 @@ def detect_lockstep(
     group_reel, members_on_reel = unique_counts(group_of_member * reels + member_reel % reels)
     strong_group_reel = group_reel[members_on_reel >= params.min_group_users // 2]
     event_group_reel = component[user] * reels + reel
-    flagged = (
+    flagged_by_pairs = (
         in_group[user]
         & member_of(user * reels + reel, member_reel)
         & member_of(event_group_reel, strong_group_reel)
-    ) | crowd_flagged
+    )
+    flagged = flagged_by_pairs | crowd_flagged
     # Crowds are groups of their own, apart from the pairs' components: merged into them
     # they would let a pair's group-reel rule reach back an hour into the crowd's events.
     crowd_component = _crowd_components(crowd, users)
@@ -359,7 +512,9 @@ def detect_lockstep(
     grouped = group_key >= 0
     group = np.full(count, -1, np.int64)
     group[grouped] = dense_keys(group_key[grouped])[0]
-    return LockstepResult(flagged, group, len(unique_sorted(group_key[grouped])))
+    return LockstepResult(
+        flagged, group, len(unique_sorted(group_key[grouped])), crowd_flagged & ~flagged_by_pairs
+    )
 
 
 def _crowd_components(crowd: I64, users: int) -> I64:

@@ -14,7 +14,8 @@ the events flagged and those flagged after 5 minutes, and per reach-back bound
 the others are the same) the spam flags' delays and the spam flags lost. Variants: pairs
 only; address crowds of 6, 8, 10 users counting any shared address; and of 6, 8 users
 counting an address only where most of its users in the bucket are in the cell (`_own`,
-`ip_crowd_min_address_share` 0.5: the default).
+`ip_crowd_min_address_share` 0.5: the default until the address focus); the defaults
+without and with the history's crowds (`address_focus_known`, `_history`).
 """
 
 from __future__ import annotations
@@ -36,21 +37,38 @@ I64 = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 NEVER = -1
+# The address rules as they were before the known crowds, the address focus and the
+# history's crowds (commit 15827dd and earlier).
+EARLIER_ADDRESS_RULES: dict[str, object] = {
+    "ip_crowd_min_address_focus": 0.0,
+    "ip_crowd_history_min_users": 0,
+    "ip_crowd_known_addresses": False,
+}
 VARIANTS: dict[str, LockstepParams] = {
     "pairs_only": replace(LockstepParams(), ip_crowd_min_users=0),
     **{
         f"address_crowd_{users}": replace(
-            LockstepParams(), ip_crowd_min_users=users, ip_crowd_min_address_share=0.0
+            LockstepParams(),
+            ip_crowd_min_users=users,
+            ip_crowd_min_address_share=0.0,
+            **EARLIER_ADDRESS_RULES,  # type: ignore[arg-type]
         )
         for users in (6, 8, 10)
     },
     # An address counts only where most of its users active in the bucket are in the cell.
     **{
         f"address_crowd_{users}_own": replace(
-            LockstepParams(), ip_crowd_min_users=users, ip_crowd_min_address_share=0.5
+            LockstepParams(),
+            ip_crowd_min_users=users,
+            ip_crowd_min_address_share=0.5,
+            **EARLIER_ADDRESS_RULES,  # type: ignore[arg-type]
         )
         for users in (6, 8)
     },
+    # An address counts where most of what its users do in the bucket is in shared cells;
+    # crowds found are known; the history's crowds of 3 users (the default).
+    "address_focus_known": replace(LockstepParams(), ip_crowd_history_min_users=0),
+    "address_focus_known_history": LockstepParams(),
 }
 REACH_BACK_S = (300, 450, 600, 900)
 

@@ -119,7 +119,13 @@ def test_the_same_reel_twice_is_not_a_crowd() -> None:
 
 
 IP_CROWD = LockstepParams(
-    window_ms=600_000, min_group_users=8, ip_crowd_min_users=8, ip_crowd_min_address_share=0.0
+    window_ms=600_000,
+    min_group_users=8,
+    ip_crowd_min_users=8,
+    ip_crowd_min_address_share=0.0,
+    ip_crowd_min_address_focus=0.0,
+    ip_crowd_history_min_users=0,
+    ip_crowd_known_addresses=False,
 )
 
 
@@ -240,3 +246,102 @@ def test_the_cold_start_delay_is_the_first_run_after_the_crowd_settled() -> None
     assert report["organic_flagged"] == 0
     assert report["farms_whole_run"] == {"events": 8, "p50_s": 90.0, "p99_s": 120.0}
     assert report["per_family"] == {"lockstep": {"flagged": 8, "after_300_s": 0}}
+
+
+FOCUS_CROWD = replace(IP_CROWD, ip_crowd_min_address_focus=0.6)
+
+
+def test_a_farm_on_three_targets_at_once_is_a_crowd_of_focused_addresses() -> None:
+    # 36 accounts from two addresses, a third of them on each of three targets in the same
+    # ten minutes: each address carries 18 users of the bucket, 6 in a cell (a third: the
+    # address-share rule misses them), all of what they do in shared cells (focus 1.0).
+    rows = [(u, 10 + (u - 1) // 12, u * 1_000) for u in range(1, 37)]
+    user, reel, ts = events(rows)
+    ips = np.array([1_001 + u % 2 for u in range(1, 37)], np.uint64)
+    assert detect_lockstep(user, reel, ts, FOCUS_CROWD, ips).flagged.all()
+    own = replace(IP_CROWD, ip_crowd_min_address_share=0.5)
+    assert not detect_lockstep(user, reel, ts, own, ips).flagged.any()
+
+
+def test_nat_viewers_of_a_popular_reel_are_no_crowd_of_focused_addresses() -> None:
+    # As in the address-share test: 5 viewers behind each of two NATs on a popular reel,
+    # the NATs' 30 other viewers each on a reel of its own: most of what the NATs carry is
+    # not in shared cells (focus 5 / 20).
+    rows = [(u, 10, u * 1_000) for u in range(1, 17)]
+    rows += [(u, 100 + u, u * 1_000) for u in range(20, 50)]
+    user, reel, ts = events(rows)
+    nat = [5_000 + u % 2 for u in range(1, 11)]
+    ips = np.array(
+        nat + [10_000 + u for u in range(11, 17)] + [5_000 + u % 2 for u in range(20, 50)],
+        np.uint64,
+    )
+    assert detect_lockstep(user, reel, ts, IP_CROWD, ips).flagged[:10].all()
+    assert not detect_lockstep(user, reel, ts, FOCUS_CROWD, ips).flagged.any()
+
+
+KNOWN_CROWD = replace(FOCUS_CROWD, ip_crowd_known_addresses=True)
+
+
+def test_a_known_crowds_later_events_on_its_reel_from_its_addresses_are_flagged_at_once() -> None:
+    minute = 60_000
+    crowd = [(u, 10, 20 * minute + u * 1_000) for u in range(1, 9)]  # a crowd at 20 minutes
+    later = [
+        (1, 10, 45 * minute),  # a member, later, same reel and address: flagged
+        (50, 10, 46 * minute),  # a new account, same reel and address: flagged
+        (51, 10, 47 * minute),  # the reel from another address: not
+        (2, 11, 48 * minute),  # a member's address on another reel: not
+    ]
+    earlier = [(52, 10, 2 * minute)]  # the reel and address before the crowd's cell: not
+    rows = earlier + crowd + later
+    user, reel, ts = events(rows)
+    ips = np.array([1_001] + [1_001 + u % 2 for u in range(1, 9)] + [1_001, 1_001, 7_777, 1_001])
+    result = detect_lockstep(user, reel, ts, KNOWN_CROWD, ips.astype(np.uint64))
+    assert result.flagged.tolist() == [False] + [True] * 8 + [True, True, False, False]
+    assert result.groups == 1
+    # Without the known crowds only the crowd's own cell.
+    flagged = detect_lockstep(user, reel, ts, FOCUS_CROWD, ips.astype(np.uint64)).flagged
+    assert flagged.tolist() == [False] + [True] * 8 + [False] * 4
+
+
+def takeover_rows(victims: int) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """Victims 12 minutes apart, each a burst on reels 10-14 from the attacker's three
+    addresses, and each an organic view from home on a reel of its own."""
+    rows, ips = [], []
+    for victim in range(victims):
+        start = victim * 12 * 60_000
+        for k in range(10):
+            rows.append((victim + 1, 10 + k % 5, start + k * 20_000))
+            ips.append(9_001 + k % 3)
+        rows.append((victim + 1, 500 + victim, start + 600_000))
+        ips.append(20_000 + victim)
+    return rows, ips
+
+
+def test_takeover_victims_minutes_apart_on_the_attackers_addresses_are_a_history_crowd() -> None:
+    rows, ips = takeover_rows(3)
+    user, reel, ts = events(rows)
+    result = detect_lockstep(user, reel, ts, LockstepParams(), np.array(ips, np.uint64))
+    burst = np.array(ips) < 20_000
+    assert (result.flagged == burst).all()
+    assert result.groups == 1
+    # No two of them share a ten-minute cell with seven others: no crowd without the history.
+    no_history = replace(LockstepParams(), ip_crowd_history_min_users=0)
+    assert not detect_lockstep(user, reel, ts, no_history, np.array(ips, np.uint64)).flagged.any()
+
+
+def test_two_victims_are_no_history_crowd() -> None:
+    rows, ips = takeover_rows(2)
+    user, reel, ts = events(rows)
+    assert not detect_lockstep(
+        user, reel, ts, LockstepParams(), np.array(ips, np.uint64)
+    ).flagged.any()
+
+
+def test_nat_viewers_of_an_obscure_reel_over_the_hour_are_no_history_crowd() -> None:
+    # Three viewers of one NAT on an obscure reel over an hour (the reel's only viewers),
+    # among 60 of the NAT's viewers each on reels of its own.
+    rows = [(u, 10, u * 600_000) for u in range(1, 4)]
+    rows += [(u, 100 + u, u * 50_000) for u in range(1, 61)]
+    user, reel, ts = events(rows)
+    ips = np.full(len(rows), 5_000, np.uint64)
+    assert not detect_lockstep(user, reel, ts, LockstepParams(), ips).flagged.any()
