@@ -25,6 +25,8 @@ from tests.integration.conftest import ServiceProcess, counter_env, edge_env, fr
 # (missed bots plus organic views removed).
 MAX_VIEW_ERROR_SHARE = 0.01
 BATCH = 2_000
+JUDGE_INTERVAL_S = 2
+SETTLE_S = 15
 
 
 def poll(check: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -79,11 +81,11 @@ def test_spam_is_removed_from_public_counts_and_an_appeal_restores_it(
         # a prefix (the replay's 20 minutes arrive over seconds) per-user features are
         # incomplete and flag organic users (docs/spam.md, "Judging incomplete windows";
         # a CI run that removed at once, judging every 1 s, flagged 45 organic views).
-        "REELSTREAM_SPAM_JUDGE_INTERVAL_S": "2",
-        "REELSTREAM_SPAM_SETTLE_S": "15",
+        "REELSTREAM_SPAM_JUDGE_INTERVAL_S": str(JUDGE_INTERVAL_S),
+        "REELSTREAM_SPAM_SETTLE_S": str(SETTLE_S),
         # Lockstep every round too: with the default 30 s, a group's removal could land
         # between the reads that check the counts stable and an appeal restored exactly.
-        "REELSTREAM_SPAM_LOCKSTEP_INTERVAL_S": "2",
+        "REELSTREAM_SPAM_LOCKSTEP_INTERVAL_S": str(JUDGE_INTERVAL_S),
     }
     spam_service = start_service("spam", "spam", spam_env, spam_address)
     edge_address = f"127.0.0.1:{free_port()}"
@@ -130,6 +132,10 @@ def test_spam_is_removed_from_public_counts_and_an_appeal_restores_it(
             views = accepted & (part.kinds == VIEW)
             organic_views.update(part.reel_ids[views & (family == Family.ORGANIC)].tolist())
             spam_views_counted += int((views & (family != Family.ORGANIC)).sum())
+        # Every event gets its verdicts in the rounds after it settles: until those have
+        # run, the counts can look stable between two verdicts (one CI-like run saw two,
+        # 4.4 s apart, and read the counts in between).
+        all_judged_at = time.monotonic() + SETTLE_S + 3 * JUDGE_INTERVAL_S
         reel_ids = [int(r) for r in range(1, spec.reels + 1)]
 
         def counts() -> dict[int, common_pb2.ReelCounts]:
@@ -148,7 +154,12 @@ def test_spam_is_removed_from_public_counts_and_an_appeal_restores_it(
             removed = sum(c.views_removed for c in counts().values())
             reported = sum(r.views_removed for r in reports().values())
             previous.append(removed)
-            return removed > 0 and removed == reported and previous[-3:] == [removed] * 3
+            return (
+                time.monotonic() >= all_judged_at
+                and removed > 0
+                and removed == reported
+                and previous[-3:] == [removed] * 3
+            )
 
         poll(settled, 60, "verdicts applied and stable")
         final = counts()
