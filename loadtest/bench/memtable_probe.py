@@ -61,7 +61,7 @@ class MemtableProbe:
         assert process.stdout is not None
         async for line in process.stdout:
             self.last_line = line.decode(errors="replace").strip()
-            parsed = parse_line(line.decode(errors="replace"))
+            parsed = parse_line(self.last_line)
             if parsed is None:
                 continue
             live = parsed / MIB
