@@ -165,11 +165,9 @@ def test_a_farms_own_addresses_still_make_a_crowd_when_addresses_must_be_mostly_
     assert flagged.tolist() == [True] * 10 + [False]
 
 
-def test_shared_addresses_whose_users_are_mostly_elsewhere_in_the_bucket_are_no_crowd() -> None:
-    # A popular reel's cell: 5 viewers behind each of two carrier NATs, beside 30 other
-    # viewers of those NATs on other reels in the same ten minutes (and 6 more viewers on
-    # their own addresses): half the cell on shared addresses, but a small share of their
-    # addresses' users. The rule without the address share flags them.
+def nat_viewers_of_a_popular_reel() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Users 1-16 view reel 10: 1-10 behind two carrier NATs, 11-16 on their own
+    addresses; users 20-49 view a reel each from the same NATs in the same ten minutes."""
     rows = [(u, 10, u * 1_000) for u in range(1, 17)]
     rows += [(u, 100 + u, u * 1_000) for u in range(20, 50)]
     user, reel, ts = events(rows)
@@ -178,6 +176,15 @@ def test_shared_addresses_whose_users_are_mostly_elsewhere_in_the_bucket_are_no_
         nat + [10_000 + u for u in range(11, 17)] + [5_000 + u % 2 for u in range(20, 50)],
         np.uint64,
     )
+    return user, reel, ts, ips
+
+
+def test_shared_addresses_whose_users_are_mostly_elsewhere_in_the_bucket_are_no_crowd() -> None:
+    # A popular reel's cell: 5 viewers behind each of two carrier NATs, beside 30 other
+    # viewers of those NATs on other reels in the same ten minutes (and 6 more viewers on
+    # their own addresses): half the cell on shared addresses, but a small share of their
+    # addresses' users. The rule without the address share flags them.
+    user, reel, ts, ips = nat_viewers_of_a_popular_reel()
     assert detect_lockstep(user, reel, ts, IP_CROWD, ips).flagged[:10].all()
     assert not detect_lockstep(user, reel, ts, OWN_ADDRESS_CROWD, ips).flagged.any()
 
@@ -267,14 +274,7 @@ def test_nat_viewers_of_a_popular_reel_are_no_crowd_of_focused_addresses() -> No
     # As in the address-share test: 5 viewers behind each of two NATs on a popular reel,
     # the NATs' 30 other viewers each on a reel of its own: most of what the NATs carry is
     # not in shared cells (focus 5 / 20).
-    rows = [(u, 10, u * 1_000) for u in range(1, 17)]
-    rows += [(u, 100 + u, u * 1_000) for u in range(20, 50)]
-    user, reel, ts = events(rows)
-    nat = [5_000 + u % 2 for u in range(1, 11)]
-    ips = np.array(
-        nat + [10_000 + u for u in range(11, 17)] + [5_000 + u % 2 for u in range(20, 50)],
-        np.uint64,
-    )
+    user, reel, ts, ips = nat_viewers_of_a_popular_reel()
     assert detect_lockstep(user, reel, ts, IP_CROWD, ips).flagged[:10].all()
     assert not detect_lockstep(user, reel, ts, FOCUS_CROWD, ips).flagged.any()
 
