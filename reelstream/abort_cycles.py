@@ -15,10 +15,18 @@ exceptions it was raised while handling) of an AbortError once it leaves the han
 its own reference to the request, so the cycle holds nothing large. Aborts carry their
 status and message, which is all grpc needs from them; other exceptions keep their
 tracebacks for the log.
+
+Request streams hold a second cycle. grpc's request iterator and the async generator it
+hands out refer to each other, and a generator left suspended at a `yield` (the handler
+refused a message mid-stream) keeps that message until the collector finds the cycle. The
+bad-input suite found an edge growing by 7-17 MB per refused StreamEvents call (87 to 665
+MiB over 200 calls). So the interceptor closes a request stream's generator when the
+handler ends, however it ends: the generator finishes and lets its last message go.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -40,8 +48,15 @@ def forget_frames(error: BaseException) -> None:
         current = current.__cause__ or current.__context__
 
 
+async def close_request_stream(requests: Any) -> None:
+    """Finishes the generator behind a request stream, so that it drops the last message
+    it yielded. A stream still being read by another task is left to that task."""
+    # RuntimeError "already running": a reader task still owns it and will finish it.
+    with contextlib.suppress(RuntimeError):
+        await requests.__aiter__().aclose()
+
+
 def _guard(behavior: Behavior, request_streaming: bool, response_streaming: bool) -> Behavior:
-    del request_streaming  # the request (or request iterator) is dropped alike
     if not response_streaming:
 
         async def guarded(request: Any, context: Context) -> Any:
@@ -49,8 +64,11 @@ def _guard(behavior: Behavior, request_streaming: bool, response_streaming: bool
                 return await behavior(request, context)
             except aio.AbortError as exc:
                 forget_frames(exc)
-                del request
                 raise
+            finally:
+                if request_streaming:
+                    await close_request_stream(request)
+                del request
 
         return guarded
 
@@ -60,8 +78,11 @@ def _guard(behavior: Behavior, request_streaming: bool, response_streaming: bool
                 yield item
         except aio.AbortError as exc:
             forget_frames(exc)
-            del request
             raise
+        finally:
+            if request_streaming:
+                await close_request_stream(request)
+            del request
 
     return guarded_stream
 

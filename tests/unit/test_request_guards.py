@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from grpc import aio
+
 from protos import common_pb2
-from reelstream.abort_cycles import forget_frames
+from reelstream.abort_cycles import AbortCycleInterceptor, forget_frames
 from reelstream.malformed_requests import Undecodable, safe_deserializer
 from reelstream.request_limits import reel_id_problem, reel_ids_problem
 
@@ -39,3 +49,50 @@ def test_ids_outside_the_bigint_range_are_refused() -> None:
     assert reel_ids_problem([1, 2**64 - 1]) is not None
     assert reel_ids_problem([]) == "reel_ids is empty"
     assert reel_ids_problem(list(range(1, 1002))) is not None
+
+
+class Payload:
+    """A request that can be watched for release (protobuf messages take no weak refs)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+async def refuse_mid_stream(requests: AsyncIterator[Payload], context: Any) -> bytes:
+    async for _ in requests:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "refused")
+    return b""
+
+
+async def test_a_stream_refused_mid_way_frees_its_messages_without_a_collection() -> None:
+    """Regression: a request stream's generator, left at a yield by a refusing handler, sat
+    in a reference cycle with grpc's receiver and kept its last message until a collection
+    (an edge grew by megabytes per refused StreamEvents call)."""
+    received: list[weakref.ref[Payload]] = []
+
+    def parse(data: bytes) -> Payload:
+        payload = Payload(data)
+        received.append(weakref.ref(payload))
+        return payload
+
+    handler = grpc.stream_unary_rpc_method_handler(refuse_mid_stream, parse, bytes)
+    server = aio.server(
+        interceptors=[AbortCycleInterceptor()],
+        handlers=[grpc.method_handlers_generic_handler("t.T", {"Refuse": handler})],
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    gc.disable()
+    try:
+        async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            refuse = channel.stream_unary("/t.T/Refuse")
+            for _ in range(3):
+                with pytest.raises(aio.AioRpcError) as refused:
+                    await refuse(iter([b"x" * 1000, b"y"]))
+                assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        await asyncio.sleep(0.05)  # the server task finishes after the client has its answer
+        assert len(received) == 3
+        assert [ref() for ref in received] == [None, None, None]
+    finally:
+        gc.enable()
+        await server.stop(None)
