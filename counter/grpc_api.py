@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from grpc import aio
 
 from counter.config import CounterConfig
@@ -18,7 +19,7 @@ from counter.store import now_ms
 from protos import common_pb2, counter_pb2, counter_pb2_grpc
 from reelstream.cassandra_client import StoreUnavailable
 from reelstream.count_feed import Subscription, TooManySubscribers
-from reelstream.request_limits import reel_ids_problem
+from reelstream.request_limits import id_column_problem, reel_ids_problem
 
 # Servicer methods see requests and responses of several types.
 Context = aio.ServicerContext[Any, Any]
@@ -255,6 +256,47 @@ def _check_batch(batch: counter_pb2.ApplyBatchRequest) -> str | None:
         return "like columns differ in length"
     if len(batch.viewer_reel_ids) != len(batch.viewer_user_ids):
         return "viewer columns differ in length"
+    corrections = (
+        batch.correction_reel_ids,
+        batch.correction_view_deltas,
+        batch.correction_like_deltas,
+    )
+    if len({len(column) for column in corrections}) > 1:
+        return "correction columns differ in length"
+    return _ids_problem(batch, _BATCH_ID_COLUMNS) or _deltas_problem(
+        batch.correction_view_deltas, batch.correction_like_deltas
+    )
+
+
+# Ids are Cassandra bigints: one out of range would be applied in memory, then fail every
+# write of the shard's snapshots (and stop the shard), so the whole batch is refused.
+_BATCH_ID_COLUMNS = (
+    "view_reel_ids",
+    "like_reel_ids",
+    "like_user_ids",
+    "viewer_reel_ids",
+    "viewer_user_ids",
+    "correction_reel_ids",
+)
+
+
+# A correction moves at most 2^40 views or likes of a reel, so totals stay far inside the
+# bigint range (an overflowing total would fail every snapshot write, like a bad id).
+MAX_CORRECTION_DELTA = 2**40
+
+
+def _deltas_problem(*columns: Sequence[int]) -> str | None:
+    for column in columns:
+        if len(column) and max(abs(min(column)), abs(max(column))) > MAX_CORRECTION_DELTA:
+            return "correction deltas must be within +-2^40"
+    return None
+
+
+def _ids_problem(batch: Message, columns: tuple[str, ...]) -> str | None:
+    for column in columns:
+        problem = id_column_problem(column, getattr(batch, column))
+        if problem:
+            return problem
     return None
 
 
@@ -270,7 +312,9 @@ def _check_correction(batch: counter_pb2.CorrectionBatch) -> str | None:
         return "a correction needs at least one reel"
     if len(batch.reel_ids) > MAX_CORRECTION_REELS:
         return f"at most {MAX_CORRECTION_REELS} reels per correction batch"
-    return None
+    return _ids_problem(batch, ("reel_ids",)) or _deltas_problem(
+        batch.view_deltas, batch.like_deltas
+    )
 
 
 async def _next_or_reader_error(

@@ -17,6 +17,14 @@ def reel_id_problem(reel_id: int) -> str | None:
     return None
 
 
+def id_column_problem(name: str, ids: Collection[int]) -> str | None:
+    """Why a column of ids (reel or user) cannot be stored, or None if every id can."""
+    if len(ids) and not (min(ids) > 0 and max(ids) <= MAX_ID):
+        bad = next(i for i in ids if not 0 < i <= MAX_ID)
+        return f"{name} must be in [1, 2^63); got {bad}"
+    return None
+
+
 def reel_ids_problem(reel_ids: Collection[int]) -> str | None:
     """Why a list of reel ids cannot be served in one call, or None if it can."""
     if not len(reel_ids):

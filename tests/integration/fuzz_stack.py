@@ -172,6 +172,7 @@ def start_fuzz_stack(log_dir: Path, redis_port: int, extra_edge_env: dict[str, s
                 "REELSTREAM_SPAM_COUNTER_ADDRESSES": addresses["counter"],
                 "REELSTREAM_SPAM_ORIGIN_ADDRESS": addresses["origin"],
                 "REELSTREAM_SPAM_JUDGE_INTERVAL_S": "1",
+                "REELSTREAM_SPAM_SHARD_COUNT": "1",
             },
             addresses["spam"],
             log_dir,

@@ -9,13 +9,14 @@ A bounded selection runs with the suite (REELSTREAM_FUZZ_EXAMPLES, default 12 pe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import grpc
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message_factory import GetMessageClass
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from protos import common_pb2, counter_pb2
@@ -86,6 +87,9 @@ def test_every_rpc_answers_hostile_input_with_a_clear_status(
         deadline=None,
         derandomize=examples <= 50,
         database=None,
+        # No shrinking: a failing case is reported as drawn. Shrinking megabyte messages
+        # against live processes took the test process to 22 GB once a counter had died.
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
         suppress_health_check=[
             HealthCheck.too_slow,
             HealthCheck.data_too_large,
@@ -129,6 +133,50 @@ def test_refused_large_requests_do_not_pile_up_in_memory(stack: FuzzStack) -> No
         assert stack.call("counter", method, [refused]) == grpc.StatusCode.INVALID_ARGUMENT
     growth = stack.rss_bytes()["counter"] - before
     assert growth < 150 * 1024 * 1024, f"counter grew by {growth >> 20} MiB"
+
+
+def test_ids_and_deltas_a_bigint_cannot_hold_are_refused_and_the_shard_keeps_serving(
+    stack: FuzzStack,
+) -> None:
+    """Regression: a batch naming reel 2^63 was applied in memory, then failed the shard's
+    next snapshot write, which stopped the counter process (found by `make fuzz`)."""
+    apply = SERVICES["counter"].methods_by_name["ApplyBatch"]
+    correct = SERVICES["counter"].methods_by_name["ApplyCorrections"]
+
+    def batch(seq: int, **columns: list[int]) -> bytes:
+        request = counter_pb2.ApplyBatchRequest(
+            batch_id=counter_pb2.BatchId(edge_id="bigint-edge", shard=0, seq=seq), **columns
+        )
+        return request.SerializeToString()
+
+    refused_batches = [
+        batch(1, view_reel_ids=[2**63], view_minutes=[1], view_counts=[1]),
+        batch(1, like_reel_ids=[7], like_user_ids=[2**64 - 1], like_ts_ms=[1], like_values=[1]),
+        batch(1, viewer_reel_ids=[0], viewer_user_ids=[5]),
+        batch(
+            1,
+            correction_reel_ids=[7],
+            correction_view_deltas=[-(2**63)],
+            correction_like_deltas=[0],
+        ),
+        batch(
+            1, correction_reel_ids=[7, 8], correction_view_deltas=[-1], correction_like_deltas=[0]
+        ),
+    ]
+    for refused in refused_batches:
+        assert stack.call("counter", apply, [refused]) == grpc.StatusCode.INVALID_ARGUMENT
+    for reel_ids, view_deltas in (([2**63], [-1]), ([7], [-(2**63)])):
+        correction = counter_pb2.CorrectionBatch(
+            batch_id="bigint", reel_ids=reel_ids, view_deltas=view_deltas, like_deltas=[0]
+        )
+        assert (
+            stack.call("counter", correct, [correction.SerializeToString()])
+            == grpc.StatusCode.INVALID_ARGUMENT
+        )
+    accepted = batch(1, view_reel_ids=[2**63 - 1], view_minutes=[1], view_counts=[3])
+    assert stack.call("counter", apply, [accepted]) == grpc.StatusCode.OK
+    time.sleep(2)  # several snapshot intervals (0.5 s): the batch's reel is written
+    stack.assert_healthy()
 
 
 def test_memory_stays_bounded_and_every_process_stays_serving(

@@ -15,7 +15,7 @@ from grpc import aio
 from protos import common_pb2
 from reelstream.abort_cycles import AbortCycleInterceptor, forget_frames
 from reelstream.malformed_requests import Undecodable, safe_deserializer
-from reelstream.request_limits import reel_id_problem, reel_ids_problem
+from reelstream.request_limits import id_column_problem, reel_id_problem, reel_ids_problem
 
 
 def test_an_undecodable_request_becomes_a_marker_with_the_parsers_reason() -> None:
@@ -39,6 +39,16 @@ def test_forgetting_frames_clears_every_chained_traceback() -> None:
     assert error.__traceback__ is None
     assert error.__cause__ is not None
     assert error.__cause__.__traceback__ is None
+
+
+def test_an_id_column_with_one_id_outside_the_bigint_range_is_refused() -> None:
+    assert id_column_problem("reel_ids", []) is None
+    assert id_column_problem("reel_ids", [1, 2**63 - 1]) is None
+    assert (
+        id_column_problem("user_ids", [5, 2**63, 6])
+        == f"user_ids must be in [1, 2^63); got {2**63}"
+    )
+    assert id_column_problem("reel_ids", [3, 0]) == "reel_ids must be in [1, 2^63); got 0"
 
 
 def test_ids_outside_the_bigint_range_are_refused() -> None:
