@@ -42,6 +42,28 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+class DepartedCallerFilter(logging.Filter):
+    """Logs grpc.aio's "ExecuteBatchError raised in core" as a warning, not an error.
+
+    grpc.aio reports it when a call's final status cannot be sent because the caller has
+    already gone (its deadline passed or it cancelled, before the server noticed). The
+    servicer had answered; nothing on the server failed, and the caller has its own status
+    (DEADLINE_EXCEEDED or CANCELLED). Seen under `make chaos`: an ApplyBatch waited out a
+    QUORUM write timeout while a Cassandra node was down, and the edge had left.
+    """
+
+    PREFIX = "ExecuteBatchError raised in core"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING:
+            message = record.getMessage()
+            if message.startswith(self.PREFIX):
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+                record.msg = f"{message} (the caller left before its status was sent)"
+                record.args = None
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Sends every log record to stderr as logfmt, replacing earlier handlers."""
     handler = logging.StreamHandler(sys.stderr)
@@ -51,3 +73,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # The Cassandra driver is chatty at INFO about topology; keep its warnings.
     logging.getLogger("cassandra").setLevel(logging.WARNING)
+    departed = logging.getLogger("grpc._cython.cygrpc")
+    if not any(isinstance(f, DepartedCallerFilter) for f in departed.filters):
+        departed.addFilter(DepartedCallerFilter())
