@@ -54,6 +54,7 @@ from reelstream.metrics_scrape import (
     parse_metrics,
 )
 from reelstream.scaling_bounds import (
+    EDGE_CPU_TARGET,
     LOCAL_MAX_COUNTERS,
     LOCAL_MAX_EDGES,
     StackBounds,
@@ -136,7 +137,11 @@ CPU = "process_cpu_seconds_total"
 
 
 def default_tiers(
-    max_edges: int = 8, shards: int = 2, min_counters: int = 0, max_counters: int = 0
+    max_edges: int = 8,
+    shards: int = 2,
+    min_counters: int = 0,
+    max_counters: int = 0,
+    edge_cpu_cores: float = EDGE_CPU_TARGET,
 ) -> tuple[TierSpec, ...]:
     """Edges sized on CPU, intake rate and journal depth; counter processes on CPU, backlog,
     latency, growing only on two rounds' agreement (`COUNTER_SCALE_UP_WINDOW_S`).
@@ -148,7 +153,7 @@ def default_tiers(
     edge = TierSpec(
         "edge",
         (
-            SignalSpec("cpu_cores", "rate", CPU, 0.6),
+            SignalSpec("cpu_cores", "rate", CPU, edge_cpu_cores),
             SignalSpec("events_accepted_per_s", "rate", "edge_events_accepted_total", 100_000.0),
             SignalSpec("journal_depth_events", "gauge", "edge_journal_depth_events", 200_000.0),
         ),
@@ -397,6 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale-down-window", type=float, default=300.0, help="scale-down stabilisation (s)"
     )
     parser.add_argument(
+        "--edge-cpu-target",
+        type=float,
+        default=EDGE_CPU_TARGET,
+        help="CPU cores per edge to size on (lower it where the edges share few cores)",
+    )
+    parser.add_argument(
         "--targets",
         action="append",
         default=[],
@@ -429,6 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"the local stack has room for {LOCAL_MAX_COUNTERS} counters at most")
     if args.interval < 0 or args.scale_down_window < 0:
         parser.error("--interval and --scale-down-window must be >= 0")
+    if not args.edge_cpu_target > 0:
+        parser.error("--edge-cpu-target must be > 0")
     if args.supervised and (args.targets or args.dry_run):
         parser.error("--supervised acts on the local stack: no --targets or --dry-run")
     configure_logging("autoscaler")
@@ -465,6 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shards=shards,
         min_counters=args.min_counters,
         max_counters=args.max_counters,
+        edge_cpu_cores=args.edge_cpu_target,
     )
     edge = dataclasses.replace(
         edge,

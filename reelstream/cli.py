@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from reelstream import stack, stack_status
-from reelstream.scaling_bounds import read_bounds
+from reelstream.scaling_bounds import EDGE_CPU_TARGET, read_bounds
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -31,6 +31,7 @@ def _up(args: argparse.Namespace) -> int:
             max_counters=args.max_counters,
             interval_s=args.autoscale_interval,
             scale_down_window_s=args.scale_down_window,
+            edge_cpu_target=args.autoscale_edge_cpu,
         )
     )
     specs = stack.up(
@@ -129,6 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="let the autoscaler resize counter processes up to N (default: pinned at --shards)",
     )
     up.add_argument("--autoscale-interval", type=float, default=15.0, help="seconds per round")
+    up.add_argument(
+        "--autoscale-edge-cpu",
+        type=float,
+        default=EDGE_CPU_TARGET,
+        help="CPU cores per edge the autoscaler sizes on (lower where edges share few cores)",
+    )
     up.add_argument(
         "--shared-cassandra",
         action="store_true",

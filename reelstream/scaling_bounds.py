@@ -27,6 +27,9 @@ from pathlib import Path
 
 from reelstream.infra.local_process import var_dir
 
+EDGE_CPU_TARGET = 0.6
+"""CPU cores an edge should use; more (with the HPA's 10 % tolerance) adds an edge."""
+
 LOCAL_MAX_EDGES = 10
 """edge-10 would take counter-0's ports (gRPC 50051+N, metrics 9151+N)."""
 LOCAL_MAX_COUNTERS = 8

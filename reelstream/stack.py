@@ -39,6 +39,7 @@ from reelstream.channels import open_blocking_channel
 from reelstream.infra import cassandra_node, dev_certs, local_process, redis_server
 from reelstream.infra.cassandra_runtime import default_base_dir
 from reelstream.scaling_bounds import (
+    EDGE_CPU_TARGET,
     LOCAL_MAX_COUNTERS,
     LOCAL_MAX_EDGES,
     StackBounds,
@@ -254,6 +255,8 @@ class AutoscalerSettings:
     """Seconds between the autoscaler's rounds."""
     scale_down_window_s: float = 300.0
     """Scale-down stabilisation window of both tiers."""
+    edge_cpu_target: float = EDGE_CPU_TARGET
+    """CPU cores per edge the autoscaler sizes the edges on."""
 
     def args(self) -> tuple[str, ...]:
         return (
@@ -262,6 +265,8 @@ class AutoscalerSettings:
             f"{self.interval_s:g}",
             "--scale-down-window",
             f"{self.scale_down_window_s:g}",
+            "--edge-cpu-target",
+            f"{self.edge_cpu_target:g}",
         )
 
 

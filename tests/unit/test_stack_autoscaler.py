@@ -205,10 +205,18 @@ def test_cli_up_runs_the_autoscaler_unless_told_not_to(monkeypatch: pytest.Monke
 
 
 def test_the_supervised_process_spec_is_a_tracked_process_with_a_log() -> None:
-    spec = stack.autoscaler_spec(stack.AutoscalerSettings(interval_s=2, scale_down_window_s=10))
+    settings = stack.AutoscalerSettings(interval_s=2, scale_down_window_s=10, edge_cpu_target=0.3)
+    spec = stack.autoscaler_spec(settings)
     assert spec.pid_file == stack.var_dir() / "run" / "autoscaler.pid"
     assert spec.log_file == stack.var_dir() / "log" / "autoscaler.log"
-    assert spec.args == ("--supervised", "--interval", "2", "--scale-down-window", "10")
+    assert spec.args == (
+        *("--supervised", "--interval", "2", "--scale-down-window", "10"),
+        *("--edge-cpu-target", "0.3"),
+    )
+    parsed = autoscaler.build_parser().parse_args(list(spec.args))
+    assert parsed.edge_cpu_target == 0.3
+    edge, _ = autoscaler.default_tiers(edge_cpu_cores=parsed.edge_cpu_target)
+    assert {s.name: s.target for s in edge.signals}["cpu_cores"] == 0.3
     # Not one of the services: benchmarks and `scale` list those by module.
     assert "autoscaler" not in {s.name for s in stack.running_specs()}
 
