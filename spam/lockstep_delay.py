@@ -15,7 +15,8 @@ the others are the same) the spam flags' delays and the spam flags lost. Variant
 only; address crowds of 6, 8, 10 users counting any shared address; and of 6, 8 users
 counting an address only where most of its users in the bucket are in the cell (`_own`,
 `ip_crowd_min_address_share` 0.5: the default until the address focus); the defaults
-without and with the history's crowds (`address_focus_known`, `_history`).
+without and with the history's crowds (`address_focus_known`, `_history`); and with
+address pools (`address_pools`: addresses with 3 users in common, Jaccard 0.5, are one).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ VARIANTS: dict[str, LockstepParams] = {
     # crowds found are known; the history's crowds of 3 users (the default).
     "address_focus_known": replace(LockstepParams(), ip_crowd_history_min_users=0),
     "address_focus_known_history": LockstepParams(),
+    # Addresses used by the same accounts (3 in common, Jaccard 0.5) count as one.
+    "address_pools": replace(LockstepParams(), ip_pool_min_users=3),
 }
 REACH_BACK_S = (300, 450, 600, 900)
 
