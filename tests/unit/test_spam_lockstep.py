@@ -126,6 +126,7 @@ IP_CROWD = LockstepParams(
     ip_crowd_min_address_focus=0.0,
     ip_crowd_history_min_users=0,
     ip_crowd_known_addresses=False,
+    ip_pool_min_users=0,
 )
 
 
@@ -347,7 +348,7 @@ def test_nat_viewers_of_an_obscure_reel_over_the_hour_are_no_history_crowd() -> 
     assert not detect_lockstep(user, reel, ts, LockstepParams(), ips).flagged.any()
 
 
-POOLS = replace(LockstepParams(), ip_pool_min_users=3)
+POOLS = LockstepParams()
 NO_POOLS = replace(LockstepParams(), ip_pool_min_users=0)
 
 
