@@ -133,7 +133,7 @@ class LockstepParams:
     pool, which the address crowds count as one address (0: off). Bots drawing each
     event's address from a pool spread a few accounts over all of it, so no single address
     gathers `ip_crowd_min_per_ip` of them in a cell until many bots are active: in a cold
-    start the short-watch bots of the first 20 minutes were found up to 20 minutes late.
+    start the short-watch bots of the first 20 minutes were found up to 23 minutes late.
     With pools lockstep's own p99 over the cold-start run went from 607.6 s to 159.0 s on
     seed 101 and from 507.2 s to 195.3 s on the validation seed, organic flags 0 on both
     and on the end-to-end test's traffic (docs/spam.md, Detection delay, Session 12)."""
