@@ -15,7 +15,9 @@ the others are the same) the spam flags' delays and the spam flags lost. Variant
 only; address crowds of 6, 8, 10 users counting any shared address; and of 6, 8 users
 counting an address only where most of its users in the bucket are in the cell (`_own`,
 `ip_crowd_min_address_share` 0.5: the default until the address focus); the defaults
-without and with the history's crowds (`address_focus_known`, `_history`).
+without and with the history's crowds (`address_focus_known`, `_history`); and with
+address pools (`address_pools`, the defaults: addresses with 3 users in common, Jaccard
+0.5, are one).
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ I64 = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 NEVER = -1
-# The address rules as they were before the known crowds, the address focus and the
-# history's crowds (commit 15827dd and earlier).
+# The address rules as they were before the known crowds, the address focus, the
+# history's crowds (commit 15827dd and earlier) and the address pools.
 EARLIER_ADDRESS_RULES: dict[str, object] = {
     "ip_crowd_min_address_focus": 0.0,
     "ip_crowd_history_min_users": 0,
     "ip_crowd_known_addresses": False,
+    "ip_pool_min_users": 0,
 }
 VARIANTS: dict[str, LockstepParams] = {
     "pairs_only": replace(LockstepParams(), ip_crowd_min_users=0),
@@ -66,9 +69,14 @@ VARIANTS: dict[str, LockstepParams] = {
         for users in (6, 8)
     },
     # An address counts where most of what its users do in the bucket is in shared cells;
-    # crowds found are known; the history's crowds of 3 users (the default).
-    "address_focus_known": replace(LockstepParams(), ip_crowd_history_min_users=0),
-    "address_focus_known_history": LockstepParams(),
+    # crowds found are known; the history's crowds of 3 users (the defaults of session 11).
+    "address_focus_known": replace(
+        LockstepParams(), ip_crowd_history_min_users=0, ip_pool_min_users=0
+    ),
+    "address_focus_known_history": replace(LockstepParams(), ip_pool_min_users=0),
+    # Addresses used by the same accounts (3 in common, Jaccard 0.5) count as one (the
+    # default since session 12).
+    "address_pools": LockstepParams(),
 }
 REACH_BACK_S = (300, 450, 600, 900)
 

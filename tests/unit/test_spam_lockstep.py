@@ -126,6 +126,7 @@ IP_CROWD = LockstepParams(
     ip_crowd_min_address_focus=0.0,
     ip_crowd_history_min_users=0,
     ip_crowd_known_addresses=False,
+    ip_pool_min_users=0,
 )
 
 
@@ -345,3 +346,74 @@ def test_nat_viewers_of_an_obscure_reel_over_the_hour_are_no_history_crowd() -> 
     user, reel, ts = events(rows)
     ips = np.full(len(rows), 5_000, np.uint64)
     assert not detect_lockstep(user, reel, ts, LockstepParams(), ips).flagged.any()
+
+
+POOLS = LockstepParams()
+NO_POOLS = replace(LockstepParams(), ip_pool_min_users=0)
+
+
+def pool_bots() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Three bots on targets 10-14 in turn, 15 s apart, each event from the next of eight
+    datacenter addresses: every bot uses every address, but on a target each address
+    carries one bot; and a viewer of target 10 from its home line."""
+    rows = [(b + 1, 10 + k % 5, k * 15_000 + b * 1_000) for b in range(3) for k in range(10)]
+    ips = [1_000 + (k + b) % 8 for b in range(3) for k in range(10)]
+    rows.append((99, 10, 30_000))
+    ips.append(7_777)
+    user, reel, ts = events(rows)
+    return user, reel, ts, np.array(ips, np.uint64)
+
+
+def test_bots_spreading_over_an_address_pool_are_a_crowd_of_the_pool() -> None:
+    # No address carries 3 of the bots on a target, so without pools they make no crowd
+    # (a cold start's first bots); their pool carries all three on each target.
+    user, reel, ts, ips = pool_bots()
+    assert not detect_lockstep(user, reel, ts, NO_POOLS, ips).flagged.any()
+    result = detect_lockstep(user, reel, ts, POOLS, ips)
+    assert result.flagged.tolist() == [True] * 30 + [False]
+    assert result.groups == 1
+
+
+def test_addresses_sharing_fewer_users_than_the_minimum_are_no_pool() -> None:
+    user, reel, ts, ips = pool_bots()
+    four = replace(POOLS, ip_pool_min_users=4)
+    assert not detect_lockstep(user, reel, ts, four, ips).flagged.any()
+
+
+def test_a_households_line_and_its_carrier_nat_are_no_pool() -> None:
+    # A household of three on its home line and on a carrier NAT with 60 other viewers;
+    # an obscure reel watched by two of them at home and one on the NAT. The addresses
+    # share three users, but 3 of the NAT's 63: no pool, so no address carries 3 viewers
+    # of the reel (counted as one address, even a crowd of 3 in one cell would be).
+    rows = [(u, 10, u * 60_000) for u in range(1, 4)]
+    ips = [7_000, 7_000, 5_000]
+    rows += [(u, 20 + u, u * 1_000) for u in range(1, 4)]
+    ips += [5_000, 5_000, 7_000]
+    rows += [(u, 100 + u, u * 5_000) for u in range(4, 64)]
+    ips += [5_000] * 60
+    user, reel, ts = events(rows)
+    addresses = np.array(ips, np.uint64)
+    small_crowd = replace(IP_CROWD, ip_crowd_min_users=3, ip_pool_min_users=3)
+    assert not detect_lockstep(user, reel, ts, small_crowd, addresses).flagged.any()
+    any_overlap = replace(small_crowd, ip_pool_min_jaccard=0.0)
+    assert detect_lockstep(user, reel, ts, any_overlap, addresses).flagged[:3].all()
+
+
+def test_nat_viewers_rotating_over_a_carriers_addresses_are_no_crowd_of_its_pool() -> None:
+    # A carrier's 40 viewers, each on all five of its NAT addresses in ten minutes: one
+    # pool. Users 1-10 view a popular reel, two from each address (no address shared),
+    # beside 6 viewers on their own lines; the pool carries 10 of the cell's 16 users, but
+    # most of what it carries is elsewhere (focus 10 / 200).
+    rows = [(u, 10, u * 1_000) for u in range(1, 17)]
+    ips = [5_000 + u % 5 if u <= 10 else 10_000 + u for u in range(1, 17)]
+    rows += [(u, 100 + u, u * 1_000) for u in range(20, 50)]
+    ips += [5_000 + u % 5 for u in range(20, 50)]
+    nat_users = [*range(1, 11), *range(20, 50)]
+    rows += [(u, 1_000 + 10 * u + k, u * 1_000 + k * 100) for u in nat_users for k in range(1, 5)]
+    ips += [5_000 + (u + k) % 5 for u in nat_users for k in range(1, 5)]
+    user, reel, ts = events(rows)
+    addresses = np.array(ips, np.uint64)
+    pooled_ip_crowd = replace(IP_CROWD, ip_pool_min_users=3)
+    assert not detect_lockstep(user, reel, ts, IP_CROWD, addresses).flagged.any()
+    assert detect_lockstep(user, reel, ts, pooled_ip_crowd, addresses).flagged[:10].all()
+    assert not detect_lockstep(user, reel, ts, POOLS, addresses).flagged.any()
