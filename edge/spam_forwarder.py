@@ -31,50 +31,43 @@ IntpArray = npt.NDArray[np.intp]
 MAX_EVENTS_PER_CALL = 50_000
 
 
-def _pick(values: object, index: IntpArray, count: int, dtype: type) -> list[int]:
-    column = np.fromiter(values, dtype=dtype, count=count)  # type: ignore[call-overload]
-    picked: list[int] = column[index].tolist()
-    return picked
+_REQUIRED = (("reel_ids", np.uint64), ("user_ids", np.uint64), ("kinds", np.int64))
+_OPTIONAL = (
+    ("watch_ms", np.int64),
+    ("client_ts_ms", np.int64),
+    ("devices", np.int64),
+    ("ip_hashes", np.uint64),
+)
+Part = tuple[common_pb2.EventBatch, IntpArray]
 
 
-def columns_of(batch: common_pb2.EventBatch, index: IntpArray) -> common_pb2.EventBatch:
-    """The events at `index` of `batch`, every column kept."""
-    count = len(batch.reel_ids)
-    out = common_pb2.EventBatch(
-        reel_ids=_pick(batch.reel_ids, index, count, np.uint64),
-        user_ids=_pick(batch.user_ids, index, count, np.uint64),
-        kinds=_pick(batch.kinds, index, count, np.int64),  # type: ignore[arg-type]
-    )
-    for name, dtype in (
-        ("watch_ms", np.int64),
-        ("client_ts_ms", np.int64),
-        ("devices", np.int64),
-        ("ip_hashes", np.uint64),
-    ):
-        if len(getattr(batch, name)) == count:
-            getattr(out, name).extend(_pick(getattr(batch, name), index, count, dtype))
-    if len(batch.countries) == 2 * count:
-        pairs = np.frombuffer(batch.countries, dtype=">u2")
-        out.countries = pairs[index].tobytes()
-    return out
-
-
-def merge_batches(parts: list[common_pb2.EventBatch]) -> common_pb2.EventBatch:
-    """One batch of every part's events. An optional column some parts lack is filled with
-    zeros ("unknown"), so every column stays aligned."""
+def forwarded_events(parts: list[Part]) -> common_pb2.EventBatch:
+    """One batch of the events at each part's index, every column kept. An optional column
+    a part lacks is filled with zeros ("unknown"), so every column stays aligned. Each
+    column is gathered in numpy and written once (1.45 us per event when every part was
+    cut into a batch of its own and then merged)."""
     merged = common_pb2.EventBatch()
-    for name in ("reel_ids", "user_ids", "kinds"):
-        for part in parts:
-            getattr(merged, name).extend(getattr(part, name))
-    for name in ("watch_ms", "client_ts_ms", "devices", "ip_hashes"):
-        if any(len(getattr(part, name)) for part in parts):
-            for part in parts:
-                values = getattr(part, name)
-                getattr(merged, name).extend(values if len(values) else [0] * len(part.reel_ids))
-    if any(part.countries for part in parts):
-        merged.countries = b"".join(
-            part.countries or bytes(2 * len(part.reel_ids)) for part in parts
-        )
+    for name, dtype in (*_REQUIRED, *_OPTIONAL):
+        if not any(len(getattr(batch, name)) for batch, _ in parts):
+            continue
+        pieces = []
+        for batch, index in parts:
+            count = len(batch.reel_ids)
+            values = getattr(batch, name)
+            if len(values) != count:
+                pieces.append(np.zeros(len(index), dtype))
+                continue
+            column = np.fromiter(values, dtype=dtype, count=count)
+            pieces.append(column if len(index) == count else column[index])
+        getattr(merged, name).extend(np.concatenate(pieces).tolist())
+    if any(batch.countries for batch, _ in parts):
+        pieces = []
+        for batch, index in parts:
+            if len(batch.countries) == 2 * len(batch.reel_ids):
+                pieces.append(np.frombuffer(batch.countries, dtype="S2")[index])
+            else:
+                pieces.append(np.zeros(len(index), dtype="S2"))
+        merged.countries = np.concatenate(pieces).tobytes()
     return merged
 
 
@@ -117,14 +110,14 @@ class SpamForwarder:
 
     async def send_queued(self) -> None:
         while self._queue:
-            parts: list[common_pb2.EventBatch] = []
+            parts: list[Part] = []
             events = 0
             while self._queue and events < MAX_EVENTS_PER_CALL:
                 batch, index = self._queue.popleft()
                 self._queued_events -= len(index)
-                parts.append(columns_of(batch, index))
+                parts.append((batch, index))
                 events += len(index)
-            merged = merge_batches(parts)
+            merged = forwarded_events(parts)
             self._seq += 1
             shed_before, self._shed_unreported = self._shed_unreported, 0
             request = spam_pb2.SubmitEventsRequest(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.spam_forwarder import merge_batches
+from edge.spam_forwarder import forwarded_events
 from edge.spam_screen import TokenBuckets
 from protos import common_pb2
 from spam.errors import AlreadyReversed
@@ -66,13 +66,27 @@ def test_token_bucket_allows_the_burst_then_the_rate() -> None:
     assert buckets.take(2, 1_000)
 
 
-def test_merged_batches_keep_columns_aligned() -> None:
+def test_forwarded_events_keep_the_accepted_ones_with_their_columns_aligned() -> None:
     a = common_pb2.EventBatch(reel_ids=[1], user_ids=[2], kinds=[1], countries=b"DE")
-    b = common_pb2.EventBatch(reel_ids=[3, 4], user_ids=[5, 6], kinds=[1, 2], watch_ms=[9, 0])
-    merged = merge_batches([a, b])
-    assert list(merged.reel_ids) == [1, 3, 4]
-    assert list(merged.watch_ms) == [0, 9, 0]
-    assert merged.countries == b"DE\x00\x00\x00\x00"
+    b = common_pb2.EventBatch(
+        reel_ids=[3, 4, 5],
+        user_ids=[5, 6, 7],
+        kinds=[1, 2, 1],
+        watch_ms=[9, 0, 8],
+        ip_hashes=[2**64 - 1, 11, 12],
+        countries=b"USFRGB",
+    )
+    merged = forwarded_events([(a, np.arange(1)), (b, np.array([0, 2]))])
+    assert list(merged.reel_ids) == [1, 3, 5]
+    assert list(merged.user_ids) == [2, 5, 7]
+    assert list(merged.kinds) == [1, 1, 1]
+    assert list(merged.watch_ms) == [0, 9, 8]
+    assert list(merged.ip_hashes) == [0, 2**64 - 1, 12]
+    assert list(merged.devices) == []
+    assert merged.countries == b"DEUSGB"
+    only_b = forwarded_events([(b, np.arange(3))])
+    assert list(only_b.reel_ids) == [3, 4, 5]
+    assert only_b.countries == b"USFRGB"
 
 
 def test_restored_verdicts_keep_their_removed_like_pairs_and_can_be_reversed_once() -> None:
