@@ -171,6 +171,18 @@ def _pairs_in_cells(cell: I64, user: I64) -> tuple[I64, I64, I64]:
     return user[first], user[second], cell[first]
 
 
+def _within_pair_budget(user: I64, users: int, max_pairs: int) -> BoolArray:
+    """Per row, whether its user is within the budget of `max_pairs` pairs of rows within
+    a user, the users with the fewest rows first."""
+    per_user = np.bincount(user, minlength=users)
+    pairs = per_user * (per_user - 1) // 2
+    order = np.argsort(pairs, kind="stable")
+    allowed = np.zeros(users, np.bool_)
+    allowed[order[np.cumsum(pairs[order]) <= max_pairs]] = True
+    keep: BoolArray = allowed[user]
+    return keep
+
+
 def _crowd_members(
     cell_user: I64,
     cell: I64,
@@ -189,14 +201,9 @@ def _crowd_members(
     size = cell_size[cell]
     usable = (size >= params.crowd_min_users) & (size <= params.max_cell_users)
     user, cell = cell_user[usable], cell[usable]
-    per_user = np.bincount(user, minlength=users)
-    triples = per_user * (per_user - 1) // 2
-    # Within the budget, the users in the fewest cells first: a crowd's members act on a
-    # few reels; a heavy viewer is in many cells and each pair of them says little.
-    order = np.argsort(triples, kind="stable")
-    allowed = np.zeros(users, np.bool_)
-    allowed[order[np.cumsum(triples[order]) <= params.max_crowd_pairs]] = True
-    keep = allowed[user]
+    # The users in the fewest cells first: a crowd's members act on a few reels; a heavy
+    # viewer is in many cells and each pair of them says little.
+    keep = _within_pair_budget(user, users, params.max_crowd_pairs)
     # Pairs of cells within each user: _pairs_in_cells with users as the "cells".
     first, second, member = _pairs_in_cells(user[keep], cell[keep])
     other_reel = cell_reel[first] != cell_reel[second]
@@ -359,13 +366,7 @@ def _address_pools(
     user_ip = unique_sorted(user[known] * addresses + ip_key[known]).astype(np.int64)
     row_user, row_ip = user_ip // addresses, user_ip % addresses
     users_on_ip = np.bincount(row_ip, minlength=addresses)
-    per_user = np.bincount(row_user, minlength=users)
-    triples = per_user * (per_user - 1) // 2
-    # Within the budget, the users on the fewest addresses first (as for crowds).
-    order = np.argsort(triples, kind="stable")
-    allowed = np.zeros(users, np.bool_)
-    allowed[order[np.cumsum(triples[order]) <= params.ip_pool_max_pairs]] = True
-    keep = allowed[row_user]
+    keep = _within_pair_budget(row_user, users, params.ip_pool_max_pairs)
     # Pairs of addresses within each user: _pairs_in_cells with users as the "cells".
     first, second, _ = _pairs_in_cells(row_user[keep], row_ip[keep])
     pairs, common = unique_counts(first * addresses + second)
