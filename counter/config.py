@@ -65,6 +65,15 @@ class CounterConfig(CassandraConfigFields):
     2,000 wrote ~2,400 reels/s, Cassandra used ~1 core and the shards drained ~48,000
     events/s; 500 wrote ~1,000 reels/s, Cassandra used ~0.7 and they drained all of it
     (docs/reliability.md)."""
+    snapshot_busy_reels_per_s: float = 200.0
+    """The roll-up budget while commits are backed up (`snapshot_yield_after_s`): roll-ups
+    yield to commits (counter/write_pacer.py). On 233d9fa, `make bench-counters`'s pipeline
+    with the budget at 500, 200 and 100 reels/s (one run each, docs/benchmarks.md): peak
+    77,792, 85,422 and 90,798 events/s end to end, 50 % on one reel 62,345, 133,264 and
+    116,117, Cassandra 0.46, 0.42 and 0.33 cores in the peak phase."""
+    snapshot_yield_after_s: float = 0.5
+    """Commits count as backed up while a hosted shard's oldest batch has waited longer
+    than this for its commit."""
     snapshot_reels_per_write: int = 64
     """Reels rolled up per Cassandra request (one unlogged batch; each reel's partition
     is still written atomically). Against one request per reel, 64 cut the counter's CPU
@@ -124,6 +133,10 @@ class CounterConfig(CassandraConfigFields):
             raise ConfigError("lease_renew_s must be at most a third of lease_ttl_s")
         if min(self.bucket_memory_ms.values()) < 60_000:
             raise ConfigError("buckets must stay in memory for at least 60 s")
+        if not 0 < self.snapshot_busy_reels_per_s <= self.snapshot_max_reels_per_s:
+            raise ConfigError("snapshot_busy_reels_per_s must be in (0, snapshot_max_reels_per_s]")
+        if self.snapshot_yield_after_s < 0:
+            raise ConfigError("snapshot_yield_after_s must be >= 0")
         if not 1 <= self.snapshot_reels_per_write <= 256:
             raise ConfigError("snapshot_reels_per_write must be in [1, 256]")
         if self.max_reels_in_memory < 0:

@@ -63,7 +63,11 @@ class ShardHost:
         self._store = store
         self._members = members
         self.ring = ConsistentHashRing.of_size(config.shard_count)
-        self._pacer = WritePacer(config.snapshot_max_reels_per_s)
+        self._pacer = WritePacer(
+            config.snapshot_max_reels_per_s,
+            config.snapshot_busy_reels_per_s,
+            busy=self._commits_backed_up,
+        )
         self._served: dict[int, _Served] = {}
         self._taking: dict[int, asyncio.Task[None]] = {}
         self._handing_off: dict[int, asyncio.Task[None]] = {}
@@ -77,6 +81,12 @@ class ShardHost:
     def served(self) -> dict[int, CounterShard]:
         """The shards serving now (not those being taken or handed off)."""
         return {s: served.shard for s, served in self._served.items()}
+
+    def _commits_backed_up(self) -> bool:
+        """True while a hosted shard's oldest batch has waited too long for its commit:
+        roll-ups then yield to commits (counter/write_pacer.py)."""
+        limit_s = self._config.snapshot_yield_after_s
+        return any(served.shard.commit_wait_s() > limit_s for served in self._served.values())
 
     def shard(self, shard_id: int) -> CounterShard:
         """The served shard `shard_id`.

@@ -54,6 +54,8 @@ class _Pending:
     batch: counter_pb2.ApplyBatchRequest
     payload: bytes
     done: asyncio.Future[counter_pb2.ApplyBatchResponse]
+    arrived_s: float
+    """Event-loop time the batch started waiting for commit."""
 
 
 def _retrieve_outcome(done: asyncio.Future[counter_pb2.ApplyBatchResponse]) -> None:
@@ -84,7 +86,11 @@ class CounterShard:
         self._config = config
         self._store = store
         # The process's roll-up budget, shared by the shards it hosts (counter/write_pacer.py).
-        self._pacer = pacer or WritePacer(config.snapshot_max_reels_per_s)
+        self._pacer = pacer or WritePacer(
+            config.snapshot_max_reels_per_s,
+            config.snapshot_busy_reels_per_s,
+            busy=lambda: self.commit_wait_s() > config.snapshot_yield_after_s,
+        )
         self.shard_id = store.shard
         self.state = ShardState()
         self._ring = ConsistentHashRing.of_size(config.shard_count)
@@ -316,7 +322,9 @@ class CounterShard:
                 asyncio.get_running_loop().create_future()
             )
             done.add_done_callback(_retrieve_outcome)
-            pending = _Pending(batch, batch.SerializeToString(deterministic=True), done)
+            pending = _Pending(
+                batch, batch.SerializeToString(deterministic=True), done, loop.time()
+            )
             self._pending[key] = pending
             self._highest_pending[edge_id] = seq
             PENDING_BATCHES.set(len(self._pending))
@@ -325,6 +333,15 @@ class CounterShard:
                 self._arrivals.notify_all()
         # A retry of a batch already waiting shares its outcome.
         return await asyncio.shield(pending.done)
+
+    def commit_wait_s(self) -> float:
+        """How long the oldest batch still waiting for its commit has waited (0: none)."""
+        # Batches are queued in arrival order and leave in commit order, so the first
+        # one is the oldest.
+        oldest = next(iter(self._pending.values()), None)
+        if oldest is None:
+            return 0.0
+        return asyncio.get_running_loop().time() - oldest.arrived_s
 
     def _require_lease(self) -> Lease:
         if self._closing:

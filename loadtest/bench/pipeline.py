@@ -1,7 +1,7 @@
 """Scenario 1: the real pipeline, client -> edge -> counter shard -> Cassandra, journal on.
 
-Phases, each `settings.seconds` long, after an unmeasured warm-up and each starting from
-drained journals (the previous phase's backlog would otherwise slow it down):
+Phases, each `settings.seconds` long, after an unmeasured warm-up (`pipeline_warmup_s`), each
+starting from drained journals (the previous phase's backlog would otherwise slow it down):
 1. peak: `inflight` calls per edge back to back (closed loop), spread Zipf workload;
 2. half rate: open loop at half the peak's end-to-end rate, for the acknowledgment p99;
 3. hot key: closed loop, 50% of events on one reel.
@@ -159,8 +159,8 @@ class PipelineBench:
         settings = self._settings
         outcome = PipelineOutcome()
         inflight = settings.inflight
-        print(f"  warm-up {settings.warmup_s:.0f} s", flush=True)
-        warm = await drive_closed_loop(targets, spread, settings.warmup_s, inflight, "warm")
+        print(f"  warm-up {settings.pipeline_warmup:.0f} s", flush=True)
+        warm = await drive_closed_loop(targets, spread, settings.pipeline_warmup, inflight, "warm")
         self.runs.append((spread, warm))
         await self._settle(outcome, "peak")
         peak = await self._measure(

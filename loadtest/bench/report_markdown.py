@@ -29,7 +29,9 @@ METHOD = """\
   would depend on timing and could not be checked exactly. Likes keep one kind per
   (user, reel) pair so the final like counts are order-independent.
   The client keeps {inflight} `SendEvents` calls in flight per edge (grpc.aio, one channel
-  per edge, request bytes sent as they are).
+  per edge, request bytes sent as they are). Before the first phase, {warmup:.0f} s of
+  closed-loop load are not measured (`BENCH_PIPELINE_WARMUP_S`): the node starts fresh
+  each run, and its first minute drains less.
 - **events/s (pipeline)** is end to end: events acknowledged to the client minus the growth
   of the edges' unacknowledged backlog (`edge_journal_depth_events`) over the phase, so a
   journal filling faster than the shards drain it does not count. The acknowledged rate is
@@ -220,6 +222,7 @@ def render(results: BenchResults, plot_name: str) -> str:
             edges=s.edges,
             shards=s.shards,
             inflight=s.inflight,
+            warmup=s.pipeline_warmup,
             sample=s.sample_reels,
             trial=s.trial_s,
             quiet_wait=s.quiet_wait_s,

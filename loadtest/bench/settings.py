@@ -46,11 +46,22 @@ class BenchSettings:
     """CPU (in cores) other processes may use when a phase starts."""
     seed: int = 20_240_501
     """Seed of every random draw, so two runs send the same events."""
+    pipeline_warmup_s: float = 60.0
+    """Unmeasured closed-loop load before the pipeline's first phase (env
+    BENCH_PIPELINE_WARMUP_S), at most `seconds`. The benchmark's Cassandra starts fresh each
+    run, and its first minute drains less: on 233d9fa, one run each, the peak phase carried
+    61,074 events/s end to end after 5 s of warm-up and 77,792 after 60 s (docs/benchmarks.md);
+    session 9's soaks drained ~43,000 events/s in their first 30 s, then ~88,000."""
 
     @property
     def warmup_s(self) -> float:
         """Unmeasured load before each measured phase (connections, caches, JIT-free)."""
         return min(5.0, self.seconds / 6)
+
+    @property
+    def pipeline_warmup(self) -> float:
+        """Seconds of unmeasured load before the pipeline's first phase."""
+        return min(self.pipeline_warmup_s, self.seconds)
 
     @property
     def trial_s(self) -> float:
@@ -83,6 +94,8 @@ def load_settings(environ: dict[str, str] | None = None) -> BenchSettings:
     settings = BenchSettings(**values)  # type: ignore[arg-type]
     if settings.seconds <= 0 or settings.edges < 2 or settings.shards < 1:
         raise ValueError("BENCH_SECONDS must be > 0, BENCH_EDGES >= 2 (freshness needs two)")
+    if settings.pipeline_warmup_s < 0:
+        raise ValueError("BENCH_PIPELINE_WARMUP_S must be >= 0")
     if not 0 < settings.batch_events <= 100_000 or settings.sample_reels > 1000:
         raise ValueError("BENCH_BATCH_EVENTS in (0, 100000], BENCH_SAMPLE_REELS <= 1000")
     return settings

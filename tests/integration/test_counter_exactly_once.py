@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from counter.config import CounterConfig
 from counter.errors import NotOwner, RingMismatch
@@ -75,7 +77,7 @@ async def client(keyspace: str) -> AsyncIterator[CassandraClient]:
 
 
 async def new_owner(
-    client: CassandraClient, name: str, max_reels_in_memory: int = 0
+    client: CassandraClient, name: str, max_reels_in_memory: int = 0, **pacing: float
 ) -> CounterShard:
     config = CounterConfig(
         shard_count=1,
@@ -85,6 +87,7 @@ async def new_owner(
         lease_wait_s=30,
         max_reels_in_memory=max_reels_in_memory,
     )
+    config = dataclasses.replace(config, **pacing)
     store = CounterStore(client, shard=0)
     await store.prepare()
     shard = CounterShard(config, store)
@@ -147,6 +150,49 @@ async def test_recovery_replays_committed_batches_after_the_last_snapshot(
     assert counts == {1: (11, 0), 2: (20, 2), 3: (3, 0)}
     assert second.applied_seq == {"edge-a.1": 2, "edge-b.1": 1}
     assert second.state.liked(101, [2]) == [True]
+
+
+def rollup_reels_paced(rate: str) -> float:
+    value = REGISTRY.get_sample_value("counter_rollup_reels_paced_total", {"rate": rate})
+    return value or 0.0
+
+
+async def test_roll_ups_yield_while_a_batch_waits_for_its_commit(
+    client: CassandraClient,
+) -> None:
+    shard = await new_owner(
+        client,
+        "yielding",
+        snapshot_max_reels_per_s=100_000.0,
+        snapshot_busy_reels_per_s=1_000.0,
+        snapshot_yield_after_s=0.2,
+    )
+    committer = asyncio.create_task(shard.run_committer())
+    await shard.apply(views_batch("edge-y.1", 1, {1: 1, 2: 2, 3: 3}))
+    assert shard.commit_wait_s() == 0.0
+    normal, busy = rollup_reels_paced("normal"), rollup_reels_paced("busy")
+    await shard.snapshot()  # nothing waits for a commit: the normal rate
+    assert (rollup_reels_paced("normal") - normal, rollup_reels_paced("busy") - busy) == (3, 0)
+    await shard.apply(views_batch("edge-y.1", 2, {4: 4, 5: 5}))
+
+    # The committer stalls (as behind a slow Cassandra): the next batch waits for it.
+    committer.cancel()
+    await asyncio.gather(committer, return_exceptions=True)
+    waiting = asyncio.create_task(shard.apply(views_batch("edge-y.1", 3, {6: 6})))
+    for _ in range(100):
+        if shard.commit_wait_s() > 0.2:
+            break
+        await asyncio.sleep(0.05)
+    normal, busy = rollup_reels_paced("normal"), rollup_reels_paced("busy")
+    await shard.snapshot()  # reels 4 and 5 while batch 3 waits: the busy rate
+    assert (rollup_reels_paced("normal") - normal, rollup_reels_paced("busy") - busy) == (0, 2)
+
+    committer = asyncio.create_task(shard.run_committer())
+    await waiting
+    assert shard.commit_wait_s() == 0.0
+    assert shard.state.counts([6])[0].views == 6
+    committer.cancel()
+    await asyncio.gather(committer, return_exceptions=True)
 
 
 async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(

@@ -31,3 +31,19 @@ async def test_an_idle_budget_is_not_saved_up() -> None:
 def test_the_rate_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         WritePacer(reels_per_s=0)
+
+
+async def test_roll_ups_slow_down_while_commits_are_backed_up() -> None:
+    backed_up = False
+    pacer = WritePacer(reels_per_s=1_000, busy_reels_per_s=100, busy=lambda: backed_up)
+    assert pacer.reserve(100) == pytest.approx(0.0, abs=0.01)  # 0.1 s at the normal rate
+    backed_up = True
+    assert pacer.reserve(100) == pytest.approx(0.1, abs=0.01)  # then 1 s at the busy rate
+    backed_up = False
+    assert pacer.reserve(100) == pytest.approx(1.1, abs=0.01)
+    assert pacer.reserve(1) == pytest.approx(1.2, abs=0.01)
+
+
+def test_the_busy_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        WritePacer(reels_per_s=100, busy_reels_per_s=0)
