@@ -67,10 +67,11 @@ class CounterConfig(CassandraConfigFields):
     (docs/reliability.md)."""
     snapshot_busy_reels_per_s: float = 200.0
     """The roll-up budget while commits are backed up (`snapshot_yield_after_s`): roll-ups
-    yield to commits (counter/write_pacer.py). On 233d9fa, `make bench-counters`'s pipeline
-    with the budget at 500, 200 and 100 reels/s (one run each, docs/benchmarks.md): peak
-    77,792, 85,422 and 90,798 events/s end to end, 50 % on one reel 62,345, 133,264 and
-    116,117, Cassandra 0.46, 0.42 and 0.33 cores in the peak phase."""
+    yield to commits (counter/write_pacer.py). Against a fixed 500 (ad-hoc runs of the
+    pipeline part of `make bench-counters`, two interleaved rounds each, docs/benchmarks.md,
+    session 13): 50 % of events on one reel drained 120,092 and 119,924 events/s against
+    80,626 and 82,370; the spread peak did not change (51,606-63,731 either way), and the
+    half-rate freshness p99 was 1.08-1.43 s against 1.56-1.61 s."""
     snapshot_yield_after_s: float = 0.5
     """Commits count as backed up while a hosted shard's oldest batch has waited longer
     than this for its commit."""
