@@ -23,6 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from counter.config import CounterConfig
 from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
 from counter.shard_state import ShardState, reels_of
+from counter.snapshot_job import SnapshotJob, take_rollup
 from counter.store import CounterStore, Lease, ReelRollup, group_rollups, now_ms
 from counter.stored_reels import StoredReels
 from counter.write_pacer import WritePacer
@@ -67,15 +68,6 @@ def _retrieve_outcome(done: asyncio.Future[counter_pb2.ApplyBatchResponse]) -> N
         done.exception()
 
 
-@dataclass
-class _SnapshotJob:
-    snapshot_id: int
-    seqs: dict[str, int]
-    # Copies made so far (each as of the cut); the rest of the cut's reels are in
-    # `ShardState.uncopied`.
-    reels: list[ReelRollup]
-
-
 class CounterShard:
     """Serves one logical shard (the store's) once it holds the shard's lease; a counter
     process hosts one of these per shard it owns (counter/shard_host.py)."""
@@ -106,7 +98,7 @@ class CounterShard:
         self._closing = False
         self._fenced = asyncio.Event()
         self._snapshot_id = 0
-        self._job: _SnapshotJob | None = None
+        self._job: SnapshotJob | None = None
         self._indexed: set[int] = set()
         self.stored = StoredReels(config, store, self.state)
         self.feed = CountFeed()
@@ -475,7 +467,7 @@ class CounterShard:
                 self._fenced.set()
                 return
 
-    def _cut_job(self) -> _SnapshotJob | None:
+    def _cut_job(self) -> SnapshotJob | None:
         """Cuts a snapshot of the dirty reels at the applied sequences, in O(1): the reels
         are copied later, in chunks as they are written or just before their next change
         (copy-on-write), so a cut of many reels never stalls the event loop."""
@@ -484,7 +476,7 @@ class CounterShard:
         self._snapshot_id += 1
         self.state.uncopied, self.state.dirty = self.state.dirty, set()
         self.state.copy_before_change = self._copy_reel
-        return _SnapshotJob(self._snapshot_id, dict(self.applied_seq), [])
+        return SnapshotJob(self._snapshot_id, dict(self.applied_seq), [])
 
     def _job_reels(self) -> set[int]:
         """Reels of the snapshot job being written (their rows may not be in Cassandra)."""
@@ -496,18 +488,7 @@ class CounterShard:
         job = self._job
         assert job is not None, "only reels of a cut job are uncopied"
         self.state.uncopied.discard(reel_id)
-        reel = self.state.reels[reel_id]
-        likes = [(user, *reel.like_states[user]) for user in reel.dirty_users]
-        buckets = []
-        for width, start in reel.dirty_buckets:
-            views, like_count = reel.buckets[(width, start)]
-            buckets.append((width, start, views, like_count))
-        reel.dirty_users = set()
-        reel.dirty_buckets = set()
-        viewers = reel.flush_viewers().to_bytes() if reel.viewers_dirty else None
-        reel.viewers_dirty = False
-        totals = (reel.views, reel.likes, reel.views_removed, reel.likes_removed)
-        copy = ReelRollup(reel_id, totals, likes, buckets, viewers, reel_id not in self._indexed)
+        copy = take_rollup(reel_id, self.state.reels[reel_id], reel_id not in self._indexed)
         job.reels.append(copy)
         return copy
 
