@@ -86,10 +86,13 @@ class CounterConfig(CassandraConfigFields):
     """Minute buckets older than this are dropped from memory once a snapshot wrote them;
     time-series reads and late events read them back from Cassandra. Bounds a shard's
     memory under steady traffic (each active reel gains a minute bucket a minute)."""
-    hour_buckets_in_memory_s: float = 2 * 86_400.0
-    """The same for hour buckets."""
-    day_buckets_in_memory_s: float = 30 * 86_400.0
-    """The same for day buckets."""
+    hour_buckets_in_memory_s: float = 3 * 3_600.0
+    """The same for hour buckets. Until session 14 these were 2 days (and days 30 days):
+    a reel active every hour then held ~68 buckets after 2 days, ~10 KB of dict, so
+    100,000 reels per logical shard would have needed GiBs. Events up to a day late (the
+    edge's limit) read older hour buckets back from Cassandra."""
+    day_buckets_in_memory_s: float = 2 * 86_400.0
+    """The same for day buckets (today's and yesterday's stay)."""
     trim_batches: bool = True
     """Delete batch rows once a complete snapshot covers them. Off keeps every batch row
     (an audit trail for fault investigations; recovery still starts at the snapshot)."""

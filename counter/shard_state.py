@@ -25,7 +25,9 @@ KIND_BY_WIDTH: dict[str, int] = {"minute": 1, "hour": 2, "day": 3}
 VIEWER_BUFFER_LIMIT = 256
 
 
-BucketKeys = tuple[tuple[str, int], ...]
+BucketKey = tuple[str, int]
+"""(width name, bucket start ms)."""
+BucketKeys = tuple[BucketKey, ...]
 
 
 def bucket_keys(ts_ms: int) -> BucketKeys:
@@ -47,9 +49,18 @@ def is_old(keys: BucketKeys, horizons: BucketHorizons) -> bool:
     return any(start < horizons.get(width, start) for width, start in keys)
 
 
+NO_USERS: frozenset[int] = frozenset()
+NO_BUCKETS: frozenset[BucketKey] = frozenset()
+
+
 @dataclass(slots=True)
 class ReelState:
-    """Everything a shard knows about one reel."""
+    """Everything a shard knows about one reel.
+
+    A shard holds up to `max_reels_in_memory` of these per logical shard, so their size is
+    the counters' memory: rarely used parts (dirty marks, like buckets, buffered viewers)
+    stay shared empty values until a reel needs them, and a bucket is a dict entry, not
+    an object of its own."""
 
     views: int = 0
     likes: int = 0
@@ -57,27 +68,34 @@ class ReelState:
     likes_removed: int = 0
     # (client ts ms, liked) per user: the register value; a larger tuple wins.
     like_states: dict[int, tuple[int, bool]] = field(default_factory=dict)
-    # (width name, bucket start ms) -> [views, likes]
-    buckets: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    # Views per held (width name, bucket start ms); a bucket is held when its key is here.
+    buckets: dict[BucketKey, int] = field(default_factory=dict)
+    # Likes per held bucket, for the (few) buckets whose likes are not 0.
+    like_buckets: dict[BucketKey, int] | None = None
     # Rows changed since the last snapshot.
-    dirty_users: set[int] = field(default_factory=set)
-    dirty_buckets: set[tuple[str, int]] = field(default_factory=set)
+    dirty_users: set[int] | frozenset[int] = NO_USERS
+    dirty_buckets: set[BucketKey] | frozenset[BucketKey] = NO_BUCKETS
     # Distinct viewers; new ids wait in a buffer and are merged in bulk (cheaper per event).
     viewers: UniqueViewers = field(default_factory=UniqueViewers)
-    viewer_buffer: list[int] = field(default_factory=list)
+    viewer_buffer: list[int] | None = None
     viewers_dirty: bool = False
     viewers_merged_at: float = 0.0
 
     def add_viewers(self, user_ids: list[int]) -> None:
-        self.viewer_buffer.extend(user_ids)
+        """Buffers viewer ids; takes ownership of `user_ids` (the caller's fresh list)."""
         self.viewers_dirty = True
-        if len(self.viewer_buffer) >= VIEWER_BUFFER_LIMIT:
+        buffer = self.viewer_buffer
+        if buffer is None:
+            self.viewer_buffer = buffer = user_ids
+        else:
+            buffer.extend(user_ids)
+        if len(buffer) >= VIEWER_BUFFER_LIMIT:
             self.flush_viewers()
 
     def flush_viewers(self) -> UniqueViewers:
         if self.viewer_buffer:
             self.viewers.add_list(self.viewer_buffer)
-            self.viewer_buffer = []
+        self.viewer_buffer = None
         self.viewers_merged_at = time.monotonic()
         return self.viewers
 
@@ -88,19 +106,51 @@ class ReelState:
             self.flush_viewers()
         return self.viewers.count()
 
+    def mark_user_dirty(self, user_id: int) -> None:
+        dirty = self.dirty_users
+        if isinstance(dirty, set):
+            dirty.add(user_id)
+        else:
+            self.dirty_users = {user_id}
+
+    def clear_dirty(self) -> None:
+        """A snapshot copied every changed row."""
+        self.dirty_users = NO_USERS
+        self.dirty_buckets = NO_BUCKETS
+
+    def bucket(self, key: BucketKey) -> tuple[int, int]:
+        """(views, likes) of a held bucket."""
+        like_buckets = self.like_buckets
+        return self.buckets[key], (like_buckets.get(key, 0) if like_buckets else 0)
+
+    def put_bucket(self, key: BucketKey, views: int, likes: int) -> None:
+        """Holds a bucket with these values (read from Cassandra), replacing what was held."""
+        self.buckets[key] = views
+        if likes:
+            if self.like_buckets is None:
+                self.like_buckets = {}
+            self.like_buckets[key] = likes
+        elif self.like_buckets:
+            self.like_buckets.pop(key, None)
+
     def add_bucket(self, ts_ms: int, views: int, likes: int) -> None:
         self.add_to_buckets(bucket_keys(ts_ms), views, likes)
 
     def add_to_buckets(self, keys: BucketKeys, views: int, likes: int) -> None:
         buckets = self.buckets
         for key in keys:
-            slot = buckets.get(key)
-            if slot is None:
-                buckets[key] = [views, likes]
-            else:
-                slot[0] += views
-                slot[1] += likes
-        self.dirty_buckets.update(keys)
+            buckets[key] = buckets.get(key, 0) + views
+        if likes:
+            like_buckets = self.like_buckets
+            if like_buckets is None:
+                like_buckets = self.like_buckets = {}
+            for key in keys:
+                like_buckets[key] = like_buckets.get(key, 0) + likes
+        dirty = self.dirty_buckets
+        if isinstance(dirty, set):
+            dirty.update(keys)
+        else:
+            self.dirty_buckets = set(keys)
 
     def retire_buckets(self, horizons: BucketHorizons) -> int:
         """Drops clean buckets older than their width's horizon (a snapshot wrote them,
@@ -111,8 +161,14 @@ class ReelState:
             for key in self.buckets
             if key[1] < horizons.get(key[0], key[1]) and key not in self.dirty_buckets
         ]
+        like_buckets = self.like_buckets
         for key in old:
             del self.buckets[key]
+            if like_buckets:
+                like_buckets.pop(key, None)
+        if len(old) > len(self.buckets):
+            # A dict never shrinks its table on deletes: copy it once most of it is gone.
+            self.buckets = dict(self.buckets)
         return len(old)
 
     def to_counts(self, reel_id: int) -> common_pb2.ReelCounts:
@@ -161,7 +217,7 @@ def apply_like(reel: ReelState, user_id: int, ts_ms: int, liked: bool) -> int:
     if previous is not None and previous >= candidate:
         return 0
     reel.like_states[user_id] = candidate
-    reel.dirty_users.add(user_id)
+    reel.mark_user_dirty(user_id)
     was_liked = previous is not None and previous[1]
     delta = int(liked) - int(was_liked)
     if delta:
@@ -244,7 +300,8 @@ class ShardState:
         if reel is None:
             return
         for key, values in stored.items():
-            reel.buckets.setdefault(key, values)
+            if key not in reel.buckets:
+                reel.put_bucket(key, *values)
 
     def apply_batch(
         self, batch: counter_pb2.ApplyBatchRequest, only_reels: dict[int, bool] | None = None
@@ -457,9 +514,9 @@ class ShardState:
             self._check_loaded(reel_id)
             return []
         rows = [
-            (start, values[0], values[1])
-            for (bucket_width, start), values in state.buckets.items()
-            if bucket_width == width and from_ms <= start < to_ms
+            (key[1], *state.bucket(key))
+            for key in state.buckets
+            if key[0] == width and from_ms <= key[1] < to_ms
         ]
         rows.sort()
         return rows

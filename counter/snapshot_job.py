@@ -22,12 +22,8 @@ def take_rollup(reel_id: int, reel: ReelState, new_reel: bool) -> ReelRollup:
     """Copies the reel's totals and changed rows, and clears its dirty marks: a later
     change marks them again for the next snapshot."""
     likes = [(user, *reel.like_states[user]) for user in reel.dirty_users]
-    buckets = []
-    for width, start in reel.dirty_buckets:
-        views, like_count = reel.buckets[(width, start)]
-        buckets.append((width, start, views, like_count))
-    reel.dirty_users = set()
-    reel.dirty_buckets = set()
+    buckets = [(width, start, *reel.bucket((width, start))) for width, start in reel.dirty_buckets]
+    reel.clear_dirty()
     viewers = reel.flush_viewers().to_bytes() if reel.viewers_dirty else None
     reel.viewers_dirty = False
     totals = (reel.views, reel.likes, reel.views_removed, reel.likes_removed)

@@ -369,10 +369,7 @@ class CounterStore:
                 width = width_by_kind[row.kind]
                 if horizons is not None and row.item < horizons.get(width, row.item):
                     continue
-                state.buckets[(width, row.item)] = [
-                    row.bucket_views or 0,
-                    row.bucket_likes or 0,
-                ]
+                state.put_bucket((width, row.item), row.bucket_views or 0, row.bucket_likes or 0)
         return StoredReel(reel_id, first.snapshot_id or 0, state)
 
     async def read_reels(

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from counter.shard_state import ReelNotLoaded, ReelState, ShardState
+from counter.config import CounterConfig
+from counter.shard_state import ReelNotLoaded, ReelState, ShardState, bucket_horizons
 from protos import counter_pb2
 
 
@@ -148,6 +149,26 @@ def test_only_clean_buckets_older_than_the_horizon_are_retired() -> None:
     assert state.counts([7])[0].views == 3  # totals never leave memory
 
 
+def test_a_reel_active_every_minute_for_two_days_holds_a_bounded_set_of_buckets() -> None:
+    # What a shard does every snapshot (~2 s): a snapshot writes the dirty buckets, then
+    # clean ones older than the configured horizons leave memory. A reel's memory is its
+    # buckets; held reels are capped by count, so their buckets must be bounded too.
+    memory_ms = CounterConfig().bucket_memory_ms
+    state = ShardState()
+    first = 29_000_000  # Unix minutes
+    held = []
+    for minute in range(first, first + 2 * 24 * 60):
+        state.apply_batch(views_at([(7, minute)]))
+        reel = state.reels[7]
+        reel.clear_dirty()
+        reel.retire_buckets(bucket_horizons(minute * 60_000, memory_ms))
+        held.append(len(reel.buckets))
+    assert max(held[-24 * 60 :]) <= 24  # 15-16 minutes, 3-4 hours, 2-3 days
+    assert state.counts([7])[0].views == 2 * 24 * 60
+    total = sum(views for key, views in reel.buckets.items() if key[0] == "minute")
+    assert total == len([key for key in reel.buckets if key[0] == "minute"])
+
+
 def test_late_events_name_the_old_buckets_memory_lacks() -> None:
     state = ShardState()
     state.apply_batch(views_at([(7, 99), (7, 150)]))
@@ -186,7 +207,7 @@ def test_replayed_changes_of_unread_reels_merge_by_the_snapshot_that_wrote_the_r
     # Reel 7's row came from the unfinished snapshot: it has the covered batch (and the
     # like) already, so only segment 1 applies. Reel 8's row is older: both apply.
     row_7 = ReelState(views=1, likes=1, like_states={10: (100 * 60_000, True)})
-    row_7.buckets[("minute", 100 * 60_000)] = [1, 1]
+    row_7.put_bucket(("minute", 100 * 60_000), 1, 1)
     state.load(7, row_7, first_segment=1)
     state.load(8, ReelState(views=5), first_segment=0)
     assert [(c.views, c.likes) for c in state.counts([7, 8, 9])] == [(2, 1), (6, 0), (1, 0)]
