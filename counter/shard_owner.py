@@ -99,6 +99,9 @@ class CounterShard:
         self._fenced = asyncio.Event()
         self._snapshot_id = 0
         self._job: SnapshotJob | None = None
+        # One writer of the job at a time: a write's acknowledgment drops the first copies
+        # of `job.unwritten`, which must be the ones it wrote.
+        self._snapshot_lock = asyncio.Lock()
         self._indexed: set[int] = set()
         self.stored = StoredReels(config, store, self.state)
         self.feed = CountFeed()
@@ -476,12 +479,12 @@ class CounterShard:
         self._snapshot_id += 1
         self.state.uncopied, self.state.dirty = self.state.dirty, set()
         self.state.copy_before_change = self._copy_reel
-        return SnapshotJob(self._snapshot_id, dict(self.applied_seq), [])
+        return SnapshotJob(self._snapshot_id, dict(self.applied_seq))
 
     def _job_reels(self) -> set[int]:
         """Reels of the snapshot job being written (their rows may not be in Cassandra)."""
         job = self._job
-        return {reel.reel_id for reel in job.reels} if job is not None else set()
+        return job.reel_ids() if job is not None else set()
 
     def _copy_reel(self, reel_id: int) -> ReelRollup:
         """Copies one reel of the current job as of its cut and clears its dirty marks."""
@@ -489,7 +492,7 @@ class CounterShard:
         assert job is not None, "only reels of a cut job are uncopied"
         self.state.uncopied.discard(reel_id)
         copy = take_rollup(reel_id, self.state.reels[reel_id], reel_id not in self._indexed)
-        job.reels.append(copy)
+        job.unwritten.append(copy)
         return copy
 
     def _copy_some(self, limit: int) -> None:
@@ -498,8 +501,13 @@ class CounterShard:
             self._copy_reel(self.state.uncopied.pop())
 
     async def snapshot(self, paced: bool = True) -> None:
-        """Rolls dirty reels up into `reel_state`; a failed job is retried unchanged.
-        `paced` False skips the process's write budget (a handoff's final snapshot)."""
+        """Rolls dirty reels up into `reel_state`; a failed job is retried from its first
+        unacknowledged chunk. `paced` False skips the process's write budget (a handoff's
+        final snapshot)."""
+        async with self._snapshot_lock:
+            await self._snapshot(paced)
+
+    async def _snapshot(self, paced: bool) -> None:
         lease = self.lease
         if lease is None or self._fenced.is_set():
             raise NotOwner(f"shard {self.shard_id}: no lease for a snapshot")
@@ -520,14 +528,13 @@ class CounterShard:
             # chunk are in flight together and share fsyncs.
             reels_per_write = self._config.snapshot_reels_per_write
             # Chunks paced to the process's write budget, so snapshots never flood
-            # Cassandra however many shards the process hosts. A retried job writes its
-            # earlier copies again (idempotent), then goes on.
+            # Cassandra however many shards the process hosts. A retried job goes on
+            # from its first chunk not acknowledged (written again: idempotent).
             chunk = max(256, 16 * reels_per_write)
-            written = 0
-            while written < len(job.reels) or self.state.uncopied:
-                if written + chunk > len(job.reels):
-                    self._copy_some(written + chunk - len(job.reels))
-                entries = job.reels[written : written + chunk]
+            while job.unwritten or self.state.uncopied:
+                if chunk > len(job.unwritten):
+                    self._copy_some(chunk - len(job.unwritten))
+                entries = job.unwritten[:chunk]
                 if paced:
                     await self._pacer.wait_for(len(entries))
                 await self._store.index_reels([e.reel_id for e in entries if e.new_reel])
@@ -537,15 +544,15 @@ class CounterShard:
                         for group in group_rollups(entries, reels_per_write)
                     )
                 )
-                written += len(entries)
+                job.mark_written(len(entries))
             await self._store.finish_snapshot(lease, job.snapshot_id, job.seqs)
-        self._indexed.update(reel.reel_id for reel in job.reels)
+        self._indexed.update(job.written)
         self._job = None
         self.stored.snapshot_completed()
         # Every clean bucket is in Cassandra now: old ones leave memory (in slices, so a
         # large job never stalls the event loop).
         horizons = self.stored.horizons()
-        reel_ids = [reel.reel_id for reel in job.reels]
+        reel_ids = job.written
         for start in range(0, len(reel_ids), 1024):
             self.stored.retire_old_buckets(reel_ids[start : start + 1024], horizons)
             await asyncio.sleep(0)

@@ -3,7 +3,7 @@ reel's changed rows as of that cut (counter/shard_owner.py cuts and writes the j
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from counter.shard_state import ReelState
 from counter.store import ReelRollup
@@ -13,9 +13,22 @@ from counter.store import ReelRollup
 class SnapshotJob:
     snapshot_id: int
     seqs: dict[str, int]
-    # Copies made so far (each as of the cut); the rest of the cut's reels are in
-    # `ShardState.uncopied`.
-    reels: list[ReelRollup]
+    # Copies made and not written yet (each as of the cut); the rest of the cut's reels
+    # are in `ShardState.uncopied`.
+    unwritten: list[ReelRollup] = field(default_factory=list)
+    # Reels whose copies Cassandra acknowledged. Only their ids are kept: under load a
+    # job runs for minutes, and holding every written copy (sketches included) until the
+    # job ended grew the counters' RSS through the whole of `make bench-counters`.
+    written: list[int] = field(default_factory=list)
+
+    def reel_ids(self) -> set[int]:
+        """Every reel copied so far, written or not."""
+        return {*self.written, *(copy.reel_id for copy in self.unwritten)}
+
+    def mark_written(self, count: int) -> None:
+        """The first `count` unwritten copies are in Cassandra."""
+        self.written.extend(copy.reel_id for copy in self.unwritten[:count])
+        del self.unwritten[:count]
 
 
 def take_rollup(reel_id: int, reel: ReelState, new_reel: bool) -> ReelRollup:

@@ -14,9 +14,9 @@ from counter.config import CounterConfig
 from counter.errors import NotOwner, RingMismatch
 from counter.shard_owner import CounterShard
 from counter.shard_state import ReelNotLoaded
-from counter.store import CounterStore, now_ms
+from counter.store import CounterStore, ReelRollup, now_ms
 from protos import common_pb2, counter_pb2, counter_pb2_grpc
-from reelstream.cassandra_client import CassandraClient, CassandraSettings
+from reelstream.cassandra_client import CassandraClient, CassandraSettings, StoreUnavailable
 from reelstream.schema import apply_schema
 from tests.integration.conftest import ServiceProcess, counter_env, free_port
 
@@ -231,6 +231,49 @@ async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
     await third.ensure_loaded([1, 2, 3])
     assert {c.reel_id: c.views for c in third.state.counts([1, 2, 3])} == expected
     row = await third._store.read_lease()
+    assert list(row.snapshots) == [row.snapshot_id]
+
+
+async def test_a_failed_snapshot_resumes_at_its_first_unacknowledged_chunk(
+    client: CassandraClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reel per request: chunks of 256 reels, so 600 reels take three.
+    first = await new_owner(client, "first", snapshot_reels_per_write=1)
+    committer = asyncio.create_task(first.run_committer())
+    expected = {reel: reel for reel in range(1, 601)}
+    await first.apply(views_batch("edge-a.1", 1, expected))
+    writes: list[int] = []
+    failures: list[int] = []
+    write_reels = first._store.write_reels
+
+    async def fail_once_in_the_second_chunk(snapshot_id: int, rollups: list[ReelRollup]) -> None:
+        writes.extend(rollup.reel_id for rollup in rollups)
+        if len(writes) == 300 and not failures:
+            failures.append(rollups[0].reel_id)
+            raise StoreUnavailable("injected: Cassandra went away")
+        await write_reels(snapshot_id, rollups)
+
+    monkeypatch.setattr(first._store, "write_reels", fail_once_in_the_second_chunk)
+    with pytest.raises(StoreUnavailable):
+        await first.snapshot(paced=False)
+    job = first._job
+    assert job is not None
+    # The first chunk was acknowledged: only its ids are kept, not its copies.
+    acknowledged = set(job.written)
+    assert len(acknowledged) == 256
+    assert acknowledged.isdisjoint(copy.reel_id for copy in job.unwritten)
+
+    writes.clear()
+    await first.snapshot(paced=False)  # the retry
+    assert first._job is None
+    assert set(writes) == set(expected) - acknowledged
+    committer.cancel()
+    await asyncio.gather(committer, return_exceptions=True)
+
+    second = await new_owner(client, "second")
+    await second.ensure_loaded(list(expected))
+    assert {c.reel_id: c.views for c in second.state.counts(list(expected))} == expected
+    row = await second._store.read_lease()
     assert list(row.snapshots) == [row.snapshot_id]
 
 
