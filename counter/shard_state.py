@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -50,7 +51,6 @@ def is_old(keys: BucketKeys, horizons: BucketHorizons) -> bool:
 
 
 NO_USERS: frozenset[int] = frozenset()
-NO_BUCKETS: frozenset[BucketKey] = frozenset()
 
 
 @dataclass(slots=True)
@@ -74,19 +74,23 @@ class ReelState:
     like_buckets: dict[BucketKey, int] | None = None
     # Rows changed since the last snapshot.
     dirty_users: set[int] | frozenset[int] = NO_USERS
-    dirty_buckets: set[BucketKey] | frozenset[BucketKey] = NO_BUCKETS
+    # A tuple: most reels change a minute or two between snapshots (3-6 keys), and a
+    # set cost 216 bytes, most of the shards' growth between two snapshots.
+    dirty_buckets: BucketKeys = ()
     # Distinct viewers; new ids wait in a buffer and are merged in bulk (cheaper per event).
     viewers: UniqueViewers = field(default_factory=UniqueViewers)
-    viewer_buffer: list[int] | None = None
+    # 8 bytes per id: a reel's ids wait here until 256 or its next snapshot copy, and
+    # under load snapshots take minutes, so as Python ints (~40 bytes each) the buffers
+    # were most of the counters' RSS growth in `make bench-counters` (session 14).
+    viewer_buffer: array[int] | None = None
     viewers_dirty: bool = False
     viewers_merged_at: float = 0.0
 
     def add_viewers(self, user_ids: list[int]) -> None:
-        """Buffers viewer ids; takes ownership of `user_ids` (the caller's fresh list)."""
         self.viewers_dirty = True
         buffer = self.viewer_buffer
         if buffer is None:
-            self.viewer_buffer = buffer = user_ids
+            self.viewer_buffer = buffer = array("Q", user_ids)
         else:
             buffer.extend(user_ids)
         if len(buffer) >= VIEWER_BUFFER_LIMIT:
@@ -116,7 +120,7 @@ class ReelState:
     def clear_dirty(self) -> None:
         """A snapshot copied every changed row."""
         self.dirty_users = NO_USERS
-        self.dirty_buckets = NO_BUCKETS
+        self.dirty_buckets = ()
 
     def bucket(self, key: BucketKey) -> tuple[int, int]:
         """(views, likes) of a held bucket."""
@@ -147,10 +151,11 @@ class ReelState:
             for key in keys:
                 like_buckets[key] = like_buckets.get(key, 0) + likes
         dirty = self.dirty_buckets
-        if isinstance(dirty, set):
-            dirty.update(keys)
-        else:
-            self.dirty_buckets = set(keys)
+        # Keys are shared per batch and minute, so `in` mostly matches on identity.
+        for key in keys:
+            if key not in dirty:
+                self.dirty_buckets = dirty + tuple(k for k in keys if k not in dirty)
+                break
 
     def retire_buckets(self, horizons: BucketHorizons) -> int:
         """Drops clean buckets older than their width's horizon (a snapshot wrote them,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import zlib
+from array import array
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -62,15 +64,20 @@ class UniqueViewers:
         rank = np.minimum(leading_zeros(rest) + 1, 64 - PRECISION + 1).astype(np.uint8)
         np.maximum.at(self._registers, index, rank)
 
-    def add_list(self, user_ids: list[int]) -> None:
-        """`add` for ids in a Python list. Small exact sets (the long tail of reels) merge
-        as Python sets: numpy's per-call overhead made each small merge cost ~15 us."""
+    def add_list(self, user_ids: Sequence[int]) -> None:
+        """`add` for ids in a Python list or an `array("Q")`. Small exact sets (the long
+        tail of reels) merge as Python sets: numpy's per-call overhead made each small
+        merge cost ~15 us."""
         if self._registers is None and len(self._exact) + len(user_ids) <= SMALL_MERGE_LIMIT:
             merged = set(self._exact.tolist())
             merged.update(user_ids)
             self._exact = np.array(sorted(merged), dtype=np.uint64)
             return
-        self.add(np.fromiter(user_ids, dtype=np.uint64, count=len(user_ids)))
+        if isinstance(user_ids, array):
+            # A view of the array's memory, released when `add` returns (it keeps none).
+            self.add(np.frombuffer(user_ids, dtype=np.uint64))
+        else:
+            self.add(np.fromiter(user_ids, dtype=np.uint64, count=len(user_ids)))
 
     def count(self) -> int:
         if self._registers is None:

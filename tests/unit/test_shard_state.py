@@ -140,7 +140,7 @@ def test_only_clean_buckets_older_than_the_horizon_are_retired() -> None:
     state.apply_batch(views_at([(7, 98), (7, 99), (7, 100)]))
     reel = state.reels[7]
     assert reel.retire_buckets(HORIZONS) == 0  # all dirty: no snapshot wrote them yet
-    reel.dirty_buckets = {("minute", 99 * 60_000)}  # 98 and 100 were written
+    reel.dirty_buckets = (("minute", 99 * 60_000),)  # 98 and 100 were written
     assert reel.retire_buckets(HORIZONS) == 1
     assert [start for width, start in reel.buckets if width == "minute"] == [
         99 * 60_000,
@@ -172,7 +172,7 @@ def test_a_reel_active_every_minute_for_two_days_holds_a_bounded_set_of_buckets(
 def test_late_events_name_the_old_buckets_memory_lacks() -> None:
     state = ShardState()
     state.apply_batch(views_at([(7, 99), (7, 150)]))
-    state.reels[7].dirty_buckets = set()
+    state.reels[7].dirty_buckets = ()
     state.reels[7].retire_buckets(HORIZONS)
     # Recent events need no read; late ones on reels held here do (reel 8 has no rows).
     assert state.missing_old_buckets(views_at([(7, 150), (8, 5)]), HORIZONS) == {}
