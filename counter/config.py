@@ -88,7 +88,7 @@ class CounterConfig(CassandraConfigFields):
     memory under steady traffic (each active reel gains a minute bucket a minute)."""
     hour_buckets_in_memory_s: float = 3 * 3_600.0
     """The same for hour buckets. Until session 14 these were 2 days (and days 30 days):
-    a reel active every hour then held ~68 buckets after 2 days, ~10 KB of dict, so
+    a reel active every minute then held 67 buckets after 2 days, ~10 KB of dict, so
     100,000 reels per logical shard would have needed GiBs. Events up to a day late (the
     edge's limit) read older hour buckets back from Cassandra."""
     day_buckets_in_memory_s: float = 2 * 86_400.0
