@@ -44,6 +44,9 @@ class BenchSettings:
     most `quiet_cores` (0 disables the wait)."""
     quiet_cores: float = 0.3
     """CPU (in cores) other processes may use when a phase starts."""
+    cassandra_heap_mb: int = 768
+    """-Xms/-Xmx of the benchmark's Cassandra node (its memtables' heap share stays 256 MiB
+    whatever this is; bench_cassandra.py)."""
     seed: int = 20_240_501
     """Seed of every random draw, so two runs send the same events."""
     pipeline_warmup_s: float = 60.0

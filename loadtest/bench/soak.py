@@ -29,7 +29,9 @@ far (read over JMX, `memtable_probe.py`): the C allocator keeps what that pool o
 the pool is bounded by `memtable_offheap_space`; without readings for every judged sample it
 is judged on its raw RSS. Descriptors and the journal are judged on the whole run (a journal
 that fills during the warm-up and stays full must not look flat). At the end the journals
-must drain and the counts of sampled reels must be exact. Results go to results/soak.json.
+must drain and the counts of sampled reels must be exact. Cassandra's GC pauses over 200 ms
+under load are counted from its log (`cassandra_gc.py`) and reported, not judged: they are
+what slowed the drain of session 14's soak. Results go to results/soak.json.
 A report, not a CI test. `python -m loadtest.bench.soak --rejudge FILE` prints the verdict
 of a recorded results file under these rules.
 """
@@ -43,13 +45,14 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from counter.config import CounterConfig
-from loadtest.bench import bench_cassandra
+from loadtest.bench import bench_cassandra, cassandra_gc
 from loadtest.bench.bench_stack import BenchStack
 from loadtest.bench.exactness import check_counts, journal_depth, wait_drained
 from loadtest.bench.grpc_driver import DriveResult, EdgeTargets, drive_rate
@@ -361,7 +364,7 @@ async def hold_load(
     settings = run.settings
     targets = EdgeTargets(stack.edge_addresses)
     max_pending = 8 * len(stack.edge_addresses) * 4
-    data_dir = bench_cassandra.NODE.spec().data_dir
+    data_dir = bench_cassandra.node().spec().data_dir
     counter_ports = [s.metrics_port for s in stack.specs if s.module == "counter"]
     started = time.monotonic()
     try:
@@ -445,7 +448,7 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
     memtables = MemtableProbe(
         # Cassandra's JMX listens on 127.0.0.1 only, whatever the node's address.
         "127.0.0.1",
-        bench_cassandra.NODE.spec().jmx_port,
+        bench_cassandra.node().spec().jmx_port,
         min(2.0, settings.sample_s / 3),
     )
     try:
@@ -457,7 +460,9 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
             f" sampling {', '.join(sorted(pids))} every {settings.sample_s:.0f} s",
             flush=True,
         )
+        started = datetime.now()
         await hold_load(stack, spread, run, pids, memtables)
+        ended = datetime.now()
         drain: dict[str, Any]
         try:
             drained_s = await wait_drained(
@@ -483,6 +488,8 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
         await asyncio.to_thread(bench_cassandra.down)
     acked = [s.events_per_s for s in run.samples]
     drained = [s.drained_events_per_s for s in run.samples]
+    log_dir = bench_cassandra.node().spec().log_dir
+    gc_pauses = cassandra_gc.summary(cassandra_gc.pauses_between(log_dir, started, ended), started)
     return {
         "seconds": settings.seconds,
         "target_events_per_s": settings.events_per_s,
@@ -492,6 +499,7 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
         "ack_p99_ms_windows": window_spread([s.ack_ms.get("p99", 0.0) for s in run.samples]),
         "drain": drain,
         "exactness": exactness,
+        "cassandra_gc_pauses": gc_pauses,
         "verdict": (
             verdict(run.samples, settings.events_per_s, settings.warmup_s) if run.samples else {}
         ),
@@ -539,6 +547,12 @@ def main(argv: list[str]) -> int:
     flat = results["verdict"].get("flat", False)
     exact = results["exactness"].get("exact", False)
     drained = results["drain"]["drained"]
+    gc = results["cassandra_gc_pauses"]
+    print(
+        f"soak: Cassandra logged {gc['pauses_logged']} GC pauses over 200 ms under load"
+        f" ({gc['total_ms']:,} ms in all, longest {gc['longest_ms']:,} ms)",
+        flush=True,
+    )
     counts = ("exact" if exact else "NOT exact") if drained else "not checked (not drained)"
     print(
         f"soak verdict: {'FLAT' if flat else 'NOT FLAT'}; journals"

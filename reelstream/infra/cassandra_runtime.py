@@ -85,6 +85,8 @@ class CassandraNodeSpec:
     """The node's single Murmur3 token; pre-assigned so no node waits for token allocation."""
     heap_mb: int = 768
     """-Xms/-Xmx: without it the JVM would take a quarter of the machine's RAM per node."""
+    memtable_heap_mb: int | None = None
+    """memtable_heap_space; None: a third of the heap (the yaml below says why)."""
     cql_port: int = 9042
     """native_transport_port; the same on every node (nodes differ by address)."""
     storage_port: int = 7000
@@ -97,6 +99,10 @@ class CassandraNodeSpec:
     @property
     def name(self) -> str:
         return f"node{self.index}"
+
+    @property
+    def memtable_heap_space_mb(self) -> int:
+        return self.heap_mb // 3 if self.memtable_heap_mb is None else self.memtable_heap_mb
 
     @property
     def node_dir(self) -> Path:
@@ -286,7 +292,7 @@ memtable:
     default:
       inherits: trie
 memtable_allocation_type: offheap_objects
-memtable_heap_space: {spec.heap_mb // 3}MiB
+memtable_heap_space: {spec.memtable_heap_space_mb}MiB
 memtable_offheap_space: {MEMTABLE_OFFHEAP_SPACE_MIB}MiB
 memtable_cleanup_threshold: 0.85
 key_cache_size: 16MiB

@@ -5,7 +5,7 @@ Why a node of its own: the machine is shared. The fault tests kill and restart t
 Cassandra; doing that to the development node would break every other test or service
 using it at the time, and a benchmark phase running on a node someone else restarts would
 fail or be skewed silently. A dedicated node is started by the same launcher with the same
-settings as the development node (Cassandra 5.0.9, 768 MiB heap, same yaml), on its own
+settings as the development node (Cassandra 5.0.9, 768 MiB heap unless told, same yaml), on its own
 loopback address and data folder, from empty data, and is stopped and wiped by its owner.
 """
 
@@ -49,6 +49,10 @@ class DedicatedCassandra:
     folder: str
     """Folder under `$REELSTREAM_VAR_DIR` holding the node's config, data and logs."""
     cluster_name: str
+    heap_mb: int = 768
+    """-Xms/-Xmx, as the development node's."""
+    memtable_heap_mb: int | None = None
+    """memtable_heap_space; None: a third of the heap, as the development node's."""
 
     def spec(self) -> CassandraNodeSpec:
         return CassandraNodeSpec(
@@ -56,6 +60,8 @@ class DedicatedCassandra:
             address=self.address,
             base_dir=local_process.var_dir() / self.folder,
             initial_token=_MIN_TOKEN,
+            heap_mb=self.heap_mb,
+            memtable_heap_mb=self.memtable_heap_mb,
             seeds=(self.address,),
             cluster_name=self.cluster_name,
         )
