@@ -94,6 +94,8 @@ SERVICE_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("counter_snapshot_mean_ms", "snapshot mean ms", 0),
     ("counter_reels_in_memory", "reels in shard memory (end)", 0),
     ("edge_journal_depth_events", "edge backlog events (end)", 0),
+    ("python_gc_collections", "Python GC collections (edges and shards)", 0),
+    ("python_gc_seconds", "Python GC seconds (edges and shards)", 1),
 )
 
 

@@ -28,6 +28,9 @@ SUMMARIES: tuple[tuple[str, str, str], ...] = (
     ("counter_snapshots", "counter_snapshot_seconds_count", "rate"),
     ("counter_snapshot_mean_ms", "counter_snapshot_seconds", "mean_ms"),
     ("counter_reels_in_memory", "counter_reels", "gauge"),
+    # Every edge and shard process together (reelstream/loop_lag.py).
+    ("python_gc_collections", "reelstream_gc_pause_seconds_count", "rate"),
+    ("python_gc_seconds", "reelstream_gc_pause_seconds_sum", "rate"),
 )
 
 
@@ -45,6 +48,17 @@ def scrape(ports: list[int]) -> dict[str, float]:
             if match is not None:
                 totals[match.group(1)] += float(match.group(2))
     return dict(totals)
+
+
+def python_gc(port: int) -> dict[str, float]:
+    """One process's garbage collections so far: how many and their seconds in all (an
+    endpoint that does not answer gives {})."""
+    scraped = scrape([port])
+    names = {
+        "collections": "reelstream_gc_pause_seconds_count",
+        "seconds": "reelstream_gc_pause_seconds_sum",
+    }
+    return {key: scraped[metric] for key, metric in names.items() if metric in scraped}
 
 
 def summarize(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

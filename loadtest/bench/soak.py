@@ -57,6 +57,7 @@ from loadtest.bench.bench_stack import BenchStack
 from loadtest.bench.exactness import check_counts, journal_depth, wait_drained
 from loadtest.bench.grpc_driver import DriveResult, EdgeTargets, drive_rate
 from loadtest.bench.memtable_probe import MemtableProbe
+from loadtest.bench.service_metrics import python_gc as python_gc_of
 from loadtest.bench.service_metrics import scrape
 from loadtest.bench.settings import REPO_ROOT, load_settings
 from loadtest.bench.workload import BatchPool, build_pools
@@ -463,6 +464,7 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
         started = datetime.now()
         await hold_load(stack, spread, run, pids, memtables)
         ended = datetime.now()
+        python_gc = {spec.name: python_gc_of(spec.metrics_port) for spec in stack.specs}
         drain: dict[str, Any]
         try:
             drained_s = await wait_drained(
@@ -500,6 +502,7 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
         "drain": drain,
         "exactness": exactness,
         "cassandra_gc_pauses": gc_pauses,
+        "python_gc_under_load": python_gc,
         "verdict": (
             verdict(run.samples, settings.events_per_s, settings.warmup_s) if run.samples else {}
         ),
@@ -553,6 +556,13 @@ def main(argv: list[str]) -> int:
         f" ({gc['total_ms']:,} ms in all, longest {gc['longest_ms']:,} ms)",
         flush=True,
     )
+    for name, figures in results["python_gc_under_load"].items():
+        if figures:
+            print(
+                f"soak: {name}: {figures['collections']:,.0f} Python GC collections under"
+                f" load, {figures['seconds']:,.1f} s in all",
+                flush=True,
+            )
     counts = ("exact" if exact else "NOT exact") if drained else "not checked (not drained)"
     print(
         f"soak verdict: {'FLAT' if flat else 'NOT FLAT'}; journals"
