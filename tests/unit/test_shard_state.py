@@ -1,4 +1,5 @@
 import itertools
+import sys
 
 import pytest
 from hypothesis import given
@@ -167,6 +168,23 @@ def test_a_reel_active_every_minute_for_two_days_holds_a_bounded_set_of_buckets(
     assert state.counts([7])[0].views == 2 * 24 * 60
     total = sum(views for key, views in reel.buckets.items() if key[0] == "minute")
     assert total == len([key for key in reel.buckets if key[0] == "minute"])
+
+
+def test_retiring_a_bucket_a_minute_does_not_grow_the_reels_bucket_table() -> None:
+    # Deleted dict entries stay as dummies: without a copy at retirement CPython resized a
+    # churned 18-entry dict to 64 slots, ~540 bytes more per reel than a fresh copy.
+    memory_ms = CounterConfig().bucket_memory_ms
+    state = ShardState()
+    first = 29_000_000  # Unix minutes
+    for minute in range(first, first + 90):
+        state.apply_batch(views_at([(7, minute)]))
+        state.apply_batch(like_batch([(7, minute, minute * 60_000, minute % 2 == 0)]))
+        reel = state.reels[7]
+        reel.clear_dirty()
+        reel.retire_buckets(bucket_horizons(minute * 60_000, memory_ms))
+        assert sys.getsizeof(reel.buckets) == sys.getsizeof(dict(reel.buckets))
+        likes = reel.like_buckets
+        assert likes is None or sys.getsizeof(likes) == sys.getsizeof(dict(likes))
 
 
 def test_late_events_name_the_old_buckets_memory_lacks() -> None:
