@@ -464,7 +464,10 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
         started = datetime.now()
         await hold_load(stack, spread, run, pids, memtables)
         ended = datetime.now()
-        python_gc = {spec.name: python_gc_of(spec.metrics_port) for spec in stack.specs}
+        python_gc = {
+            spec.name: await asyncio.to_thread(python_gc_of, spec.metrics_port)
+            for spec in stack.specs
+        }
         drain: dict[str, Any]
         try:
             drained_s = await wait_drained(

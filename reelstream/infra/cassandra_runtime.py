@@ -356,8 +356,8 @@ def jvm_command(spec: CassandraNodeSpec, java: Path, classpath: Sequence[Path]) 
         "-XX:+AlwaysPreTouch",
         "-XX:+UseG1GC",
         "-XX:+ExitOnOutOfMemoryError",
-        # As Cassandra's own jvm-server.options: every pause with its phases and its CPU
-        # (user/sys against real time shows a collector starved of cores), in logs/gc.log.
+        # As Cassandra's own conf/cassandra-env.sh does: every pause with its phases and
+        # CPU (user/sys against real time shows a collector starved of cores), in gc.log.
         f"-Xlog:gc*=info:file={spec.log_dir / 'gc.log'}:time,uptime:filecount=5,filesize=10m",
         "-Djdk.attach.allowAttachSelf=true",
         *(f"--add-exports={module}=ALL-UNNAMED" for module in _ADD_EXPORTS),

@@ -5,8 +5,9 @@ Why a node of its own: the machine is shared. The fault tests kill and restart t
 Cassandra; doing that to the development node would break every other test or service
 using it at the time, and a benchmark phase running on a node someone else restarts would
 fail or be skewed silently. A dedicated node is started by the same launcher with the same
-settings as the development node (Cassandra 5.0.9, 768 MiB heap unless told, same yaml), on its own
-loopback address and data folder, from empty data, and is stopped and wiped by its owner.
+settings as the development node (Cassandra 5.0.9, 768 MiB heap unless told, same yaml), on
+its own loopback address and data folder, from empty data, and is stopped and wiped by its
+owner.
 """
 
 from __future__ import annotations
