@@ -176,10 +176,11 @@ class ReelState:
         # up by ~50 MiB at its first retirement in `make soak` (session 15). A copy is
         # sized for what is left.
         self.buckets = dict(self.buckets)
-        if self.like_buckets:
+        like_buckets = self.like_buckets
+        if like_buckets:
             for key in old:
-                self.like_buckets.pop(key, None)
-            self.like_buckets = dict(self.like_buckets) if self.like_buckets else None
+                like_buckets.pop(key, None)
+            self.like_buckets = dict(like_buckets) or None
         return len(old)
 
     def to_counts(self, reel_id: int) -> common_pb2.ReelCounts:

@@ -493,8 +493,10 @@ async def soak(settings: SoakSettings) -> dict[str, Any]:
         await asyncio.to_thread(bench_cassandra.down)
     acked = [s.events_per_s for s in run.samples]
     drained = [s.drained_events_per_s for s in run.samples]
+    # The node's log, rolled files included, can be ~100 MB: read it off the event loop.
     log_dir = bench_cassandra.node().spec().log_dir
-    gc_pauses = cassandra_gc.summary(cassandra_gc.pauses_between(log_dir, started, ended), started)
+    pauses = await asyncio.to_thread(cassandra_gc.pauses_between, log_dir, started, ended)
+    gc_pauses = cassandra_gc.summary(pauses, started)
     return {
         "seconds": settings.seconds,
         "target_events_per_s": settings.events_per_s,
