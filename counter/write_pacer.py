@@ -41,18 +41,21 @@ class WritePacer:
         reels_per_s: float,
         busy_reels_per_s: float | None = None,
         busy: Callable[[], bool] = _never_busy,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """`clock` (seconds) defaults to the running loop's time."""
         busy_rate = reels_per_s if busy_reels_per_s is None else busy_reels_per_s
         if reels_per_s <= 0 or busy_rate <= 0:
             raise ValueError("reels_per_s and busy_reels_per_s must be positive")
         self._seconds_per_reel = 1.0 / reels_per_s
         self._busy_seconds_per_reel = 1.0 / busy_rate
         self._busy = busy
+        self._clock = clock
         self._free_at = 0.0
 
     def reserve(self, reels: int) -> float:
         """Reserves the next slot for `reels` writes; returns seconds until it starts."""
-        now = asyncio.get_running_loop().time()
+        now = self._clock() if self._clock is not None else asyncio.get_running_loop().time()
         start = max(now, self._free_at)
         busy = self._busy()
         per_reel = self._busy_seconds_per_reel if busy else self._seconds_per_reel
