@@ -491,7 +491,7 @@ class CounterShard:
         job = self._job
         assert job is not None, "only reels of a cut job are uncopied"
         self.state.uncopied.discard(reel_id)
-        copy = take_rollup(reel_id, self.state.reels[reel_id], reel_id not in self._indexed)
+        copy = take_rollup(reel_id, self.state, reel_id not in self._indexed)
         job.unwritten.append(copy)
         return copy
 
@@ -549,13 +549,8 @@ class CounterShard:
         self._indexed.update(job.written)
         self._job = None
         self.stored.snapshot_completed()
-        # Every clean bucket is in Cassandra now: old ones leave memory (in slices, so a
-        # large job never stalls the event loop).
-        horizons = self.stored.horizons()
-        reel_ids = job.written
-        for start in range(0, len(reel_ids), 1024):
-            self.stored.retire_old_buckets(reel_ids[start : start + 1024], horizons)
-            await asyncio.sleep(0)
+        # Every clean bucket is in Cassandra now: old ones leave memory.
+        self.stored.retire_old_buckets()
         if self._config.trim_batches:
             for edge_id, seq in job.seqs.items():
                 await self._store.trim_batches(edge_id, seq)

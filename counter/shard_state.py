@@ -3,6 +3,11 @@
 State is a deterministic function of the set of applied batches: views are sums, likes are
 last-writer-wins registers per (reel, user) ordered by (client timestamp, liked), so the
 same batches replayed in any order after a crash give the same totals.
+
+Layout: each reel in memory has a slot. Its totals are a row of `ShardState.totals` and its
+time buckets a slot of `ShardState.buckets` (counter/bucket_columns.py), so a batch's views
+are applied with a few vectorised adds; the rest of a reel (like registers, distinct
+viewers) is its `ReelState`.
 """
 
 from __future__ import annotations
@@ -12,7 +17,11 @@ import time
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
+import numpy as np
+
+from counter.bucket_columns import BucketColumns, BucketHorizons, BucketKey, BucketKeys
 from counter.unique_viewers import UniqueViewers
 from protos import common_pb2, counter_pb2
 
@@ -24,20 +33,15 @@ BUCKET_WIDTHS_MS: dict[str, int] = {"minute": MINUTE_MS, "hour": HOUR_MS, "day":
 KIND_LIKE = 0
 KIND_BY_WIDTH: dict[str, int] = {"minute": 1, "hour": 2, "day": 3}
 VIEWER_BUFFER_LIMIT = 256
-
-
-BucketKey = tuple[str, int]
-"""(width name, bucket start ms)."""
-BucketKeys = tuple[BucketKey, ...]
+# Columns of `ShardState.totals`.
+VIEWS, LIKES, VIEWS_REMOVED, LIKES_REMOVED = range(4)
+# Slots a new shard state has room for; doubled whenever they run out.
+INITIAL_SLOTS = 1024
 
 
 def bucket_keys(ts_ms: int) -> BucketKeys:
     """The (width, start ms) of the minute, hour and day buckets holding `ts_ms`."""
     return tuple((width, ts_ms - ts_ms % width_ms) for width, width_ms in BUCKET_WIDTHS_MS.items())
-
-
-BucketHorizons = dict[str, int]
-"""Per width, the bucket start (ms) below which a clean bucket is kept only in Cassandra."""
 
 
 def bucket_horizons(now_ms: int, keep_ms: dict[str, int]) -> BucketHorizons:
@@ -53,30 +57,21 @@ def is_old(keys: BucketKeys, horizons: BucketHorizons) -> bool:
 NO_USERS: frozenset[int] = frozenset()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class ReelState:
-    """Everything a shard knows about one reel.
+    """What a shard holds for one reel besides its totals and buckets (which are columns,
+    at `slot`): like registers and distinct viewers.
 
     A shard holds up to `max_reels_in_memory` of these per logical shard, so their size is
-    the counters' memory: rarely used parts (dirty marks, like buckets, buffered viewers)
-    stay shared empty values until a reel needs them, and a bucket is a dict entry, not
-    an object of its own."""
+    part of the counters' memory: rarely used parts (dirty marks, buffered viewers) stay
+    shared empty values until a reel needs them."""
 
-    views: int = 0
-    likes: int = 0
-    views_removed: int = 0
-    likes_removed: int = 0
-    # (client ts ms, liked) per user: the register value; a larger tuple wins.
-    like_states: dict[int, tuple[int, bool]] = field(default_factory=dict)
-    # Views per held (width name, bucket start ms); a bucket is held when its key is here.
-    buckets: dict[BucketKey, int] = field(default_factory=dict)
-    # Likes per held bucket, for the (few) buckets whose likes are not 0.
-    like_buckets: dict[BucketKey, int] | None = None
-    # Rows changed since the last snapshot.
+    slot: int
+    # (client ts ms, liked) per user: the register value; a larger tuple wins. None until
+    # the reel's first like (most reels have none, and an empty dict is 64 bytes).
+    like_states: dict[int, tuple[int, bool]] | None = None
+    # Like registers changed since the last snapshot.
     dirty_users: set[int] | frozenset[int] = NO_USERS
-    # A tuple: most reels change a minute or two between snapshots (3-6 keys), and a
-    # set cost 216 bytes, most of the shards' growth between two snapshots.
-    dirty_buckets: BucketKeys = ()
     # Distinct viewers; new ids wait in a buffer and are merged in bulk (cheaper per event).
     viewers: UniqueViewers = field(default_factory=UniqueViewers)
     # 8 bytes per id: a reel's ids wait here until 256 or its next snapshot copy, and
@@ -86,13 +81,13 @@ class ReelState:
     viewers_dirty: bool = False
     viewers_merged_at: float = 0.0
 
-    def add_viewers(self, user_ids: list[int]) -> None:
+    def add_viewers(self, user_ids: bytes) -> None:
+        """Buffers viewers given as native uint64s (the layout of an `array("Q")`)."""
         self.viewers_dirty = True
         buffer = self.viewer_buffer
         if buffer is None:
-            self.viewer_buffer = buffer = array("Q", user_ids)
-        else:
-            buffer.extend(user_ids)
+            self.viewer_buffer = buffer = array("Q")
+        buffer.frombytes(user_ids)
         if len(buffer) >= VIEWER_BUFFER_LIMIT:
             self.flush_viewers()
 
@@ -117,81 +112,19 @@ class ReelState:
         else:
             self.dirty_users = {user_id}
 
-    def clear_dirty(self) -> None:
-        """A snapshot copied every changed row."""
-        self.dirty_users = NO_USERS
-        self.dirty_buckets = ()
 
-    def bucket(self, key: BucketKey) -> tuple[int, int]:
-        """(views, likes) of a held bucket."""
-        like_buckets = self.like_buckets
-        return self.buckets[key], (like_buckets.get(key, 0) if like_buckets else 0)
+@dataclass(slots=True)
+class ReelRecord:
+    """A reel's values as stored in Cassandra: what `ShardState.load` puts into memory."""
 
-    def put_bucket(self, key: BucketKey, views: int, likes: int) -> None:
-        """Holds a bucket with these values (read from Cassandra), replacing what was held."""
-        self.buckets[key] = views
-        if likes:
-            if self.like_buckets is None:
-                self.like_buckets = {}
-            self.like_buckets[key] = likes
-        elif self.like_buckets:
-            self.like_buckets.pop(key, None)
-
-    def add_bucket(self, ts_ms: int, views: int, likes: int) -> None:
-        self.add_to_buckets(bucket_keys(ts_ms), views, likes)
-
-    def add_to_buckets(self, keys: BucketKeys, views: int, likes: int) -> None:
-        buckets = self.buckets
-        for key in keys:
-            buckets[key] = buckets.get(key, 0) + views
-        if likes:
-            like_buckets = self.like_buckets
-            if like_buckets is None:
-                like_buckets = self.like_buckets = {}
-            for key in keys:
-                like_buckets[key] = like_buckets.get(key, 0) + likes
-        dirty = self.dirty_buckets
-        # Keys are shared per batch and minute, so `in` mostly matches on identity.
-        for key in keys:
-            if key not in dirty:
-                self.dirty_buckets = dirty + tuple(k for k in keys if k not in dirty)
-                break
-
-    def retire_buckets(self, horizons: BucketHorizons) -> int:
-        """Drops clean buckets older than their width's horizon (a snapshot wrote them,
-        Cassandra serves them); returns how many. Without this a reel gains a minute
-        bucket per active minute for as long as the process runs (`make soak`)."""
-        old = [
-            key
-            for key in self.buckets
-            if key[1] < horizons.get(key[0], key[1]) and key not in self.dirty_buckets
-        ]
-        if not old:
-            return 0
-        for key in old:
-            del self.buckets[key]
-        # Copied after every retirement: deleted entries stay in a dict's table as dummies,
-        # so a reel gaining a minute and retiring one each minute made CPython resize its
-        # 18-entry dict to 64 slots (632 -> 1,168 bytes), and every counter's RSS stepped
-        # up by ~50 MiB at its first retirement in `make soak` (session 15). A copy is
-        # sized for what is left.
-        self.buckets = dict(self.buckets)
-        like_buckets = self.like_buckets
-        if like_buckets:
-            for key in old:
-                like_buckets.pop(key, None)
-            self.like_buckets = dict(like_buckets) or None
-        return len(old)
-
-    def to_counts(self, reel_id: int) -> common_pb2.ReelCounts:
-        return common_pb2.ReelCounts(
-            reel_id=reel_id,
-            views=self.views,
-            likes=self.likes,
-            views_removed=self.views_removed,
-            likes_removed=self.likes_removed,
-            unique_viewers=self.unique_viewers(),
-        )
+    views: int = 0
+    likes: int = 0
+    views_removed: int = 0
+    likes_removed: int = 0
+    like_states: dict[int, tuple[int, bool]] = field(default_factory=dict)
+    # (views, likes) per bucket read.
+    buckets: dict[BucketKey, tuple[int, int]] = field(default_factory=dict)
+    viewers: UniqueViewers = field(default_factory=UniqueViewers)
 
 
 @dataclass(slots=True)
@@ -204,38 +137,9 @@ class ReelDelta:
     likes: int = 0
     views_removed: int = 0
     likes_removed: int = 0
-    view_buckets: dict[tuple[str, int], int] = field(default_factory=dict)
+    view_buckets: dict[BucketKey, int] = field(default_factory=dict)
     like_events: list[tuple[int, int, bool]] = field(default_factory=list)
     viewers: list[int] = field(default_factory=list)
-
-    def merge_into(self, reel: ReelState) -> None:
-        """Applies these changes to the stored state, as if they had been applied to it."""
-        reel.views += self.views
-        reel.likes += self.likes
-        reel.views_removed += self.views_removed
-        reel.likes_removed += self.likes_removed
-        for key, views in self.view_buckets.items():
-            reel.add_to_buckets((key,), views, 0)
-        for user_id, ts_ms, liked in self.like_events:
-            apply_like(reel, user_id, ts_ms, liked)
-        if self.viewers:
-            reel.add_viewers(self.viewers)
-
-
-def apply_like(reel: ReelState, user_id: int, ts_ms: int, liked: bool) -> int:
-    """Merges one like/unlike into the reel; returns the change of its like count."""
-    previous = reel.like_states.get(user_id)
-    candidate = (ts_ms, liked)
-    if previous is not None and previous >= candidate:
-        return 0
-    reel.like_states[user_id] = candidate
-    reel.mark_user_dirty(user_id)
-    was_liked = previous is not None and previous[1]
-    delta = int(liked) - int(was_liked)
-    if delta:
-        reel.likes += delta
-        reel.add_bucket(ts_ms, 0, delta)
-    return delta
 
 
 class ReelNotLoaded(RuntimeError):
@@ -247,6 +151,11 @@ class ShardState:
 
     def __init__(self) -> None:
         self.reels: dict[int, ReelState] = {}
+        # Per slot: views, likes, views removed, likes removed (see the module doc).
+        self.totals = np.zeros((INITIAL_SLOTS, 4), dtype=np.int64)
+        self.buckets = BucketColumns(INITIAL_SLOTS)
+        self._free_slots: list[int] = []
+        self._next_slot = 0
         # Reels stored in Cassandra and not read yet (the owner reads them on first use).
         # Reading or changing one of them here is a bug, and raises.
         self.unloaded: set[int] = set()
@@ -261,28 +170,48 @@ class ShardState:
         self.copy_before_change: Callable[[int], object] | None = None
 
     def reel(self, reel_id: int) -> ReelState:
-        """The reel's state for a change (created if new); every change goes through here."""
+        """The reel's state for a change (created if new), copied first if a cut snapshot
+        still needs its values (`apply_batch` does that for a whole batch at once)."""
         if reel_id in self.uncopied and self.copy_before_change is not None:
             self.copy_before_change(reel_id)
-        state = self.reels.get(reel_id)
-        if state is None:
-            self._check_loaded(reel_id)
-            state = self.reels[reel_id] = ReelState()
+        return self.reels.get(reel_id) or self._new_reel(reel_id)
+
+    def _new_reel(self, reel_id: int) -> ReelState:
+        self._check_loaded(reel_id)
+        if self._free_slots:
+            slot = self._free_slots.pop()
+        else:
+            slot = self._next_slot
+            self._next_slot += 1
+            if slot == len(self.totals):
+                self._grow(2 * slot)
+        state = self.reels[reel_id] = ReelState(slot)
         return state
+
+    def _grow(self, capacity: int) -> None:
+        totals = np.zeros((capacity, 4), dtype=np.int64)
+        totals[: len(self.totals)] = self.totals
+        self.totals = totals
+        self.buckets.grow(capacity)
 
     def _check_loaded(self, reel_id: int) -> None:
         if reel_id in self.unloaded:
             raise ReelNotLoaded(f"reel {reel_id} is stored but was not loaded")
 
+    def totals_of(self, reel_id: int) -> tuple[int, int, int, int]:
+        """(views, likes, views removed, likes removed) of a reel in memory."""
+        views, likes, views_removed, likes_removed = self.totals[self.reels[reel_id].slot].tolist()
+        return views, likes, views_removed, likes_removed
+
     def missing_old_buckets(
         self, batch: counter_pb2.ApplyBatchRequest, horizons: BucketHorizons
-    ) -> dict[int, set[tuple[str, int]]]:
+    ) -> dict[int, set[BucketKey]]:
         """Per reel held here, the buckets older than the horizons that `batch` adds to
         and memory lacks: they may exist in Cassandra (retired), so their stored values
         must be restored before the batch is applied, or a snapshot would overwrite a
         stored bucket with the late events alone. Cheap when nothing in the batch is old
         (two C-level minimums)."""
-        missing: dict[int, set[tuple[str, int]]] = {}
+        missing: dict[int, set[BucketKey]] = {}
         oldest: list[int] = []
         if batch.view_minutes:
             oldest.append(min(batch.view_minutes) * MINUTE_MS)
@@ -302,18 +231,25 @@ class ShardState:
                 # merged into the whole stored partition when the reel is read.
                 continue
             for key in bucket_keys(ts_ms):
-                if key[1] < horizons.get(key[0], key[1]) and key not in reel.buckets:
+                old = key[1] < horizons.get(key[0], key[1])
+                if old and not self.buckets.is_present(reel.slot, key):
                     missing.setdefault(reel_id, set()).add(key)
         return missing
 
-    def restore_buckets(self, reel_id: int, stored: dict[tuple[str, int], list[int]]) -> None:
+    def restore_buckets(self, reel_id: int, stored: dict[BucketKey, list[int]]) -> None:
         """Puts buckets read back from Cassandra into memory (those memory lacks)."""
         reel = self.reels.get(reel_id)
         if reel is None:
             return
-        for key, values in stored.items():
-            if key not in reel.buckets:
-                reel.put_bucket(key, *values)
+        for key, (views, likes) in stored.items():
+            if not self.buckets.is_present(reel.slot, key):
+                self.buckets.put(reel.slot, key, views, likes)
+
+    def retire_buckets(self, horizons: BucketHorizons) -> int:
+        """Drops buckets older than their width's horizon once no change of them waits
+        for a snapshot (Cassandra serves them); returns how many reels' buckets left.
+        Without this a shard gains a minute of buckets per minute for as long as it runs."""
+        return self.buckets.retire(horizons)
 
     def apply_batch(
         self, batch: counter_pb2.ApplyBatchRequest, only_reels: dict[int, bool] | None = None
@@ -325,21 +261,11 @@ class ShardState:
             only_reels: during recovery, a filter saying for each reel whether this batch
                 is newer than the reel's snapshot (reels absent from it are applied).
         """
+        if self.uncopied and self.copy_before_change is not None:
+            for reel_id in self.uncopied.intersection(itertools.chain(*_reel_columns(batch))):
+                self.copy_before_change(reel_id)
         changed: set[int] = set()
-        # A batch spans a minute or two: its bucket keys are built once per minute.
-        keys_by_minute: dict[int, BucketKeys] = {}
-        for reel_id, minute, count in zip(
-            batch.view_reel_ids, batch.view_minutes, batch.view_counts, strict=True
-        ):
-            if only_reels is not None and not only_reels.get(reel_id, True):
-                continue
-            keys = keys_by_minute.get(minute)
-            if keys is None:
-                keys = keys_by_minute[minute] = bucket_keys(minute * MINUTE_MS)
-            reel = self.reel(reel_id)
-            reel.views += count
-            reel.add_to_buckets(keys, count, 0)
-            changed.add(reel_id)
+        self._apply_views(batch, only_reels, changed)
         for reel_id, user_id, ts_ms, liked in zip(
             batch.like_reel_ids,
             batch.like_user_ids,
@@ -349,7 +275,7 @@ class ShardState:
         ):
             if only_reels is not None and not only_reels.get(reel_id, True):
                 continue
-            if apply_like(self.reel(reel_id), user_id, ts_ms, liked):
+            if self._apply_like(reel_id, user_id, ts_ms, liked):
                 changed.add(reel_id)
             else:
                 self.dirty.add(reel_id)
@@ -358,6 +284,71 @@ class ShardState:
         self.dirty |= changed
         return changed
 
+    def _apply_views(
+        self,
+        batch: counter_pb2.ApplyBatchRequest,
+        only_reels: dict[int, bool] | None,
+        changed: set[int],
+    ) -> None:
+        reel_ids: list[int] = list(batch.view_reel_ids)
+        if not reel_ids:
+            return
+        minutes = np.array(batch.view_minutes, dtype=np.int64)
+        counts = np.array(batch.view_counts, dtype=np.int64)
+        if not len(reel_ids) == len(minutes) == len(counts):
+            raise ValueError("view columns of different lengths")
+        if only_reels is not None:
+            kept = [only_reels.get(reel_id, True) for reel_id in reel_ids]
+            if not all(kept):
+                reel_ids = list(itertools.compress(reel_ids, kept))
+                keep = np.array(kept, dtype=bool)
+                minutes, counts = minutes[keep], counts[keep]
+                if not reel_ids:
+                    return
+        reels = self.reels
+        found = list(map(reels.get, reel_ids))
+        if None in found:
+            for index, state in enumerate(found):
+                if state is None:
+                    reel_id = reel_ids[index]
+                    # A reel may appear once per minute: created by its first entry.
+                    found[index] = reels.get(reel_id) or self._new_reel(reel_id)
+        states = cast(list[ReelState], found)
+        slots = np.array([state.slot for state in states], dtype=np.int64)
+        np.add.at(self.totals[:, VIEWS], slots, counts)
+        # A batch spans a minute or two: its buckets are added a minute at a time.
+        first = minutes[0]
+        if (minutes == first).all():
+            self.buckets.add_views(bucket_keys(int(first) * MINUTE_MS), slots, counts)
+        else:
+            for minute in np.unique(minutes).tolist():
+                same = minutes == minute
+                self.buckets.add_views(bucket_keys(minute * MINUTE_MS), slots[same], counts[same])
+        changed.update(reel_ids)
+
+    def _apply_like(self, reel_id: int, user_id: int, ts_ms: int, liked: bool) -> int:
+        """Merges one like/unlike into the reel; returns the change of its like count."""
+        return self._apply_like_to(
+            self.reels.get(reel_id) or self._new_reel(reel_id), user_id, ts_ms, liked
+        )
+
+    def _apply_like_to(self, reel: ReelState, user_id: int, ts_ms: int, liked: bool) -> int:
+        like_states = reel.like_states
+        if like_states is None:
+            like_states = reel.like_states = {}
+        previous = like_states.get(user_id)
+        candidate = (ts_ms, liked)
+        if previous is not None and previous >= candidate:
+            return 0
+        like_states[user_id] = candidate
+        reel.mark_user_dirty(user_id)
+        was_liked = previous is not None and previous[1]
+        delta = int(liked) - int(was_liked)
+        if delta:
+            self.totals[reel.slot, LIKES] += delta
+            self.buckets.add(reel.slot, bucket_keys(ts_ms), 0, delta)
+        return delta
+
     def _apply_viewers(
         self,
         batch: counter_pb2.ApplyBatchRequest,
@@ -365,17 +356,22 @@ class ShardState:
         changed: set[int],
     ) -> None:
         # The edge sends viewer pairs sorted by reel: hand each reel its run of users.
-        reel_ids, user_ids = batch.viewer_reel_ids, batch.viewer_user_ids
-        start, total = 0, len(reel_ids)
-        while start < total:
-            reel_id = reel_ids[start]
-            end = start + 1
-            while end < total and reel_ids[end] == reel_id:
-                end += 1
+        reel_ids = np.array(batch.viewer_reel_ids, dtype=np.uint64)
+        user_ids = array("Q", batch.viewer_user_ids).tobytes()
+        if 8 * len(reel_ids) != len(user_ids):
+            raise ValueError("viewer columns of different lengths")
+        if not len(reel_ids):
+            return
+        bounds = (np.flatnonzero(reel_ids[1:] != reel_ids[:-1]) + 1).tolist()
+        starts = [0, *bounds]
+        reels = self.reels
+        for reel_id, start, end in zip(
+            reel_ids[starts].tolist(), starts, [*bounds, len(reel_ids)], strict=True
+        ):
             if only_reels is None or only_reels.get(reel_id, True):
-                self.reel(reel_id).add_viewers(user_ids[start:end])
+                reel = reels.get(reel_id) or self._new_reel(reel_id)
+                reel.add_viewers(user_ids[8 * start : 8 * end])
                 changed.add(reel_id)
-            start = end
 
     def _apply_corrections(
         self,
@@ -392,12 +388,12 @@ class ShardState:
         ):
             if only_reels is not None and not only_reels.get(reel_id, True):
                 continue
-            reel = self.reel(reel_id)
-            reel.views += view_delta
-            reel.likes += like_delta
+            row = self.totals[(self.reels.get(reel_id) or self._new_reel(reel_id)).slot]
+            row[VIEWS] += view_delta
+            row[LIKES] += like_delta
             if mirror:
-                reel.views_removed -= view_delta
-                reel.likes_removed -= like_delta
+                row[VIEWS_REMOVED] -= view_delta
+                row[LIKES_REMOVED] -= like_delta
             changed.add(reel_id)
 
     def replay_batch(
@@ -458,21 +454,43 @@ class ShardState:
                     d.views_removed -= view_delta
                     d.likes_removed -= like_delta
 
-    def load(self, reel_id: int, stored: ReelState | None, first_segment: int) -> None:
+    def load(self, reel_id: int, stored: ReelRecord | None, first_segment: int) -> None:
         """Puts a reel read from Cassandra (None: it has no row) into memory, with the
         replayed changes of segments `first_segment` onwards (the earlier ones are in its
         row already). A reel that had replayed changes is marked dirty, so a snapshot
         writes it (and rewrites a row of an unfinished snapshot) before they are trimmed."""
         if reel_id not in self.unloaded:
             return
-        reel = stored or ReelState()
+        self.unloaded.discard(reel_id)
+        reel = self._new_reel(reel_id)
+        slot = reel.slot
+        if stored is not None:
+            self.totals[slot] = (
+                stored.views,
+                stored.likes,
+                stored.views_removed,
+                stored.likes_removed,
+            )
+            reel.like_states = stored.like_states or None
+            reel.viewers = stored.viewers
+            for key, (views, likes) in stored.buckets.items():
+                self.buckets.put(slot, key, views, likes)
         deltas = self.partial.pop(reel_id, None)
         if deltas is not None:
             for delta in deltas[first_segment:]:
-                delta.merge_into(reel)
+                self._merge(reel, delta)
             self.dirty.add(reel_id)
-        self.reels[reel_id] = reel
-        self.unloaded.discard(reel_id)
+
+    def _merge(self, reel: ReelState, delta: ReelDelta) -> None:
+        """Applies replayed changes to the stored state, as if applied to it."""
+        row = self.totals[reel.slot]
+        row += (delta.views, delta.likes, delta.views_removed, delta.likes_removed)
+        for key, views in delta.view_buckets.items():
+            self.buckets.add(reel.slot, (key,), views, 0)
+        for user_id, ts_ms, liked in delta.like_events:
+            self._apply_like_to(reel, user_id, ts_ms, liked)
+        if delta.viewers:
+            reel.add_viewers(array("Q", delta.viewers).tobytes())
 
     def evict_clean(self, count: int, keep: set[int], scan: int) -> int:
         """Drops up to `count` clean reels from memory, looking at most at `scan` reels in
@@ -484,27 +502,45 @@ class ShardState:
         rows may not be in Cassandra yet). A reel in use is dirty most of the time, so this
         is a second-chance (CLOCK) order: a reel passed over moves to the back.
         """
-        evicted = 0
+        freed: list[int] = []
         for reel_id in list(itertools.islice(self.reels, scan)):
-            if evicted >= count:
+            if len(freed) >= count:
                 break
             state = self.reels.pop(reel_id)
             if reel_id in self.dirty or reel_id in self.uncopied or reel_id in keep:
                 self.reels[reel_id] = state
                 continue
             self.unloaded.add(reel_id)
-            evicted += 1
-        return evicted
+            freed.append(state.slot)
+        if freed:
+            slots = np.array(freed, dtype=np.int64)
+            self.totals[slots] = 0
+            self.buckets.clear(slots)
+            self._free_slots.extend(freed)
+        return len(freed)
 
     def counts(self, reel_ids: Iterable[int]) -> list[common_pb2.ReelCounts]:
+        reel_ids = list(reel_ids)
+        states = [self.reels.get(reel_id) for reel_id in reel_ids]
+        held = [state.slot for state in states if state is not None]
+        rows = iter(self.totals[held].tolist())
         result = []
-        for reel_id in reel_ids:
-            state = self.reels.get(reel_id)
+        for reel_id, state in zip(reel_ids, states, strict=True):
             if state is None:
                 self._check_loaded(reel_id)
                 result.append(common_pb2.ReelCounts(reel_id=reel_id))
-            else:
-                result.append(state.to_counts(reel_id))
+                continue
+            views, likes, views_removed, likes_removed = next(rows)
+            result.append(
+                common_pb2.ReelCounts(
+                    reel_id=reel_id,
+                    views=views,
+                    likes=likes,
+                    views_removed=views_removed,
+                    likes_removed=likes_removed,
+                    unique_viewers=state.unique_viewers(),
+                )
+            )
         return result
 
     def liked(self, user_id: int, reel_ids: Iterable[int]) -> list[bool]:
@@ -513,7 +549,7 @@ class ShardState:
             state = self.reels.get(reel_id)
             if state is None:
                 self._check_loaded(reel_id)
-            value = state.like_states.get(user_id) if state else None
+            value = state.like_states.get(user_id) if state and state.like_states else None
             answers.append(bool(value and value[1]))
         return answers
 
@@ -525,20 +561,18 @@ class ShardState:
         if state is None:
             self._check_loaded(reel_id)
             return []
-        rows = [
-            (key[1], *state.bucket(key))
-            for key in state.buckets
-            if key[0] == width and from_ms <= key[1] < to_ms
-        ]
-        rows.sort()
-        return rows
+        return self.buckets.rows(state.slot, width, from_ms, to_ms)
+
+
+def _reel_columns(batch: counter_pb2.ApplyBatchRequest) -> tuple[Iterable[int], ...]:
+    return (
+        batch.view_reel_ids,
+        batch.like_reel_ids,
+        batch.viewer_reel_ids,
+        batch.correction_reel_ids,
+    )
 
 
 def reels_of(batch: counter_pb2.ApplyBatchRequest) -> set[int]:
     """Every reel a batch changes."""
-    return (
-        set(batch.view_reel_ids)
-        | set(batch.like_reel_ids)
-        | set(batch.viewer_reel_ids)
-        | set(batch.correction_reel_ids)
-    )
+    return set().union(*_reel_columns(batch))

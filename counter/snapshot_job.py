@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from counter.shard_state import ReelState
+from counter.shard_state import NO_USERS, ShardState
 from counter.store import ReelRollup
 
 
@@ -31,13 +31,14 @@ class SnapshotJob:
         del self.unwritten[:count]
 
 
-def take_rollup(reel_id: int, reel: ReelState, new_reel: bool) -> ReelRollup:
-    """Copies the reel's totals and changed rows, and clears its dirty marks: a later
+def take_rollup(reel_id: int, state: ShardState, new_reel: bool) -> ReelRollup:
+    """Copies a reel's totals and changed rows, and clears its dirty marks: a later
     change marks them again for the next snapshot."""
-    likes = [(user, *reel.like_states[user]) for user in reel.dirty_users]
-    buckets = [(width, start, *reel.bucket((width, start))) for width, start in reel.dirty_buckets]
-    reel.clear_dirty()
+    reel = state.reels[reel_id]
+    like_states = reel.like_states or {}
+    likes = [(user, *like_states[user]) for user in reel.dirty_users]
+    reel.dirty_users = NO_USERS
+    buckets = state.buckets.take_dirty(reel.slot)
     viewers = reel.flush_viewers().to_bytes() if reel.viewers_dirty else None
     reel.viewers_dirty = False
-    totals = (reel.views, reel.likes, reel.views_removed, reel.likes_removed)
-    return ReelRollup(reel_id, totals, likes, buckets, viewers, new_reel)
+    return ReelRollup(reel_id, state.totals_of(reel_id), likes, buckets, viewers, new_reel)

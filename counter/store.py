@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from cassandra import ConsistencyLevel
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
+from counter.bucket_columns import BucketHorizons
 from counter.errors import NotOwner, RingMismatch
-from counter.shard_state import KIND_BY_WIDTH, KIND_LIKE, BucketHorizons, ReelState
+from counter.shard_state import KIND_BY_WIDTH, KIND_LIKE, ReelRecord
 from counter.unique_viewers import UniqueViewers
 from reelstream.cassandra_client import CassandraClient, Row, StoreUnavailable
 
@@ -103,7 +104,7 @@ class StoredReel:
 
     reel_id: int
     snapshot_id: int
-    state: ReelState
+    record: ReelRecord
 
 
 class CounterStore:
@@ -352,7 +353,7 @@ class CounterStore:
         if not rows:
             return None
         first = rows[0]
-        state = ReelState(
+        record = ReelRecord(
             views=first.views or 0,
             likes=first.likes or 0,
             views_removed=first.views_removed or 0,
@@ -364,13 +365,13 @@ class CounterStore:
             if row.kind is None:
                 continue
             if row.kind == KIND_LIKE:
-                state.like_states[row.item] = (row.ts_ms, bool(row.liked))
+                record.like_states[row.item] = (row.ts_ms, bool(row.liked))
             elif row.kind in width_by_kind:
                 width = width_by_kind[row.kind]
                 if horizons is not None and row.item < horizons.get(width, row.item):
                     continue
-                state.put_bucket((width, row.item), row.bucket_views or 0, row.bucket_likes or 0)
-        return StoredReel(reel_id, first.snapshot_id or 0, state)
+                record.buckets[(width, row.item)] = (row.bucket_views or 0, row.bucket_likes or 0)
+        return StoredReel(reel_id, first.snapshot_id or 0, record)
 
     async def read_reels(
         self,

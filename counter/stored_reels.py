@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import Counter, Gauge
 
+from counter.bucket_columns import BucketHorizons
 from counter.config import CounterConfig
-from counter.shard_state import BucketHorizons, ShardState, bucket_horizons, reels_of
+from counter.shard_state import ShardState, bucket_horizons, reels_of
 from counter.store import CounterStore, now_ms
 from protos import counter_pb2
 from reelstream.cassandra_client import StoreUnavailable
@@ -126,7 +127,7 @@ class StoredReels:
                 reel = found.get(reel_id)
                 written_by = self.unfinished.get(reel.snapshot_id) if reel else None
                 first_segment = 0 if written_by is None else written_by + 1
-                self.state.load(reel_id, reel.state if reel else None, first_segment)
+                self.state.load(reel_id, reel.record if reel else None, first_segment)
             REELS_LOADED.inc(len(stored))
             self.publish_sizes()
         finally:
@@ -238,10 +239,6 @@ class StoredReels:
             merged[start] = [views, likes]
         return sorted((start, views, likes) for start, (views, likes) in merged.items())
 
-    def retire_old_buckets(self, reel_ids: list[int], horizons: BucketHorizons) -> None:
-        retired = 0
-        for reel_id in reel_ids:
-            reel = self.state.reels.get(reel_id)
-            if reel is not None and reel.buckets:
-                retired += reel.retire_buckets(horizons)
-        BUCKETS_RETIRED.inc(retired)
+    def retire_old_buckets(self) -> None:
+        """Drops old buckets a completed snapshot wrote (`ShardState.retire_buckets`)."""
+        BUCKETS_RETIRED.inc(self.state.retire_buckets(self.horizons()))

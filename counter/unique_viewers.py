@@ -28,6 +28,11 @@ _SKETCH_TAG = b"H"
 
 U64 = npt.NDArray[np.uint64]
 
+# Shared by every empty set of viewers (an empty array costs ~112 bytes, and a shard holds
+# one set per reel); read-only, and never changed in place: every update assigns a new array.
+_NO_IDS: U64 = np.empty(0, dtype=np.uint64)
+_NO_IDS.flags.writeable = False
+
 
 def leading_zeros(values: U64) -> npt.NDArray[np.int64]:
     """Exact count of leading zero bits of each uint64 (64 for zero), by binary search;
@@ -47,7 +52,7 @@ class UniqueViewers:
     __slots__ = ("_exact", "_registers")
 
     def __init__(self) -> None:
-        self._exact: U64 = np.empty(0, dtype=np.uint64)
+        self._exact: U64 = _NO_IDS
         self._registers: npt.NDArray[np.uint8] | None = None
 
     def add(self, user_ids: U64) -> None:
@@ -56,7 +61,7 @@ class UniqueViewers:
             if len(self._exact) <= EXACT_LIMIT:
                 return
             self._registers = np.zeros(REGISTERS, dtype=np.uint8)
-            user_ids, self._exact = self._exact, np.empty(0, dtype=np.uint64)
+            user_ids, self._exact = self._exact, _NO_IDS
         hashes = mix64_array(user_ids.astype(np.uint64, copy=False))
         index = (hashes >> np.uint64(64 - PRECISION)).astype(np.int64)
         rest = hashes << np.uint64(PRECISION)
@@ -96,7 +101,7 @@ class UniqueViewers:
         if self._registers is None:
             exact = self._exact
             self._registers = other._registers.copy()
-            self._exact = np.empty(0, dtype=np.uint64)
+            self._exact = _NO_IDS
             self.add(exact)
         else:
             np.maximum(self._registers, other._registers, out=self._registers)

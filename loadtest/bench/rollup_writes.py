@@ -126,7 +126,7 @@ async def check_read_back(
     await store.prepare()
     sample = list(range(first_reel, first_reel + reels, max(1, reels // 200)))
     stored = await store.read_reels(sample)
-    wrong = [r.reel_id for r in stored if r.state.views != 2 or r.state.viewers.count() != 2]
+    wrong = [r.reel_id for r in stored if r.record.views != 2 or r.record.viewers.count() != 2]
     if len(stored) != len(sample) or wrong:
         raise SystemExit(
             f"roll-up read back wrong: {len(sample) - len(stored)} missing, wrong {wrong[:5]}"

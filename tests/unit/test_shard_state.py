@@ -1,12 +1,11 @@
 import itertools
-import sys
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from counter.config import CounterConfig
-from counter.shard_state import ReelNotLoaded, ReelState, ShardState, bucket_horizons
+from counter.shard_state import ReelNotLoaded, ReelRecord, ShardState, bucket_horizons
 from protos import counter_pb2
 
 
@@ -107,7 +106,7 @@ def test_a_reel_cut_for_a_snapshot_is_copied_before_its_first_change_only() -> N
 
     def copy(reel_id: int) -> None:
         state.uncopied.discard(reel_id)
-        copies[reel_id] = state.reels[reel_id].views
+        copies[reel_id] = state.totals_of(reel_id)[0]
 
     state.uncopied, state.dirty = state.dirty, set()
     state.copy_before_change = copy
@@ -121,7 +120,7 @@ def test_a_reel_cut_for_a_snapshot_is_copied_before_its_first_change_only() -> N
     )
     assert copies == {1: 5}  # copied once, with its value as of the cut
     assert state.uncopied == {2}
-    assert state.reels[1].views == 7
+    assert state.totals_of(1)[0] == 7
     assert state.dirty == {1, 3}
 
 
@@ -136,18 +135,21 @@ def views_at(reel_minutes: list[tuple[int, int]]) -> counter_pb2.ApplyBatchReque
 HORIZONS = {"minute": 100 * 60_000, "hour": 0, "day": 0}
 
 
-def test_only_clean_buckets_older_than_the_horizon_are_retired() -> None:
+def test_an_old_bucket_leaves_memory_once_no_reel_has_it_dirty() -> None:
     state = ShardState()
-    state.apply_batch(views_at([(7, 98), (7, 99), (7, 100)]))
-    reel = state.reels[7]
-    assert reel.retire_buckets(HORIZONS) == 0  # all dirty: no snapshot wrote them yet
-    reel.dirty_buckets = (("minute", 99 * 60_000),)  # 98 and 100 were written
-    assert reel.retire_buckets(HORIZONS) == 1
-    assert [start for width, start in reel.buckets if width == "minute"] == [
-        99 * 60_000,
-        100 * 60_000,
+    state.apply_batch(views_at([(7, 98), (7, 99), (7, 100), (8, 99)]))
+    assert state.retire_buckets(HORIZONS) == 0  # all dirty: no snapshot wrote them yet
+    state.buckets.take_dirty(state.reels[7].slot)  # a snapshot copied reel 7 only
+    assert state.retire_buckets(HORIZONS) == 1  # minute 98; 99 waits for reel 8
+    assert state.buckets.held(state.reels[7].slot) == [
+        ("day", 0),
+        ("hour", 60 * 60_000),
+        ("minute", 99 * 60_000),
+        ("minute", 100 * 60_000),
     ]
-    assert state.counts([7])[0].views == 3  # totals never leave memory
+    state.buckets.take_dirty(state.reels[8].slot)
+    assert state.retire_buckets(HORIZONS) == 2  # minute 99, of both reels
+    assert [c.views for c in state.counts([7, 8])] == [3, 1]  # totals never leave memory
 
 
 def test_a_reel_active_every_minute_for_two_days_holds_a_bounded_set_of_buckets() -> None:
@@ -160,38 +162,92 @@ def test_a_reel_active_every_minute_for_two_days_holds_a_bounded_set_of_buckets(
     held = []
     for minute in range(first, first + 2 * 24 * 60):
         state.apply_batch(views_at([(7, minute)]))
-        reel = state.reels[7]
-        reel.clear_dirty()
-        reel.retire_buckets(bucket_horizons(minute * 60_000, memory_ms))
-        held.append(len(reel.buckets))
+        state.apply_batch(like_batch([(7, minute, minute * 60_000, minute % 2 == 0)]))
+        slot = state.reels[7].slot
+        state.buckets.take_dirty(slot)
+        state.retire_buckets(bucket_horizons(minute * 60_000, memory_ms))
+        held.append(len(state.buckets.held(slot)))
+        assert len(state.buckets.columns) == held[-1]  # one reel: a column per bucket
     assert max(held[-24 * 60 :]) <= 24  # 15-16 minutes, 3-4 hours, 2-3 days
     assert state.counts([7])[0].views == 2 * 24 * 60
-    total = sum(views for key, views in reel.buckets.items() if key[0] == "minute")
-    assert total == len([key for key in reel.buckets if key[0] == "minute"])
+    minutes = state.time_series(7, "minute", 0, 2**62)
+    assert [views for _, views, _ in minutes] == [1] * len(minutes)
 
 
-def test_retiring_a_bucket_a_minute_does_not_grow_the_reels_bucket_table() -> None:
-    # Deleted dict entries stay as dummies: without a copy at retirement CPython resized a
-    # churned 18-entry dict to 64 slots, ~540 bytes more per reel than a fresh copy.
-    memory_ms = CounterConfig().bucket_memory_ms
+def test_an_evicted_reels_slot_is_reused_from_zero_and_the_reel_reloads_its_values() -> None:
     state = ShardState()
-    first = 29_000_000  # Unix minutes
-    for minute in range(first, first + 90):
-        state.apply_batch(views_at([(7, minute)]))
-        state.apply_batch(like_batch([(7, minute, minute * 60_000, minute % 2 == 0)]))
-        reel = state.reels[7]
-        reel.clear_dirty()
-        reel.retire_buckets(bucket_horizons(minute * 60_000, memory_ms))
-        assert sys.getsizeof(reel.buckets) == sys.getsizeof(dict(reel.buckets))
-        likes = reel.like_buckets
-        assert likes is None or sys.getsizeof(likes) == sys.getsizeof(dict(likes))
+    state.apply_batch(views_at([(1, 100), (1, 101)]))
+    state.apply_batch(like_batch([(1, 10, 100 * 60_000, True)]))
+    slot = state.reels[1].slot
+    state.dirty = set()
+    state.buckets.take_dirty(slot)
+    assert state.evict_clean(1, set(), scan=1) == 1
+    state.apply_batch(views_at([(2, 102)]))
+    assert state.reels[2].slot == slot
+    assert [(c.views, c.likes) for c in state.counts([2])] == [(1, 0)]
+    assert state.time_series(2, "minute", 0, 2**62) == [(102 * 60_000, 1, 0)]
+    assert sorted(state.buckets.take_dirty(slot)) == [
+        ("day", 0, 1, 0),
+        ("hour", 60 * 60_000, 1, 0),
+        ("minute", 102 * 60_000, 1, 0),
+    ]
+    stored = ReelRecord(views=2, likes=1, buckets={("minute", 100 * 60_000): (1, 1)})
+    state.load(1, stored, first_segment=0)
+    assert [(c.views, c.likes) for c in state.counts([1, 2])] == [(2, 1), (1, 0)]
+    assert state.time_series(1, "minute", 0, 2**62) == [(100 * 60_000, 1, 1)]
+
+
+def test_slots_grow_past_the_initial_capacity_keeping_every_value() -> None:
+    state = ShardState()
+    reels = list(range(1, 5_001))
+    state.apply_batch(views_at([(reel, 100 + reel % 3) for reel in reels]))
+    state.apply_batch(views_at([(reel, 100) for reel in reels[::2]]))
+    counts = state.counts(reels)
+    assert [c.views for c in counts] == [1 + (reel % 2) for reel in reels]
+    assert state.time_series(4_999, "minute", 0, 2**62) == [
+        (100 * 60_000, 1, 0),
+        (101 * 60_000, 1, 0),
+    ]
+
+
+view_entries = st.lists(
+    st.tuples(st.integers(1, 6), st.integers(100, 103), st.integers(1, 5)), max_size=40
+)
+
+
+@given(st.lists(view_entries, max_size=5))
+def test_views_and_buckets_equal_plain_sums_of_the_entries(
+    batches: list[list[tuple[int, int, int]]],
+) -> None:
+    # Batches may repeat a (reel, minute) and span minutes: the vectorised adds must sum
+    # like a loop over entries would.
+    state = ShardState()
+    totals: dict[int, int] = {}
+    minutes: dict[tuple[int, int], int] = {}
+    for entries in batches:
+        state.apply_batch(
+            counter_pb2.ApplyBatchRequest(
+                view_reel_ids=[reel for reel, _, _ in entries],
+                view_minutes=[minute for _, minute, _ in entries],
+                view_counts=[count for _, _, count in entries],
+            )
+        )
+        for reel, minute, count in entries:
+            totals[reel] = totals.get(reel, 0) + count
+            minutes[reel, minute] = minutes.get((reel, minute), 0) + count
+    reels = sorted(totals)
+    assert [c.views for c in state.counts(reels)] == [totals[reel] for reel in reels]
+    for reel in reels:
+        expected = sorted((m * 60_000, v, 0) for (r, m), v in minutes.items() if r == reel)
+        assert state.time_series(reel, "minute", 0, 2**62) == expected
+        assert state.time_series(reel, "hour", 0, 2**62) == [(3_600_000, totals[reel], 0)]
 
 
 def test_late_events_name_the_old_buckets_memory_lacks() -> None:
     state = ShardState()
     state.apply_batch(views_at([(7, 99), (7, 150)]))
-    state.reels[7].dirty_buckets = ()
-    state.reels[7].retire_buckets(HORIZONS)
+    state.buckets.take_dirty(state.reels[7].slot)
+    state.retire_buckets(HORIZONS)
     # Recent events need no read; late ones on reels held here do (reel 8 has no rows).
     assert state.missing_old_buckets(views_at([(7, 150), (8, 5)]), HORIZONS) == {}
     late = views_at([(7, 99), (7, 150), (8, 5)])
@@ -224,10 +280,14 @@ def test_replayed_changes_of_unread_reels_merge_by_the_snapshot_that_wrote_the_r
 
     # Reel 7's row came from the unfinished snapshot: it has the covered batch (and the
     # like) already, so only segment 1 applies. Reel 8's row is older: both apply.
-    row_7 = ReelState(views=1, likes=1, like_states={10: (100 * 60_000, True)})
-    row_7.put_bucket(("minute", 100 * 60_000), 1, 1)
+    row_7 = ReelRecord(
+        views=1,
+        likes=1,
+        like_states={10: (100 * 60_000, True)},
+        buckets={("minute", 100 * 60_000): (1, 1)},
+    )
     state.load(7, row_7, first_segment=1)
-    state.load(8, ReelState(views=5), first_segment=0)
+    state.load(8, ReelRecord(views=5), first_segment=0)
     assert [(c.views, c.likes) for c in state.counts([7, 8, 9])] == [(2, 1), (6, 0), (1, 0)]
     assert state.time_series(7, "minute", 0, 2**62) == [
         (100 * 60_000, 1, 1),
@@ -240,8 +300,7 @@ def test_replayed_changes_of_unread_reels_merge_by_the_snapshot_that_wrote_the_r
 
 def test_only_clean_reels_leave_memory_oldest_first_and_passed_over_ones_move_back() -> None:
     state = ShardState()
-    for reel_id in range(1, 9):
-        state.reels[reel_id] = ReelState(views=reel_id)
+    state.apply_batch(views_at([(reel_id, 100) for reel_id in range(1, 9)]))
     state.dirty = {2}
     state.uncopied = {3}
     job_reels = {4}
@@ -254,14 +313,13 @@ def test_only_clean_reels_leave_memory_oldest_first_and_passed_over_ones_move_ba
     assert list(state.reels) == [7, 8, 2, 3, 4]
     with pytest.raises(ReelNotLoaded):
         state.counts([5])
-    state.load(5, ReelState(views=5), first_segment=0)
+    state.load(5, ReelRecord(views=5), first_segment=0)
     assert [c.views for c in state.counts([5])] == [5]
 
 
 def test_eviction_looks_at_no_more_than_its_scan() -> None:
     state = ShardState()
-    for reel_id in range(10):
-        state.reels[reel_id] = ReelState()
+    state.apply_batch(views_at([(reel_id, 100) for reel_id in range(10)]))
     state.dirty = set(range(5))
     assert state.evict_clean(10, set(), scan=5) == 0
     assert list(state.reels) == [5, 6, 7, 8, 9, 0, 1, 2, 3, 4]
