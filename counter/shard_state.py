@@ -364,14 +364,26 @@ class ShardState:
             return
         bounds = (np.flatnonzero(reel_ids[1:] != reel_ids[:-1]) + 1).tolist()
         starts = [0, *bounds]
+        runs = reel_ids[starts].tolist()
+        if only_reels is not None:
+            kept = [only_reels.get(reel_id, True) for reel_id in runs]
+            runs = list(itertools.compress(runs, kept))
+            starts = list(itertools.compress(starts, kept))
+            ends = list(itertools.compress([*bounds, len(reel_ids)], kept))
+        else:
+            ends = [*bounds, len(reel_ids)]
         reels = self.reels
-        for reel_id, start, end in zip(
-            reel_ids[starts].tolist(), starts, [*bounds, len(reel_ids)], strict=True
-        ):
-            if only_reels is None or only_reels.get(reel_id, True):
-                reel = reels.get(reel_id) or self._new_reel(reel_id)
-                reel.add_viewers(user_ids[8 * start : 8 * end])
-                changed.add(reel_id)
+        # `ReelState.add_viewers` inlined: this loop runs once per reel of every batch.
+        for reel_id, start, end in zip(runs, starts, ends, strict=True):
+            reel = reels.get(reel_id) or self._new_reel(reel_id)
+            buffer = reel.viewer_buffer
+            if buffer is None:
+                buffer = reel.viewer_buffer = array("Q")
+            buffer.frombytes(user_ids[8 * start : 8 * end])
+            reel.viewers_dirty = True
+            if len(buffer) >= VIEWER_BUFFER_LIMIT:
+                reel.flush_viewers()
+        changed.update(runs)
 
     def _apply_corrections(
         self,
