@@ -35,8 +35,12 @@ KIND_BY_WIDTH: dict[str, int] = {"minute": 1, "hour": 2, "day": 3}
 VIEWER_BUFFER_LIMIT = 256
 # Columns of `ShardState.totals`.
 VIEWS, LIKES, VIEWS_REMOVED, LIKES_REMOVED = range(4)
-# Slots a new shard state has room for; doubled whenever they run out.
+# Slots a new shard state has room for, and how it grows when they run out: by a quarter,
+# since every bucket column costs 17 bytes per slot, used or not. Ad hoc, 84,219 reels over
+# 20 minutes of buckets: 1,198 bytes per reel when doubling, 986 by a quarter, and 975 for
+# the per-reel dicts before.
 INITIAL_SLOTS = 1024
+GROWTH = 1.25
 
 
 def bucket_keys(ts_ms: int) -> BucketKeys:
@@ -184,7 +188,7 @@ class ShardState:
             slot = self._next_slot
             self._next_slot += 1
             if slot == len(self.totals):
-                self._grow(2 * slot)
+                self._grow(int(slot * GROWTH))
         state = self.reels[reel_id] = ReelState(slot)
         return state
 
