@@ -7,14 +7,7 @@ from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from reelstream.rate_limits import CallerBuckets, retry_trailers
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_s = 100.0
-
-    def __call__(self) -> float:
-        return self.now_s
+from tests.unit.fake_clock import FakeClock
 
 
 def test_a_caller_gets_its_burst_then_waits_for_the_refill() -> None:

@@ -7,20 +7,11 @@ import asyncio
 import pytest
 
 from counter.write_pacer import WritePacer
-
-
-class Clock:
-    """A clock the test moves (a loaded machine must not make the figures drift)."""
-
-    def __init__(self) -> None:
-        self.now_s = 100.0
-
-    def __call__(self) -> float:
-        return self.now_s
+from tests.unit.fake_clock import FakeClock
 
 
 def test_callers_share_one_budget_in_arrival_order() -> None:
-    pacer = WritePacer(reels_per_s=1_000, clock=Clock())
+    pacer = WritePacer(reels_per_s=1_000, clock=FakeClock())
     first = pacer.reserve(500)  # starts now, holds the budget for 0.5 s
     second = pacer.reserve(500)  # another shard: waits for the first slot
     third = pacer.reserve(250)
@@ -30,7 +21,7 @@ def test_callers_share_one_budget_in_arrival_order() -> None:
 
 
 def test_an_idle_budget_is_not_saved_up() -> None:
-    clock = Clock()
+    clock = FakeClock()
     pacer = WritePacer(reels_per_s=10_000, clock=clock)
     pacer.reserve(100)  # 10 ms
     clock.now_s += 0.05
@@ -55,7 +46,7 @@ def test_the_rate_must_be_positive() -> None:
 def test_roll_ups_slow_down_while_commits_are_backed_up() -> None:
     backed_up = False
     pacer = WritePacer(
-        reels_per_s=1_000, busy_reels_per_s=100, busy=lambda: backed_up, clock=Clock()
+        reels_per_s=1_000, busy_reels_per_s=100, busy=lambda: backed_up, clock=FakeClock()
     )
     assert pacer.reserve(100) == pytest.approx(0.0)  # 0.1 s at the normal rate
     backed_up = True
