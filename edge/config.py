@@ -70,7 +70,8 @@ class EdgeConfig(RegistryConfigFields):
     view_dedupe_window_s: float = 30.0
     """A (viewer, reel) pair counts at most one view per window (0 disables)."""
     view_dedupe_max_entries: int = 1_000_000
-    """Bound on remembered (viewer, reel) pairs; the oldest are forgotten first."""
+    """Bound on remembered (viewer, reel) pairs (16 bytes each); when a pair's set of the
+    table is full, the pair whose window ends first is forgotten (edge/view_deduper.py)."""
     max_watch_ms: int = 3_600_000
     """Watch times above this are rejected as absurd."""
     max_future_skew_ms: int = 300_000

@@ -7,16 +7,12 @@ import time
 from prometheus_client import Counter
 
 from edge.config import EdgeConfig
-from edge.event_validation import (
-    ValidationRules,
-    ViewDeduper,
-    check_shape,
-    validate_batch,
-)
+from edge.event_validation import ValidationRules, check_shape, validate_batch
 from edge.journal import EdgeJournal
 from edge.reel_directory import ReelDirectory
 from edge.spam_forwarder import SpamForwarder
 from edge.spam_screen import SpamScreen, accepted_positions
+from edge.view_deduper import ViewDeduper
 from protos import common_pb2, edge_pb2
 from reelstream.request_limits import MAX_ID
 
@@ -73,12 +69,7 @@ class EventIntake:
             except BaseException:
                 # Not journaled: a retry of these views must be allowed to count.
                 views = accepted.kinds == common_pb2.EVENT_KIND_VIEW
-                for reel_id, user_id in zip(
-                    accepted.reel_ids[views].tolist(),
-                    accepted.user_ids[views].tolist(),
-                    strict=True,
-                ):
-                    self._deduper.forget(user_id, reel_id)
+                self._deduper.forget(accepted.user_ids[views], accepted.reel_ids[views])
                 raise
             EVENTS_ACCEPTED.inc(len(accepted))
             if self._forwarder is not None:

@@ -6,7 +6,6 @@ each other one, why not. A bad event never fails the rest of its batch.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ import numpy.typing as npt
 
 from edge.errors import MalformedBatch
 from edge.event_columns import EventColumns
+from edge.view_deduper import ViewDeduper
 from protos import common_pb2
 from reelstream.request_limits import MAX_ID
 
@@ -44,38 +44,6 @@ class ValidationRules:
     max_future_skew_ms: int
     max_event_age_ms: int
     max_batch_events: int
-
-
-class ViewDeduper:
-    """Remembers (viewer, reel) pairs for a window so repeated views count once.
-
-    Bounded: beyond `max_entries` the oldest pairs are forgotten (they may count again).
-    """
-
-    def __init__(self, window_ms: int, max_entries: int) -> None:
-        self._window_ms = window_ms
-        self._max_entries = max_entries
-        self._seen: OrderedDict[tuple[int, int], int] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def first_in_window(self, user_id: int, reel_id: int, now_ms: int) -> bool:
-        if self._window_ms <= 0:
-            return True
-        key = (user_id, reel_id)
-        expires = self._seen.get(key)
-        if expires is not None and expires > now_ms:
-            return False
-        self._seen[key] = now_ms + self._window_ms
-        self._seen.move_to_end(key)
-        while len(self._seen) > self._max_entries:
-            self._seen.popitem(last=False)
-        return True
-
-    def forget(self, user_id: int, reel_id: int) -> None:
-        """Undoes a `first_in_window` whose event was finally not journaled."""
-        self._seen.pop((user_id, reel_id), None)
 
 
 @dataclass
@@ -120,7 +88,9 @@ _REFUSALS: dict[int, tuple[int, int, str]] = {
         "this viewer's view of this reel already counted in the window",
     ),
 }
-_KNOWN_KIND_VALUES = np.array(sorted(KNOWN_KINDS), dtype=np.int64)
+# Whether a kind is known, indexed by the kind clipped to [0, len - 1] (len - 1 is unknown).
+_IS_KNOWN_KIND = np.zeros(max(KNOWN_KINDS) + 2, dtype=np.bool_)
+_IS_KNOWN_KIND[sorted(KNOWN_KINDS)] = True
 
 
 def check_shape(batch: common_pb2.EventBatch, max_events: int) -> int:
@@ -144,7 +114,8 @@ def check_shape(batch: common_pb2.EventBatch, max_events: int) -> int:
 
 def _column(values: Sequence[int], count: int, dtype: type, default: int) -> npt.NDArray[Any]:
     if count and len(values):
-        column: npt.NDArray[Any] = np.fromiter(values, dtype=dtype, count=count)
+        # upb's repeated fields export __array__: one C copy, not one Python int per value.
+        column: npt.NDArray[Any] = np.asarray(values, dtype=dtype)
         return column
     return np.full(count, default, dtype=dtype)
 
@@ -159,7 +130,7 @@ def validate_batch(
     """Splits a batch into the events to journal and the rejections.
 
     Checks run column-wise (numpy) in a fixed order and the first that fails is the reason
-    reported; only the view dedupe is per event. The accepted batch keeps reel_ids,
+    reported, the view dedupe last. The accepted batch keeps reel_ids,
     user_ids, kinds and client_ts_ms (the columns counting needs); a missing client
     timestamp becomes the edge's clock. With `reels` (every valid reel id of the batch
     looked up), events of unknown or removed reels are refused and a view of a reel shorter
@@ -178,7 +149,7 @@ def validate_batch(
         refusal[mask & (refusal == 0)] = code
 
     refuse((reel == 0) | (reel > MAX_ID) | (user == 0) | (user > MAX_ID), 1)
-    refuse(~np.isin(kind, _KNOWN_KIND_VALUES), 2)
+    refuse(~_IS_KNOWN_KIND[np.clip(kind, 0, len(_IS_KNOWN_KIND) - 1)], 2)
     threshold = np.full(count, rules.view_threshold_ms, dtype=np.int64)
     if reels is not None and count:
         distinct, where = np.unique(reel, return_inverse=True)
@@ -200,9 +171,9 @@ def validate_batch(
     is_view = kind == common_pb2.EVENT_KIND_VIEW
     refuse(is_view & (watch > rules.max_watch_ms), 7)
     refuse(is_view & (watch < threshold), 8)
-    for index in np.flatnonzero(is_view & (refusal == 0)).tolist():
-        if not deduper.first_in_window(int(user[index]), int(reel[index]), now_ms):
-            refusal[index] = 9
+    candidates = np.flatnonzero(is_view & (refusal == 0))
+    first = deduper.first_in_window(user[candidates], reel[candidates], now_ms)
+    refusal[candidates[~first]] = 9
     ok = refusal == 0
     accepted = EventColumns(reel[ok], user[ok], kind[ok], stamp[ok])
     rejections = []

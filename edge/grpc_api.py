@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
+import numpy as np
 from grpc import aio
 
 from edge.count_cache import CountCache
@@ -57,22 +58,24 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"invalid token: {exc}")
             raise AssertionError("unreachable") from None
 
-    async def _check_users(self, user_ids: list[int], context: Context) -> None:
+    async def _check_users(self, user_ids: Sequence[int], context: Context) -> None:
         """Refuses a call acting for a user other than its token's."""
         claims = await self._caller(context)
         if claims is None or claims.user_id is None:
             return
-        for index, user_id in enumerate(user_ids):
-            if user_id != claims.user_id:
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"event {index} is for user {user_id}; the token is for user {claims.user_id}",
-                )
+        others = np.flatnonzero(np.asarray(user_ids, dtype=np.uint64) != claims.user_id)
+        if len(others):
+            index = int(others[0])
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"event {index} is for user {user_ids[index]};"
+                f" the token is for user {claims.user_id}",
+            )
 
     async def _submit(
         self, batch: common_pb2.EventBatch, context: Context
     ) -> edge_pb2.SendEventsResponse:
-        await self._check_users(list(batch.user_ids), context)
+        await self._check_users(batch.user_ids, context)
         try:
             return await self._intake.submit(batch)
         except MalformedBatch as exc:

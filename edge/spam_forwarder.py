@@ -57,7 +57,7 @@ def forwarded_events(parts: list[Part]) -> common_pb2.EventBatch:
             if len(values) != count:
                 pieces.append(np.zeros(len(index), dtype))
                 continue
-            column = np.fromiter(values, dtype=dtype, count=count)
+            column = np.asarray(values, dtype=dtype)
             pieces.append(column if len(index) == count else column[index])
         getattr(merged, name).extend(np.concatenate(pieces).tolist())
     if any(batch.countries for batch, _ in parts):

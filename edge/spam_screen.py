@@ -22,8 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.event_columns import EventColumns
-from edge.event_validation import FAILED_PRECONDITION, ValidationResult, ViewDeduper
+from edge.event_validation import FAILED_PRECONDITION, ValidationResult
 from edge.token_buckets import TokenBuckets
+from edge.view_deduper import ViewDeduper
 from protos import common_pb2, spam_pb2
 
 __all__ = ["ScreenLimits", "ScreenedBatch", "SpamScreen", "TokenBuckets", "accepted_positions"]
@@ -90,7 +91,7 @@ class SpamScreen:
         accepted = validated.accepted
         users = accepted.user_ids
         if len(batch.ip_hashes) == count:
-            ips = np.fromiter(batch.ip_hashes, dtype=np.uint64, count=count)[accepted_index]
+            ips = np.asarray(batch.ip_hashes, dtype=np.uint64)[accepted_index]
         else:
             ips = np.zeros(len(accepted_index), dtype=np.uint64)
         blocked = np.zeros(len(accepted_index), dtype=np.bool_)
@@ -123,8 +124,8 @@ class SpamScreen:
                     message=message,
                 )
             )
-            if accepted.kinds[position] == common_pb2.EVENT_KIND_VIEW:
-                deduper.forget(int(users[position]), int(accepted.reel_ids[position]))
+        dropped_views = ~keep & (accepted.kinds == common_pb2.EVENT_KIND_VIEW)
+        deduper.forget(users[dropped_views], accepted.reel_ids[dropped_views])
         rejections.sort(key=lambda r: r.index)
         screened = EventColumns(
             accepted.reel_ids[keep],

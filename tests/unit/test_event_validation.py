@@ -1,7 +1,8 @@
 import pytest
 
 from edge.errors import MalformedBatch
-from edge.event_validation import ValidationRules, ViewDeduper, validate_batch
+from edge.event_validation import ValidationRules, validate_batch
+from edge.view_deduper import ViewDeduper
 from protos import common_pb2
 
 NOW = 1_800_000_000_000
@@ -76,14 +77,6 @@ def test_missing_timestamp_takes_the_edge_clock() -> None:
     b = common_pb2.EventBatch(reel_ids=[1], user_ids=[1], kinds=[VIEW], watch_ms=[4000])
     result = validate_batch(b, RULES, ViewDeduper(0, 1), NOW)
     assert result.accepted.ts_ms.tolist() == [NOW]
-
-
-def test_deduper_forgets_the_oldest_pairs_beyond_its_bound() -> None:
-    deduper = ViewDeduper(30_000, 2)
-    for user in (1, 2, 3):
-        assert deduper.first_in_window(user, 1, NOW)
-    assert len(deduper) == 2
-    assert deduper.first_in_window(1, 1, NOW)
 
 
 def test_unknown_and_removed_reels_are_refused_and_short_reels_count_from_half() -> None:

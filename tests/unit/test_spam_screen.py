@@ -8,9 +8,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.event_columns import EventColumns
-from edge.event_validation import FAILED_PRECONDITION, ValidationResult, ViewDeduper
+from edge.event_columns import U64, EventColumns
+from edge.event_validation import FAILED_PRECONDITION, ValidationResult
 from edge.spam_screen import ScreenLimits, SpamScreen, TokenBuckets
+from edge.view_deduper import ViewDeduper
 from protos import common_pb2, spam_pb2
 
 VIEW, LIKE = common_pb2.EVENT_KIND_VIEW, common_pb2.EVENT_KIND_LIKE
@@ -62,8 +63,8 @@ class RecordingDeduper(ViewDeduper):
         super().__init__(30_000, 1_000)
         self.forgotten: list[tuple[int, int]] = []
 
-    def forget(self, user_id: int, reel_id: int) -> None:
-        self.forgotten.append((user_id, reel_id))
+    def forget(self, user_ids: U64, reel_ids: U64) -> None:
+        self.forgotten.extend(zip(user_ids.tolist(), reel_ids.tolist(), strict=True))
 
 
 def batch_of(users: list[int], ips: list[int], kinds: list[int]) -> common_pb2.EventBatch:
