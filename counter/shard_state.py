@@ -361,7 +361,7 @@ class ShardState:
     ) -> None:
         # The edge sends viewer pairs sorted by reel: hand each reel its run of users.
         reel_ids = np.array(batch.viewer_reel_ids, dtype=np.uint64)
-        user_ids = array("Q", batch.viewer_user_ids).tobytes()
+        user_ids = np.asarray(batch.viewer_user_ids, dtype=np.uint64).tobytes()
         if 8 * len(reel_ids) != len(user_ids):
             raise ValueError("viewer columns of different lengths")
         if not len(reel_ids):

@@ -28,12 +28,12 @@ class EventColumns:
 
     @classmethod
     def from_batch(cls, batch: common_pb2.EventBatch) -> EventColumns:
-        count = len(batch.reel_ids)
+        # upb's repeated fields export __array__: one C copy, not one Python int per value.
         return cls(
-            np.fromiter(batch.reel_ids, dtype=np.uint64, count=count),
-            np.fromiter(batch.user_ids, dtype=np.uint64, count=count),
-            np.fromiter(batch.kinds, dtype=np.int64, count=count),
-            np.fromiter(batch.client_ts_ms, dtype=np.int64, count=count),
+            np.asarray(batch.reel_ids, dtype=np.uint64),
+            np.asarray(batch.user_ids, dtype=np.uint64),
+            np.asarray(batch.kinds, dtype=np.int64),
+            np.asarray(batch.client_ts_ms, dtype=np.int64),
         )
 
     @classmethod
@@ -44,14 +44,6 @@ class EventColumns:
             np.concatenate([p.kinds for p in parts]),
             np.concatenate([p.ts_ms for p in parts]),
         )
-
-    def to_batch(self) -> common_pb2.EventBatch:
-        batch = common_pb2.EventBatch()
-        batch.reel_ids.extend(self.reel_ids.tolist())
-        batch.user_ids.extend(self.user_ids.tolist())
-        batch.kinds.extend(self.kinds.tolist())
-        batch.client_ts_ms.extend(self.ts_ms.tolist())
-        return batch
 
     def view_counts(self) -> dict[int, int]:
         """Views per reel."""

@@ -18,16 +18,18 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 from prometheus_client import Counter as MetricCounter
 from prometheus_client import Gauge, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from edge.batch_builder import build_shard_batches
+from edge.batch_builder import ViewDeltas, build_shard_batches
 from edge.errors import JournalFull, JournalUnavailable
 from edge.event_columns import EventColumns
 from edge.forwarding_pressure import ForwardingPressure
-from protos import common_pb2, counter_pb2
+from edge.journal_codec import decode_entry, encode_entry
+from protos import counter_pb2
 from reelstream.ring import ConsistentHashRing
 
 logger = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ class OutboxBatch:
     shard: int
     seq: int
     payload: bytes
-    view_deltas: Counter[int]
+    view_deltas: ViewDeltas
     events: int
     sent: bool = True
     """False until this process first sends it (batches loaded from Redis may have been
@@ -77,10 +79,11 @@ class _Waiter:
 
 def _batch_from_payload(shard: int, seq: int, payload: bytes) -> OutboxBatch:
     request = counter_pb2.ApplyBatchRequest.FromString(payload)
-    deltas: Counter[int] = Counter()
-    for reel_id, count in zip(request.view_reel_ids, request.view_counts, strict=True):
-        deltas[reel_id] += count
-    events = sum(deltas.values()) + len(request.like_reel_ids)
+    deltas = ViewDeltas.of_entries(
+        np.asarray(request.view_reel_ids, dtype=np.uint64),
+        np.asarray(request.view_counts, dtype=np.int64),
+    )
+    events = deltas.total + len(request.like_reel_ids)
     return OutboxBatch(shard, seq, payload, deltas, events)
 
 
@@ -106,7 +109,10 @@ class EdgeJournal:
         self._key = f"edge:{name}"
         self.edge_id = ""
         self._mirror: list[EventColumns] = []
-        self.journal_views: Counter[int] = Counter()
+        # Views per reel of the mirror: entries are folded in when a read needs them, since
+        # most are cut before any read looks (see `journal_views`).
+        self._journal_views: Counter[int] = Counter()
+        self._unfolded: list[EventColumns] = []
         self.outbox: dict[int, dict[int, OutboxBatch]] = {s: {} for s in ring.shard_ids}
         self._next_seq: dict[int, int] = {}
         self._waiting: list[_Waiter] = []
@@ -117,7 +123,7 @@ class EdgeJournal:
         self._closing = False
         self._journal_events = 0
         self._waiting_events = 0
-        self._acknowledged: dict[int, dict[int, tuple[float, Counter[int]]]] = {}
+        self._acknowledged: dict[int, dict[int, tuple[float, ViewDeltas]]] = {}
 
     @property
     def depth_events(self) -> int:
@@ -154,12 +160,8 @@ class EdgeJournal:
     async def _reload(self) -> None:
         await self._load_incarnation()
         raw_entries = await self._redis.lrange(f"{self._key}:journal", 0, -1)  # type: ignore[misc]  # redis-py types sync|async as a union
-        self._mirror = [
-            EventColumns.from_batch(common_pb2.EventBatch.FromString(raw)) for raw in raw_entries
-        ]
-        self.journal_views = Counter()
-        for entry in self._mirror:
-            self.journal_views.update(entry.view_counts())
+        self._mirror = [decode_entry(raw) for raw in raw_entries]
+        self._journal_views, self._unfolded = Counter(), list(self._mirror)
         seqs = await self._redis.hgetall(f"{self._key}:next_seq")  # type: ignore[misc]  # redis-py types sync|async as a union
         self._next_seq = {int(k): int(v) for k, v in seqs.items()}
         for shard in self._ring.shard_ids:
@@ -196,7 +198,7 @@ class EdgeJournal:
                 " and falling further"
             )
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiter(entry.to_batch().SerializeToString(), entry, done))
+        self._waiting.append(_Waiter(encode_entry(entry), entry, done))
         self._waiting_events += len(entry)
         self._wakeup.set()
         await asyncio.shield(done)
@@ -219,7 +221,7 @@ class EdgeJournal:
                 await self._redis.rpush(f"{self._key}:journal", *(w.payload for w in group))  # type: ignore[misc]  # redis-py types sync|async as a union
                 for waiter in group:
                     self._mirror.append(waiter.entry)
-                    self.journal_views.update(waiter.entry.view_counts())
+                    self._unfolded.append(waiter.entry)
                     self._journal_events += len(waiter.entry)
         except (RedisError, OSError) as exc:
             JOURNAL_ERRORS.inc()
@@ -258,10 +260,9 @@ class EdgeJournal:
             for shard, shard_batch in sorted(batches.items()):
                 seq = next_seq.get(shard, 1)
                 next_seq[shard] = seq + 1
-                shard_batch.request.batch_id.edge_id = self.edge_id
-                shard_batch.request.batch_id.shard = shard
-                shard_batch.request.batch_id.seq = seq
-                payload = shard_batch.request.SerializeToString(deterministic=True)
+                payload = shard_batch.payload(
+                    counter_pb2.BatchId(edge_id=self.edge_id, shard=shard, seq=seq)
+                )
                 pipe.hset(f"{self._key}:outbox:{shard}", str(seq), payload)  # type: ignore[arg-type]
                 made.append(
                     OutboxBatch(
@@ -278,11 +279,9 @@ class EdgeJournal:
                 logger.warning("journal cut failed", extra={"fields": {"error": exc}})
                 return 0
             del self._mirror[: len(entries)]
-            # Appends wait for the lock, so the cut took the whole mirror: rebuilding the
-            # views of what is left is cheaper than subtracting (a full pass each cut).
-            self.journal_views = Counter()
-            for entry in self._mirror:
-                self.journal_views.update(entry.view_counts())
+            # Appends wait for the lock, so the cut took the whole mirror: recounting what
+            # is left is cheaper than subtracting.
+            self._journal_views, self._unfolded = Counter(), list(self._mirror)
             self._next_seq = next_seq
             moved = sum(len(entry) for entry in entries)
             self._journal_events -= moved
@@ -322,6 +321,14 @@ class EdgeJournal:
         except (RedisError, OSError) as exc:
             JOURNAL_ERRORS.inc()
             logger.warning("outbox delete failed", extra={"fields": {"error": exc}})
+
+    @property
+    def journal_views(self) -> Counter[int]:
+        """Views per reel journaled and not yet cut."""
+        if self._unfolded:
+            self._journal_views.update(EventColumns.concat(self._unfolded).view_counts())
+            self._unfolded = []
+        return self._journal_views
 
     def unacknowledged_views(self, shard: int, reel_id: int, applied_seq: int) -> int:
         """This edge's views of `reel_id` that a value including this edge's batches up to
