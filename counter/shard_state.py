@@ -24,6 +24,7 @@ import numpy as np
 from counter.bucket_columns import BucketColumns, BucketHorizons, BucketKey, BucketKeys
 from counter.unique_viewers import UniqueViewers
 from protos import common_pb2, counter_pb2
+from reelstream.sorted_arrays import sorted_distinct
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -325,7 +326,7 @@ class ShardState:
         if (minutes == first).all():
             self.buckets.add_views(bucket_keys(int(first) * MINUTE_MS), slots, counts)
         else:
-            for minute in np.unique(minutes).tolist():
+            for minute in sorted_distinct(minutes).tolist():
                 same = minutes == minute
                 self.buckets.add_views(bucket_keys(minute * MINUTE_MS), slots[same], counts[same])
         changed.update(reel_ids)

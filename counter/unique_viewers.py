@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reelstream.hashing import mix64_array
+from reelstream.sorted_arrays import sorted_union
 
 EXACT_LIMIT = 1_000
 SMALL_MERGE_LIMIT = 64
@@ -57,7 +58,7 @@ class UniqueViewers:
 
     def add(self, user_ids: U64) -> None:
         if self._registers is None:
-            self._exact = np.union1d(self._exact, user_ids).astype(np.uint64, copy=False)
+            self._exact = sorted_union(self._exact, user_ids.astype(np.uint64, copy=False))
             if len(self._exact) <= EXACT_LIMIT:
                 return
             self._registers = np.zeros(REGISTERS, dtype=np.uint8)

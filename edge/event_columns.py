@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protos import common_pb2
+from reelstream.sorted_arrays import distinct_counts
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
@@ -47,7 +48,5 @@ class EventColumns:
 
     def view_counts(self) -> dict[int, int]:
         """Views per reel."""
-        reels, counts = np.unique(
-            self.reel_ids[self.kinds == common_pb2.EVENT_KIND_VIEW], return_counts=True
-        )
+        reels, counts = distinct_counts(self.reel_ids[self.kinds == common_pb2.EVENT_KIND_VIEW])
         return dict(zip(reels.tolist(), counts.tolist(), strict=True))

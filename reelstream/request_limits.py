@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+import numpy as np
+
 MAX_REELS_PER_CALL = 1000
 MAX_ID = 2**63 - 1
 
@@ -19,10 +21,19 @@ def reel_id_problem(reel_id: int) -> str | None:
 
 def id_column_problem(name: str, ids: Collection[int]) -> str | None:
     """Why a column of ids (reel or user) cannot be stored, or None if every id can."""
-    if len(ids) and not (min(ids) > 0 and max(ids) <= MAX_ID):
-        bad = next(i for i in ids if not 0 < i <= MAX_ID)
-        return f"{name} must be in [1, 2^63); got {bad}"
-    return None
+    if not len(ids):
+        return None
+    # A protobuf repeated field becomes an integer array in one C copy; min and max over
+    # it cost no Python int per id (a list of ints beyond int64 becomes an object array).
+    column = np.asarray(ids)
+    if column.dtype.kind in "iu":
+        low, high = int(column.min()), int(column.max())
+    else:
+        low, high = min(ids), max(ids)
+    if low > 0 and high <= MAX_ID:
+        return None
+    bad = next(i for i in ids if not 0 < i <= MAX_ID)
+    return f"{name} must be in [1, 2^63); got {bad}"
 
 
 def reel_ids_problem(reel_ids: Collection[int]) -> str | None:
