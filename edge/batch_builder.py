@@ -3,9 +3,9 @@
 Views are summed per (reel, minute) so a viral reel costs one entry per flush however many
 views it gets; likes are coalesced per (user, reel) keeping the latest client timestamp,
 which is all the shard's last-writer-wins register needs; (reel, viewer) pairs, grouped by
-reel, feed the unique-viewer sketches. Everything is computed column-wise with numpy sorts, and each
-request's bytes are written from the columns (`reelstream.packed_fields`): no Python step
-per event or per key. Pure code.
+reel, feed the unique-viewer sketches. Everything is computed column-wise with numpy sorts,
+and each request's bytes are written from the columns (`reelstream.packed_fields`): no
+Python step per event or per key. Pure code.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The view rule's memory: a (viewer, reel) pair counts one view per window.
 
-A set-associative table in two numpy arrays, a 64-bit fingerprint of the pair and the time
-its window ends, so a whole batch is checked and recorded with a few vectorised operations
-instead of one dict step per view. A pair lives in one set of `ways` slots chosen by its
-fingerprint; a new pair takes the slot of its set whose window ends first. The table is
-bounded: under pressure a pair may be forgotten before its window ends, and its viewer's
-next view of the reel then counts again, as with any bounded dedupe.
+A set-associative table in one numpy array holding, per slot, a 64-bit fingerprint of the
+pair and the time its window ends, so a whole batch is checked and recorded with a few
+vectorised operations instead of one dict step per view. A pair lives in one set of
+`ways` slots chosen by its fingerprint; a new pair takes the slot of its set whose window
+ends first. The table is bounded: under pressure a pair may be forgotten before its window
+ends, and its viewer's next view of the reel then counts again, as with any bounded dedupe.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class ViewDeduper:
         if count == 0:
             return
         ways = np.argmin(ends, axis=1)
-        # Pairs after the first of their set in this batch (rare: about count^2 / 2 sets).
+        # Pairs after the first of their set in this batch: rare, about count^2 / (2 sets)
+        # of them, so only they pay for a sort of their set's slots.
         crowded = np.flatnonzero(sets[1:] == sets[:-1]) + 1
         if len(crowded):
             index = np.arange(len(crowded))
