@@ -73,6 +73,23 @@ def test_an_edge_reads_its_own_writes_at_once(stack: Stack) -> None:
         assert read_views(stack.edges[0], 42) == 7 * round_number
 
 
+def test_a_viewers_repeated_view_within_the_window_is_refused_and_counted_once(
+    stack: Stack,
+) -> None:
+    """The edge's view rule (30 s window by default) through a real edge."""
+    reel_id = 5151
+    assert stack.edges[0].SendEvents(views(reel_id, range(1, 4)), timeout=5).accepted == 3
+    again = stack.edges[0].SendEvents(views(reel_id, range(2, 6)), timeout=5)
+    assert again.accepted == 2  # users 4 and 5; users 2 and 3 already counted
+    assert [r.index for r in again.rejections] == [0, 1]
+    assert {r.reason for r in again.rejections} == {common_pb2.REJECT_REASON_DUPLICATE_VIEW}
+    twice = common_pb2.EventBatch(
+        reel_ids=[reel_id] * 2, user_ids=[6, 6], kinds=[VIEW] * 2, watch_ms=[5_000] * 2
+    )
+    assert stack.edges[0].SendEvents(twice, timeout=5).accepted == 1
+    assert read_views(stack.edges[0], reel_id) == 6
+
+
 def test_another_edge_sees_an_event_within_a_second(stack: Stack) -> None:
     lags_ms = []
     for probe in range(1, 16):
