@@ -1,10 +1,10 @@
 """How accepted events are stored in the edge's Redis journal: packed numpy columns.
 
 An entry is a small header and the four columns counting needs, each at the narrowest
-little-endian width that holds its values (timestamps as offsets from the entry's first
-one). Packing is a few array copies, where building and serializing an `EventBatch` cost a
-Python step per value (~60x slower for a 1,000-event batch, ad hoc timing); the bytes are
-about as small as the protobuf's varints.
+little-endian width that holds its values (timestamps as offsets from the entry's earliest
+one). Packing is a few array operations, where building and serializing an `EventBatch`
+cost a Python step per value: 0.07-0.09 against 0.32-0.47 us/event in session 17's ad-hoc
+measurement (docs/benchmarks.md); the bytes are about as small as the protobuf's varints.
 
 Journals written before this format hold serialized `EventBatch` messages; they are still
 read. A protobuf message never starts with a zero byte (field number 0 is invalid), so the
