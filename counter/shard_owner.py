@@ -23,7 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from counter.config import CounterConfig
 from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
 from counter.shard_state import ShardState, reels_of
-from counter.snapshot_job import SnapshotJob, take_rollup
+from counter.snapshot_job import SnapshotJob, take_rollups
 from counter.store import CounterStore, Lease, ReelRollup, group_rollups, now_ms
 from counter.stored_reels import StoredReels
 from counter.write_pacer import WritePacer
@@ -370,13 +370,8 @@ class CounterShard:
         with COMMIT_SECONDS.time():
             try:
                 with COMMIT_PHASE_SECONDS.labels(phase="payloads").time():
-                    await asyncio.gather(
-                        *(
-                            self._store.write_batch(
-                                p.batch.batch_id.edge_id, p.batch.batch_id.seq, p.payload
-                            )
-                            for p in group
-                        )
+                    await self._store.write_batches(
+                        [(p.batch.batch_id.edge_id, p.batch.batch_id.seq, p.payload) for p in group]
                     )
                 with COMMIT_PHASE_SECONDS.labels(phase="lwt").time():
                     self.lease = await self._store.commit(lease, seqs, self.ttl_ms)
@@ -478,7 +473,7 @@ class CounterShard:
             return None
         self._snapshot_id += 1
         self.state.uncopied, self.state.dirty = self.state.dirty, set()
-        self.state.copy_before_change = self._copy_reel
+        self.state.copy_before_change = self._copy_reels
         return SnapshotJob(self._snapshot_id, dict(self.applied_seq))
 
     def _job_reels(self) -> set[int]:
@@ -486,19 +481,22 @@ class CounterShard:
         job = self._job
         return job.reel_ids() if job is not None else set()
 
-    def _copy_reel(self, reel_id: int) -> ReelRollup:
-        """Copies one reel of the current job as of its cut and clears its dirty marks."""
+    def _copy_reels(self, reel_ids: list[int]) -> list[ReelRollup]:
+        """Copies reels of the current job as of its cut and clears their dirty marks."""
         job = self._job
         assert job is not None, "only reels of a cut job are uncopied"
-        self.state.uncopied.discard(reel_id)
-        copy = take_rollup(reel_id, self.state, reel_id not in self._indexed)
-        job.unwritten.append(copy)
-        return copy
+        self.state.uncopied.difference_update(reel_ids)
+        new_reels = {reel_id for reel_id in reel_ids if reel_id not in self._indexed}
+        copies = take_rollups(reel_ids, self.state, new_reels)
+        job.unwritten.extend(copies)
+        return copies
 
     def _copy_some(self, limit: int) -> None:
         """Copies up to `limit` reels of the current job that no change has copied yet."""
-        for _ in range(min(limit, len(self.state.uncopied))):
-            self._copy_reel(self.state.uncopied.pop())
+        uncopied = self.state.uncopied
+        some = [uncopied.pop() for _ in range(min(limit, len(uncopied)))]
+        if some:
+            self._copy_reels(some)
 
     async def snapshot(self, paced: bool = True) -> None:
         """Rolls dirty reels up into `reel_state`; a failed job is retried from its first

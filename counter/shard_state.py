@@ -22,6 +22,7 @@ from typing import cast
 import numpy as np
 
 from counter.bucket_columns import BucketColumns, BucketHorizons, BucketKey, BucketKeys
+from counter.reel_records import ReelDelta, ReelRecord
 from counter.unique_viewers import UniqueViewers
 from protos import common_pb2, counter_pb2
 from reelstream.sorted_arrays import sorted_distinct
@@ -118,35 +119,6 @@ class ReelState:
             self.dirty_users = {user_id}
 
 
-@dataclass(slots=True)
-class ReelRecord:
-    """A reel's values as stored in Cassandra: what `ShardState.load` puts into memory."""
-
-    views: int = 0
-    likes: int = 0
-    views_removed: int = 0
-    likes_removed: int = 0
-    like_states: dict[int, tuple[int, bool]] = field(default_factory=dict)
-    # (views, likes) per bucket read.
-    buckets: dict[BucketKey, tuple[int, int]] = field(default_factory=dict)
-    viewers: UniqueViewers = field(default_factory=UniqueViewers)
-
-
-@dataclass(slots=True)
-class ReelDelta:
-    """What replayed batches changed in a reel whose stored row was not read yet: sums
-    for views, buckets, corrections and viewers, and the like events themselves (a like's
-    effect depends on the stored register of its user)."""
-
-    views: int = 0
-    likes: int = 0
-    views_removed: int = 0
-    likes_removed: int = 0
-    view_buckets: dict[BucketKey, int] = field(default_factory=dict)
-    like_events: list[tuple[int, int, bool]] = field(default_factory=list)
-    viewers: list[int] = field(default_factory=list)
-
-
 class ReelNotLoaded(RuntimeError):
     """A stored reel was used before the owner read it from Cassandra (a bug)."""
 
@@ -169,16 +141,16 @@ class ShardState:
         self.partial: dict[int, list[ReelDelta]] = {}
         self.dirty: set[int] = set()
         # Copy-on-write for snapshots: reels of a cut snapshot whose values have not been
-        # copied yet. Their first change calls `copy_before_change` so the copy still shows
-        # the values as of the cut.
+        # copied yet. Their first change calls `copy_before_change` (with every such reel
+        # of a batch at once) so the copy still shows the values as of the cut.
         self.uncopied: set[int] = set()
-        self.copy_before_change: Callable[[int], object] | None = None
+        self.copy_before_change: Callable[[list[int]], object] | None = None
 
     def reel(self, reel_id: int) -> ReelState:
         """The reel's state for a change (created if new), copied first if a cut snapshot
         still needs its values (`apply_batch` does that for a whole batch at once)."""
         if reel_id in self.uncopied and self.copy_before_change is not None:
-            self.copy_before_change(reel_id)
+            self.copy_before_change([reel_id])
         return self.reels.get(reel_id) or self._new_reel(reel_id)
 
     def _new_reel(self, reel_id: int) -> ReelState:
@@ -267,8 +239,9 @@ class ShardState:
                 is newer than the reel's snapshot (reels absent from it are applied).
         """
         if self.uncopied and self.copy_before_change is not None:
-            for reel_id in self.uncopied.intersection(itertools.chain(*_reel_columns(batch))):
-                self.copy_before_change(reel_id)
+            cut = self.uncopied.intersection(itertools.chain(*_reel_columns(batch)))
+            if cut:
+                self.copy_before_change(list(cut))
         changed: set[int] = set()
         self._apply_views(batch, only_reels, changed)
         for reel_id, user_id, ts_ms, liked in zip(

@@ -3,7 +3,10 @@ reel's changed rows as of that cut (counter/shard_owner.py cuts and writes the j
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from counter.shard_state import NO_USERS, ShardState
 from counter.store import ReelRollup
@@ -31,14 +34,24 @@ class SnapshotJob:
         del self.unwritten[:count]
 
 
-def take_rollup(reel_id: int, state: ShardState, new_reel: bool) -> ReelRollup:
-    """Copies a reel's totals and changed rows, and clears its dirty marks: a later
-    change marks them again for the next snapshot."""
-    reel = state.reels[reel_id]
-    like_states = reel.like_states or {}
-    likes = [(user, *like_states[user]) for user in reel.dirty_users]
-    reel.dirty_users = NO_USERS
-    buckets = state.buckets.take_dirty(reel.slot)
-    viewers = reel.flush_viewers().to_bytes() if reel.viewers_dirty else None
-    reel.viewers_dirty = False
-    return ReelRollup(reel_id, state.totals_of(reel_id), likes, buckets, viewers, new_reel)
+def take_rollups(
+    reel_ids: list[int], state: ShardState, new_reels: Collection[int]
+) -> list[ReelRollup]:
+    """Copies the reels' totals and changed rows, and clears their dirty marks: a later
+    change marks them again for the next snapshot. `new_reels`: those never written."""
+    reels = [state.reels[reel_id] for reel_id in reel_ids]
+    slots = np.fromiter((reel.slot for reel in reels), dtype=np.int64, count=len(reels))
+    totals = state.totals[slots].tolist()
+    rollups = []
+    for reel_id, reel, reel_totals, buckets in zip(
+        reel_ids, reels, totals, state.buckets.take_dirty_of(slots), strict=True
+    ):
+        like_states = reel.like_states or {}
+        likes = [(user, *like_states[user]) for user in reel.dirty_users]
+        reel.dirty_users = NO_USERS
+        viewers = reel.flush_viewers().to_bytes() if reel.viewers_dirty else None
+        reel.viewers_dirty = False
+        rollups.append(
+            ReelRollup(reel_id, tuple(reel_totals), likes, buckets, viewers, reel_id in new_reels)
+        )
+    return rollups

@@ -209,7 +209,7 @@ async def test_a_snapshot_interrupted_halfway_loses_and_doubles_nothing(
     assert first.lease is not None
     await first._store.begin_snapshot(first.lease, job.snapshot_id, job.seqs)
     first._job = job  # as snapshot() would
-    reel_1 = first._copy_reel(1)
+    [reel_1] = first._copy_reels([1])
     if reel_1.new_reel:
         await first._store.index_reels([1])
     await first._store.write_reels(job.snapshot_id, [reel_1])
@@ -402,3 +402,23 @@ async def test_cold_reels_leave_memory_and_come_back_with_their_stored_values(
     counts = {c.reel_id: (c.views, c.likes) for c in second.state.counts([1, 2, 3, 4])}
     assert counts == expected
     assert second.state.liked(100, [2]) == [False]
+
+
+async def test_payloads_written_several_per_request_are_each_stored_whole(
+    client: CassandraClient,
+) -> None:
+    store = CounterStore(client, shard=0)
+    await store.prepare()
+    big = bytes(range(256)) * 1200  # ~300 KB: beyond one request's share, goes alone
+    payloads = [
+        ("edge-a.1", 1, b"a" * 40_000),
+        ("edge-b.1", 1, b"b" * 40_000),
+        ("edge-a.1", 2, big),
+        ("edge-a.1", 3, b"c"),
+        ("edge-b.1", 2, b""),
+    ]
+    await store.write_batches(payloads)
+    for edge_id, last in (("edge-a.1", 3), ("edge-b.1", 2)):
+        rows = await store.read_batches(edge_id, 0, last)
+        stored = {(edge_id, row.seq): row.payload or b"" for row in rows}
+        assert stored == {(e, seq): p for e, seq, p in payloads if e == edge_id}

@@ -61,3 +61,19 @@ def test_growing_keeps_values_and_cleared_slots_hold_nothing() -> None:
     assert columns.get(1, MINUTE) is None
     assert columns.take_dirty(1) == []
     assert columns.rows(7, "minute", 0, 2**62) == [(6_000_000, 3, 0)]
+
+
+def test_taking_many_slots_at_once_gives_each_slot_its_own_dirty_buckets() -> None:
+    columns = BucketColumns(capacity=8)
+    columns.add_views((MINUTE, HOUR), slots(1, 2, 5), np.array([1, 2, 3], dtype=np.int64))
+    columns.add(5, (OLD_MINUTE,), views=0, likes=4)
+    columns.put(6, OLD_MINUTE, views=9, likes=9)  # held, not dirty
+    taken = columns.take_dirty_of(slots(5, 6, 1, 7))
+    assert [sorted(buckets) for buckets in taken] == [
+        [("hour", 3_600_000, 3, 0), ("minute", 60_000, 0, 4), ("minute", 6_000_000, 3, 0)],
+        [],
+        [("hour", 3_600_000, 1, 0), ("minute", 6_000_000, 1, 0)],
+        [],
+    ]
+    assert columns.take_dirty_of(slots(5, 1)) == [[], []]
+    assert sorted(columns.take_dirty(2)) == [("hour", 3_600_000, 2, 0), ("minute", 6_000_000, 2, 0)]

@@ -5,7 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from counter.config import CounterConfig
-from counter.shard_state import ReelNotLoaded, ReelRecord, ShardState, bucket_horizons
+from counter.reel_records import ReelRecord
+from counter.shard_state import ReelNotLoaded, ShardState, bucket_horizons
 from protos import counter_pb2
 
 
@@ -104,9 +105,10 @@ def test_a_reel_cut_for_a_snapshot_is_copied_before_its_first_change_only() -> N
     state.apply_batch(views)
     copies: dict[int, int] = {}
 
-    def copy(reel_id: int) -> None:
-        state.uncopied.discard(reel_id)
-        copies[reel_id] = state.totals_of(reel_id)[0]
+    def copy(reel_ids: list[int]) -> None:
+        for reel_id in reel_ids:
+            state.uncopied.discard(reel_id)
+            copies[reel_id] = state.totals_of(reel_id)[0]
 
     state.uncopied, state.dirty = state.dirty, set()
     state.copy_before_change = copy
@@ -325,3 +327,61 @@ def test_eviction_looks_at_no_more_than_its_scan() -> None:
     assert list(state.reels) == [5, 6, 7, 8, 9, 0, 1, 2, 3, 4]
     assert state.evict_clean(10, set(), scan=2) == 2
     assert state.unloaded == {5, 6}
+
+
+def viewers_batch(pairs: list[tuple[int, int]]) -> counter_pb2.ApplyBatchRequest:
+    return counter_pb2.ApplyBatchRequest(
+        viewer_reel_ids=[reel for reel, _ in pairs], viewer_user_ids=[user for _, user in pairs]
+    )
+
+
+def test_distinct_viewers_are_counted_across_batches_and_repeats() -> None:
+    state = ShardState()
+    state.apply_batch(viewers_batch([(1, 10), (1, 11), (2, 10)]))
+    state.apply_batch(viewers_batch([(1, 11), (1, 12), (1, 12), (3, 2**63)]))
+    assert [c.unique_viewers for c in state.counts([1, 2, 3, 4])] == [3, 1, 1, 0]
+
+
+def test_a_reel_with_many_buffered_viewers_merges_them_without_a_read() -> None:
+    state = ShardState()
+    state.apply_batch(viewers_batch([(5, user) for user in range(300)] + [(6, 1)]))
+    assert not state.reels[5].viewer_buffer
+    assert state.reels[5].viewers.count() == 300
+    assert state.reels[5].viewers_dirty
+    assert state.reels[6].viewer_buffer is not None
+    assert state.reels[6].viewer_buffer.tolist() == [1]
+
+
+def test_replay_filter_keeps_the_viewers_of_kept_reels_only() -> None:
+    state = ShardState()
+    batch = viewers_batch([(1, 10), (1, 11), (2, 20), (3, 30), (3, 31)])
+    state.apply_batch(batch, only_reels={2: False})
+    assert [c.unique_viewers for c in state.counts([1, 2, 3])] == [2, 0, 2]
+    assert 2 not in state.reels
+
+
+def test_a_snapshot_copy_includes_waiting_viewers_and_writes_the_set_only_when_changed() -> None:
+    from counter.snapshot_job import take_rollups
+    from counter.unique_viewers import UniqueViewers
+
+    state = ShardState()
+    state.apply_batch(viewers_batch([(1, 10), (1, 11), (2, 5)]))
+    first = {r.reel_id: r for r in take_rollups([1, 2], state, new_reels={1, 2})}
+    assert first[1].viewers is not None
+    assert UniqueViewers.from_bytes(first[1].viewers).count() == 2
+    assert first[1].new_reel
+    state.apply_batch(
+        counter_pb2.ApplyBatchRequest(view_reel_ids=[1], view_minutes=[1], view_counts=[1])
+    )
+    state.apply_batch(viewers_batch([(2, 6)]))
+    second = {r.reel_id: r for r in take_rollups([1, 2], state, new_reels=set())}
+    assert second[1].viewers is None  # unchanged since the last copy
+    assert second[2].viewers is not None
+    assert UniqueViewers.from_bytes(second[2].viewers).count() == 2
+    assert not second[2].new_reel
+
+
+def test_viewer_pairs_not_grouped_by_reel_are_all_counted() -> None:
+    state = ShardState()
+    state.apply_batch(viewers_batch([(1, 10), (2, 20), (1, 11), (2, 20), (1, 12)]))
+    assert [c.unique_viewers for c in state.counts([1, 2])] == [3, 1]
