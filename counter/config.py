@@ -75,10 +75,12 @@ class CounterConfig(CassandraConfigFields):
     snapshot_yield_after_s: float = 0.5
     """Commits count as backed up while a hosted shard's oldest batch has waited longer
     than this for its commit."""
-    snapshot_reels_per_write: int = 64
+    snapshot_reels_per_write: int = 128
     """Reels rolled up per Cassandra request (one unlogged batch; each reel's partition
-    is still written atomically). Against one request per reel, 64 cut the counter's CPU
-    per cold reel ~3.5x and Cassandra's ~3x (`make bench-rollup`, docs/benchmarks.md).
+    is still written atomically; a request also stops at 512 rows). Against one request
+    per reel, 64 cut the counter's CPU per cold reel ~3.5x and Cassandra's ~3x, and 128
+    Cassandra's by another ~30 % (`make bench-rollup`, docs/benchmarks.md; session 18's
+    counter-tier runs: docs/benchmarks.md).
     Cassandra logs (rate-limited) a warning for unlogged batches spanning more than
     `unlogged_batch_across_partitions_warn_threshold` partitions (10 by default, 256 on
     the project's own nodes); 1 restores a request per reel."""
