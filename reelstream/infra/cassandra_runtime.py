@@ -254,11 +254,15 @@ commitlog_directory: {data / "commitlog"}
 saved_caches_directory: {data / "saved_caches"}
 hints_directory: {data / "hints"}
 cdc_raw_directory: {data / "cdc_raw"}
-# batch: a write is acknowledged only after its commitlog section is fsynced. With the
-# default (periodic, 10 s) a kill -9 lost acknowledged writes: the replay after restart
-# stops at the last sync marker (65 of 2,000 acknowledged rows gone in a probe), and the
-# counter's exactly-once protocol relies on acknowledged batch rows and LWTs being durable.
-commitlog_sync: batch
+# group (like batch): a write is acknowledged only after its commitlog section is fsynced.
+# With the default (periodic, 10 s) a kill -9 lost acknowledged writes: the replay after
+# restart stops at the last sync marker (65 of 2,000 acknowledged rows gone in a probe), and
+# the counter's exactly-once protocol relies on acknowledged batch rows and LWTs being
+# durable. Group mode waits up to the window between fsyncs, so concurrent writes share
+# them: an LWT syncs at each Paxos step, and 24 LWTs/s cost the benchmark's node 0.29-0.36
+# cores against 0.43-0.48 with batch (ad hoc, docs/benchmarks.md, session 18).
+commitlog_sync: group
+commitlog_sync_group_window: 10ms
 # In batch mode a mutation thread blocks until the commitlog sync covering its write, so
 # write throughput is about concurrent_writes / sync time: 32 threads capped a loaded node
 # at ~1,700 mutations/s with 86 queued (system_views.thread_pools); more threads share

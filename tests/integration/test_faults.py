@@ -268,7 +268,8 @@ def test_cassandra_keeps_every_acknowledged_write_through_kill_9(
 ) -> None:
     """The counter's protocol needs acknowledged batch rows and LWTs to be durable. With
     Cassandra's default periodic commitlog sync a kill -9 lost some of them (the replay stops
-    at the last sync marker): the launcher configures batch sync, and this pins it."""
+    at the last sync marker): the launcher configures group sync (a write is acknowledged
+    after the fsync covering it, as with batch sync), and this pins it."""
     cluster = Cluster([fault_cassandra.address], protocol_version=5)
     session = cluster.connect()
     keyspace = f"durability_{uuid.uuid4().hex[:8]}"
