@@ -263,7 +263,7 @@ cdc_raw_directory: {data / "cdc_raw"}
 # cores against 0.43-0.48 with batch (ad hoc, docs/benchmarks.md, session 18).
 commitlog_sync: group
 commitlog_sync_group_window: 10ms
-# In batch mode a mutation thread blocks until the commitlog sync covering its write, so
+# A mutation thread blocks until the commitlog sync covering its write (batch and group), so
 # write throughput is about concurrent_writes / sync time: 32 threads capped a loaded node
 # at ~1,700 mutations/s with 86 queued (system_views.thread_pools); more threads share
 # each fsync.
