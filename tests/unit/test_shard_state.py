@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from counter.config import CounterConfig
 from counter.reel_records import ReelRecord
 from counter.shard_state import ReelNotLoaded, ShardState, bucket_horizons
+from counter.snapshot_job import take_rollups
+from counter.unique_viewers import UniqueViewers
 from protos import counter_pb2
 
 
@@ -361,9 +363,6 @@ def test_replay_filter_keeps_the_viewers_of_kept_reels_only() -> None:
 
 
 def test_a_snapshot_copy_includes_waiting_viewers_and_writes_the_set_only_when_changed() -> None:
-    from counter.snapshot_job import take_rollups
-    from counter.unique_viewers import UniqueViewers
-
     state = ShardState()
     state.apply_batch(viewers_batch([(1, 10), (1, 11), (2, 5)]))
     first = {r.reel_id: r for r in take_rollups([1, 2], state, new_reels={1, 2})}
