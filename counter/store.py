@@ -73,14 +73,14 @@ class ReelRollup:
         return len(self.viewers or b"") + 48 * self.rows
 
 
-# Bytes of batch payloads written in one request (`CounterStore.write_batches`): the size
-# `group_rollups` allows a roll-up request, far below `batch_size_fail_threshold` on the
-# project's own nodes (cassandra_runtime.py).
-PAYLOAD_BYTES_PER_WRITE = 256 << 10
+# About how many bytes one multi-row write request carries (roll-ups: `group_rollups`;
+# batch payloads: `CounterStore.write_batches`), far below `batch_size_fail_threshold` on
+# the project's own nodes (cassandra_runtime.py).
+REQUEST_BYTES = 256 << 10
 
 
 def group_rollups(
-    rollups: list[ReelRollup], max_reels: int, max_rows: int = 512, max_bytes: int = 256 << 10
+    rollups: list[ReelRollup], max_reels: int, max_rows: int = 512, max_bytes: int = REQUEST_BYTES
 ) -> list[list[ReelRollup]]:
     """Splits rollups into write batches of at most `max_reels` reels, `max_rows` rows and
     about `max_bytes` (a reel larger than a limit goes alone), so no batch nears
@@ -247,7 +247,7 @@ class CounterStore:
 
     async def write_batches(self, batches: Sequence[tuple[str, int, bytes]]) -> None:
         """Writes (edge id, seq, payload) rows, several per request: one unlogged batch of
-        up to `PAYLOAD_BYTES_PER_WRITE` (a larger payload goes alone). Cassandra's CPU
+        up to `REQUEST_BYTES` (a larger payload goes alone). Cassandra's CPU
         follows its requests more than their bytes: on the benchmark's node (ad hoc, 48
         payloads of 40 KB a second) it spent 0.53-0.66 cores on one payload per request,
         0.41-0.51 on two and 0.24-0.25 on four. Each row is written whole or not at all,
@@ -255,7 +255,7 @@ class CounterStore:
         requests: list[list[tuple[str, int, bytes]]] = [[]]
         size = 0
         for entry in batches:
-            if requests[-1] and size + len(entry[2]) > PAYLOAD_BYTES_PER_WRITE:
+            if requests[-1] and size + len(entry[2]) > REQUEST_BYTES:
                 requests.append([])
                 size = 0
             requests[-1].append(entry)
