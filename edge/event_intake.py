@@ -51,6 +51,9 @@ class EventIntake:
             MalformedBatch, JournalFull, JournalUnavailable: nothing was journaled.
         """
         check_shape(batch, self._rules.max_batch_events)
+        # Refused before any work when nothing could be journaled; `append` checks again
+        # with the events that passed.
+        self._journal.check_admission(0)
         reels = None
         if self._directory is not None:
             reels = await self._directory.lookup(r for r in batch.reel_ids if 0 < r <= MAX_ID)

@@ -40,6 +40,17 @@ GROUP_COMMIT_CALLS = Histogram(
     "Client calls per Redis round trip",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+JOURNAL_WRITE_SECONDS = Histogram(
+    "edge_journal_write_seconds",
+    "One group commit: waiting for the journal lock, then the RPUSH round trip (AOF fsync)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+CUT_SECONDS = Histogram(
+    "edge_journal_cut_seconds",
+    "One cut, by phase: building the shard batches, then the MULTI/EXEC round trip",
+    ["phase"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 JOURNAL_ERRORS = MetricCounter("edge_journal_errors_total", "Redis errors on the journal path")
 PRESSURE_REFUSALS = MetricCounter(
     "edge_forwarding_pressure_refusals_total",
@@ -118,7 +129,13 @@ class EdgeJournal:
         self._waiting: list[_Waiter] = []
         self._wakeup = asyncio.Event()
         self._resync_needed = False
+        # `_lock` orders the journal's writes (one group commit at a time) against a cut's
+        # snapshot of the mirror; `_cut_lock` is held through a whole cut, Redis round trip
+        # included. Group commits go on during that round trip (the cut trims exactly the
+        # entries it took from the head of the list; commits push at its tail). A reload
+        # replaces the mirror and the outbox, so it holds both (always `_cut_lock` first).
         self._lock = asyncio.Lock()
+        self._cut_lock = asyncio.Lock()
         self.outbox_changed = asyncio.Event()
         self._closing = False
         self._journal_events = 0
@@ -179,16 +196,18 @@ class EdgeJournal:
         JOURNAL_DEPTH.set(self.depth_events)
         self.outbox_changed.set()
 
-    async def append(self, entry: EventColumns) -> None:
-        """Returns once `entry` is durable in Redis.
+    def check_admission(self, events: int) -> None:
+        """Raises what `append` would for `events` more events right now. Intake asks before
+        it validates a call, so a call refused under overload costs next to nothing.
 
         Raises:
-            JournalFull: the journal holds `max_events` unacknowledged events.
-            JournalUnavailable: Redis did not confirm the write.
+            JournalFull: the journal holds `max_events` unacknowledged events, or a working
+                shard is behind (edge/forwarding_pressure.py).
+            JournalUnavailable: the edge is shutting down.
         """
         if self._closing:
             raise JournalUnavailable("edge is shutting down")
-        if self.depth_events + len(entry) > self._max_events:
+        if self.depth_events + events > self._max_events:
             raise JournalFull(f"journal holds {self.depth_events} unacknowledged events")
         lagging = self._pressure.lagging_shard(self._shard_backlog, time.monotonic())
         if lagging is not None:
@@ -197,6 +216,15 @@ class EdgeJournal:
                 f"counter shard {lagging} is {self._shard_backlog[lagging]} events behind"
                 " and falling further"
             )
+
+    async def append(self, entry: EventColumns) -> None:
+        """Returns once `entry` is durable in Redis.
+
+        Raises:
+            JournalFull: the journal holds `max_events` unacknowledged events.
+            JournalUnavailable: Redis did not confirm the write.
+        """
+        self.check_admission(len(entry))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiter(encode_entry(entry), entry, done))
         self._waiting_events += len(entry)
@@ -214,10 +242,11 @@ class EdgeJournal:
                 self._waiting_events -= sum(len(w.entry) for w in group)
 
     async def _commit(self, group: list[_Waiter]) -> None:
+        started = time.perf_counter()
         try:
+            if self._resync_needed:
+                await self._resync()
             async with self._lock:
-                if self._resync_needed:
-                    await self._reload()
                 await self._redis.rpush(f"{self._key}:journal", *(w.payload for w in group))  # type: ignore[misc]  # redis-py types sync|async as a union
                 for waiter in group:
                     self._mirror.append(waiter.entry)
@@ -231,28 +260,40 @@ class EdgeJournal:
                 if not waiter.done.done():
                     waiter.done.set_exception(JournalUnavailable(f"journal write failed: {exc}"))
             return
+        JOURNAL_WRITE_SECONDS.observe(time.perf_counter() - started)
         GROUP_COMMIT_CALLS.observe(len(group))
         JOURNAL_DEPTH.set(self.depth_events)
         for waiter in group:
             if not waiter.done.done():
                 waiter.done.set_result(None)
 
+    async def _resync(self) -> None:
+        """Reloads the mirror from Redis after an error whose outcome is unknown (waits for
+        a cut in flight: its bookkeeping must not land on a reloaded mirror)."""
+        async with self._cut_lock, self._lock:
+            if self._resync_needed:
+                await self._reload()
+
     async def cut(self) -> int:
         """Moves every journaled entry into per-shard outbox batches; returns batches made.
 
         A Redis failure leaves journal and outbox as they were (MULTI/EXEC) and returns 0.
         """
-        async with self._lock:
+        async with self._cut_lock:
             if self._resync_needed:
                 try:
-                    await self._reload()
+                    async with self._lock:
+                        await self._reload()
                 except (RedisError, OSError) as exc:
                     JOURNAL_ERRORS.inc()
                     logger.warning("journal reload failed", extra={"fields": {"error": exc}})
                     return 0
+            # These entries are the head of the Redis list: commits push at its tail, also
+            # while the MULTI/EXEC below is in flight, and its LTRIM drops just these.
             entries = list(self._mirror)
             if not entries:
                 return 0
+            started = time.perf_counter()
             batches = build_shard_batches(EventColumns.concat(entries), self._ring)
             made: list[OutboxBatch] = []
             next_seq = dict(self._next_seq)
@@ -271,6 +312,8 @@ class EdgeJournal:
                 )
             pipe.hset(f"{self._key}:next_seq", mapping={str(k): v for k, v in next_seq.items()})
             pipe.ltrim(f"{self._key}:journal", len(entries), -1)
+            built = time.perf_counter()
+            CUT_SECONDS.labels(phase="build").observe(built - started)
             try:
                 await pipe.execute()
             except (RedisError, OSError) as exc:
@@ -278,9 +321,10 @@ class EdgeJournal:
                 self._resync_needed = True
                 logger.warning("journal cut failed", extra={"fields": {"error": exc}})
                 return 0
+            CUT_SECONDS.labels(phase="write").observe(time.perf_counter() - built)
+            # Commits may have appended during the round trip: what is left is theirs, and
+            # recounting it is cheaper than subtracting what the cut took.
             del self._mirror[: len(entries)]
-            # Appends wait for the lock, so the cut took the whole mirror: recounting what
-            # is left is cheaper than subtracting.
             self._journal_views, self._unfolded = Counter(), list(self._mirror)
             self._next_seq = next_seq
             moved = sum(len(entry) for entry in entries)
