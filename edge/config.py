@@ -63,6 +63,9 @@ class EdgeConfig(RegistryConfigFields):
     throughput for freshness (`make bench-counters` with 50,000: 89.5k events/s end to end,
     freshness p99 12.8 s; without: 124k, 34 s; one run each), likely because shards commit
     larger groups, more cheaply, when more waits (not measured)."""
+    admission_wait_s: float = 1.0
+    """How long a call is held while a shard is behind (`max_forward_backlog_events`)
+    before it is refused with RESOURCE_EXHAUSTED."""
     max_batch_events: int = 100_000
     """Largest client batch accepted in one call."""
     view_threshold_ms: int = 3_000
@@ -164,6 +167,8 @@ class EdgeConfig(RegistryConfigFields):
             raise ConfigError("flush_interval_s must be in (0, 1]")
         if self.max_forward_backlog_events < 0:
             raise ConfigError("max_forward_backlog_events must not be negative")
+        if not 0 <= self.admission_wait_s <= 10:
+            raise ConfigError("admission_wait_s must be in [0, 10]")
         if self.max_journal_events < 1 or self.max_batch_events < 1:
             raise ConfigError("journal and batch limits must be positive")
         if self.segment_cache_bytes < 1 or self.max_object_bytes < 1:

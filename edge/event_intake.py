@@ -32,6 +32,7 @@ class EventIntake:
         self._screen = screen
         self._forwarder = forwarder
         self._journal = journal
+        self._admission_wait_s = config.admission_wait_s
         self._directory = directory
         self._rules = ValidationRules(
             view_threshold_ms=config.view_threshold_ms,
@@ -51,9 +52,9 @@ class EventIntake:
             MalformedBatch, JournalFull, JournalUnavailable: nothing was journaled.
         """
         check_shape(batch, self._rules.max_batch_events)
-        # Refused before any work when nothing could be journaled; `append` checks again
-        # with the events that passed.
-        self._journal.check_admission(0)
+        # Held, then refused, before any work while nothing should be journaled; `append`
+        # checks again with the events that passed.
+        await self._journal.admit(self._admission_wait_s)
         reels = None
         if self._directory is not None:
             reels = await self._directory.lookup(r for r in batch.reel_ids if 0 < r <= MAX_ID)

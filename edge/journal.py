@@ -12,6 +12,7 @@ cut; after any Redis error whose outcome is unknown, the mirror is reloaded from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -40,6 +41,13 @@ GROUP_COMMIT_CALLS = Histogram(
     "Client calls per Redis round trip",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+ADMISSION_HOLDS = MetricCounter(
+    "edge_admission_holds_total",
+    "Calls held before intake because a working shard was behind (edge/forwarding_pressure.py)",
+)
+# While held, a call also looks again this often (a shard that stops acknowledging stops
+# counting as working after a second, and then holds no one).
+HOLD_RECHECK_S = 0.1
 JOURNAL_WRITE_SECONDS = Histogram(
     "edge_journal_write_seconds",
     "One group commit: waiting for the journal lock, then the RPUSH round trip (AOF fsync)",
@@ -141,6 +149,7 @@ class EdgeJournal:
         self._journal_events = 0
         self._waiting_events = 0
         self._acknowledged: dict[int, dict[int, tuple[float, ViewDeltas]]] = {}
+        self._acknowledged_any = asyncio.Event()
 
     @property
     def depth_events(self) -> int:
@@ -197,8 +206,7 @@ class EdgeJournal:
         self.outbox_changed.set()
 
     def check_admission(self, events: int) -> None:
-        """Raises what `append` would for `events` more events right now. Intake asks before
-        it validates a call, so a call refused under overload costs next to nothing.
+        """Raises what `append` would for `events` more events right now.
 
         Raises:
             JournalFull: the journal holds `max_events` unacknowledged events, or a working
@@ -209,13 +217,37 @@ class EdgeJournal:
             raise JournalUnavailable("edge is shutting down")
         if self.depth_events + events > self._max_events:
             raise JournalFull(f"journal holds {self.depth_events} unacknowledged events")
-        lagging = self._pressure.lagging_shard(self._shard_backlog, time.monotonic())
+        lagging = self._lagging_shard()
         if lagging is not None:
             PRESSURE_REFUSALS.inc()
             raise JournalFull(
                 f"counter shard {lagging} is {self._shard_backlog[lagging]} events behind"
                 " and falling further"
             )
+
+    def _lagging_shard(self) -> int | None:
+        return self._pressure.lagging_shard(self._shard_backlog, time.monotonic())
+
+    async def admit(self, max_wait_s: float) -> None:
+        """Holds a call while a working shard is behind, for up to `max_wait_s`, then
+        raises what `check_admission(0)` does. Intake waits here before it validates a
+        call: under overload, callers are slowed down to what the shards drain, instead
+        of being refused and resending (each resend costs the edge a whole call)."""
+        if self._lagging_shard() is not None:
+            ADMISSION_HOLDS.inc()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + max_wait_s
+            while self._lagging_shard() is not None and not self._closing:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                self._acknowledged_any.clear()
+                with contextlib.suppress(TimeoutError):
+                    # Woken by acknowledgments; the timeout also ends a wait whose shard
+                    # stopped acknowledging (a shard that is down does not hold calls).
+                    async with asyncio.timeout(min(remaining, HOLD_RECHECK_S)):
+                        await self._acknowledged_any.wait()
+        self.check_admission(0)
 
     async def append(self, entry: EventColumns) -> None:
         """Returns once `entry` is durable in Redis.
@@ -353,6 +385,7 @@ class EdgeJournal:
         del outbox[batch.seq]
         self._shard_backlog[batch.shard] -= batch.events
         self._pressure.acknowledged(batch.shard, time.monotonic())
+        self._acknowledged_any.set()
         # Reads may still hold a value from before this commit: keep the deltas until the
         # shard's pushes show they are included (see `note_included`).
         self._acknowledged.setdefault(batch.shard, {})[batch.seq] = (

@@ -1,18 +1,23 @@
-"""The edge journal's cut against a real Redis: client calls keep being journaled while a
-cut's MULTI/EXEC is on its way, and nothing is lost or moved twice."""
+"""The edge journal against a real Redis, with calls in flight: they keep being journaled
+while a cut's MULTI/EXEC is on its way (nothing lost or moved twice), and they are held,
+not refused, while a shard is behind."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 from redis.asyncio import Redis
 
+from edge.errors import JournalFull
 from edge.event_columns import EventColumns
+from edge.forwarding_pressure import ForwardingPressure
 from edge.journal import EdgeJournal
 from protos import common_pb2
 from reelstream.ring import ConsistentHashRing
@@ -68,8 +73,10 @@ async def redis(redis_port: int) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-async def open_journal(redis: Redis, name: str) -> EdgeJournal:
-    journal = EdgeJournal(redis, name, RING, max_events=1_000_000)
+async def open_journal(
+    redis: Redis, name: str, pressure: ForwardingPressure | None = None
+) -> EdgeJournal:
+    journal = EdgeJournal(redis, name, RING, max_events=1_000_000, pressure=pressure)
     await journal.open()
     return journal
 
@@ -109,3 +116,66 @@ async def test_calls_are_journaled_while_a_cut_waits_for_redis(redis: Redis, whe
     }
     assert reloaded.journal_views == journal.journal_views
     assert sum(reloaded.journal_views.values()) == 12
+
+
+class SwitchedPressure(ForwardingPressure):
+    """Says shard 0 is behind while `behind` is set (the rule itself is unit-tested in
+    test_forwarding_pressure.py; here, what the journal does with its answer)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_backlog_events=1)
+        self.behind = False
+
+    def lagging_shard(self, backlog: Mapping[int, int], now: float) -> int | None:
+        return 0 if self.behind else None
+
+
+async def journal_behind(redis: Redis, pressure: SwitchedPressure) -> EdgeJournal:
+    """A journal whose outbox holds batches (to acknowledge), then shard 0 falls behind."""
+    journal = await open_journal(redis, f"admit-{secrets.token_hex(4)}", pressure)
+    committer = asyncio.create_task(journal.run_group_commit())
+    await journal.append(views(1, 40))
+    committer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await committer
+    assert await journal.cut() > 0
+    pressure.behind = True
+    return journal
+
+
+async def test_a_call_held_while_a_shard_is_behind_goes_on_when_it_catches_up(
+    redis: Redis,
+) -> None:
+    pressure = SwitchedPressure()
+    journal = await journal_behind(redis, pressure)
+    held = asyncio.create_task(journal.admit(max_wait_s=10))
+    await asyncio.sleep(0.3)
+    assert not held.done()
+
+    pressure.behind = False
+    batch = next(b for batches in journal.outbox.values() for b in batches.values())
+    started = time.monotonic()
+    await journal.acknowledge(batch)
+    await asyncio.wait_for(held, timeout=5)
+    # Woken by the acknowledgment, not by its periodic look.
+    assert time.monotonic() - started < 0.09
+
+
+async def test_a_call_held_too_long_is_refused(redis: Redis) -> None:
+    journal = await journal_behind(redis, SwitchedPressure())
+    started = time.monotonic()
+    with pytest.raises(JournalFull, match="behind"):
+        await journal.admit(max_wait_s=0.5)
+    assert time.monotonic() - started >= 0.5
+
+
+async def test_a_shard_that_stops_counting_as_behind_releases_calls_without_an_ack(
+    redis: Redis,
+) -> None:
+    pressure = SwitchedPressure()
+    journal = await journal_behind(redis, pressure)
+    held = asyncio.create_task(journal.admit(max_wait_s=10))
+    await asyncio.sleep(0.3)
+    assert not held.done()
+    pressure.behind = False  # e.g. it stopped acknowledging: no longer "working"
+    await asyncio.wait_for(held, timeout=1)
