@@ -55,14 +55,17 @@ class EdgeConfig(RegistryConfigFields):
     max_journal_events: int = 5_000_000
     """Events accepted but not yet acknowledged by shards; beyond it RESOURCE_EXHAUSTED
     (the bound that matters while shards are down)."""
-    max_forward_backlog_events: int = 0
+    max_forward_backlog_events: int = 50_000
     """A shard that acknowledges batches but has more than this many of the edge's events
-    unacknowledged, and more than a second ago, makes the edge answer RESOURCE_EXHAUSTED
-    until it catches up (edge/forwarding_pressure.py): under overload the backlog, and the
-    delay before counts show, stay bounded. 0 (the default) disables it: it trades
-    throughput for freshness (`make bench-counters` with 50,000: 89.5k events/s end to end,
-    freshness p99 12.8 s; without: 124k, 34 s; one run each), likely because shards commit
-    larger groups, more cheaply, when more waits (not measured)."""
+    unacknowledged, and more than a second ago, makes the edge hold new calls (up to
+    `admission_wait_s`, then RESOURCE_EXHAUSTED) until it catches up
+    (edge/forwarding_pressure.py): under overload the backlog, and the delay before counts
+    show, stay bounded instead of growing until the journal is full. 0 disables it.
+    Holding costs next to no throughput where refusing cost a fifth: closed-loop peak
+    phases, alternated (docs/benchmarks.md, session 19), carried 416k and 427k events/s end
+    to end with freshness p99 9.5 and 5.7 s without it, 414k and 420k with 2.3 and 3.0 s
+    with it; refusing at once instead of holding had carried 575k and 558k against 705k
+    and 716k without, on a less loaded machine."""
     admission_wait_s: float = 1.0
     """How long a call is held while a shard is behind (`max_forward_backlog_events`)
     before it is refused with RESOURCE_EXHAUSTED."""

@@ -6,10 +6,10 @@ shards are up but drain less than the edge accepts, so the backlog (and with it 
 until a count shows anywhere) grows until the journal is full (`make bench-counters`:
 226k events/s accepted, 124k drained, freshness p99 34 s).
 
-So an edge can also refuse new calls (RESOURCE_EXHAUSTED, "retry with backoff") while some
-shard is *working but behind* (when `max_forward_backlog_events` is set; off by default,
-as it costs throughput: see edge/config.py): it acknowledged a batch within the last
-window, its backlog is above `max_backlog_events` and grew over the last window. A shard
+So an edge also holds new calls (edge/journal.py `admit`; RESOURCE_EXHAUSTED, "retry with
+backoff", if it lasts) while some shard is *working but behind* (`max_forward_backlog_events`,
+0 disables it; edge/config.py): it acknowledged a batch within the last window, its
+backlog is above `max_backlog_events` and grew over the last window. A shard
 that acknowledges nothing (down, moving) never triggers it: its events wait in the journal
 as before, and after an outage the backlog drains while the edge accepts, as long as it
 shrinks.
