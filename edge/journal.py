@@ -205,7 +205,7 @@ class EdgeJournal:
         JOURNAL_DEPTH.set(self.depth_events)
         self.outbox_changed.set()
 
-    def check_admission(self, events: int) -> None:
+    def _check_admission(self, events: int) -> None:
         """Raises what `append` would for `events` more events right now.
 
         Raises:
@@ -230,9 +230,9 @@ class EdgeJournal:
 
     async def admit(self, max_wait_s: float) -> None:
         """Holds a call while a working shard is behind, for up to `max_wait_s`, then
-        raises what `check_admission(0)` does. Intake waits here before it validates a
-        call: under overload, callers are slowed down to what the shards drain, instead
-        of being refused and resending (each resend costs the edge a whole call)."""
+        raises what `append` would. Intake waits here before it validates a call: under
+        overload, callers are slowed down to what the shards drain, instead of being
+        refused and resending (each resend costs the edge a whole call)."""
         if self._lagging_shard() is not None:
             ADMISSION_HOLDS.inc()
             loop = asyncio.get_running_loop()
@@ -247,7 +247,7 @@ class EdgeJournal:
                     # stopped acknowledging (a shard that is down does not hold calls).
                     async with asyncio.timeout(min(remaining, HOLD_RECHECK_S)):
                         await self._acknowledged_any.wait()
-        self.check_admission(0)
+        self._check_admission(0)
 
     async def append(self, entry: EventColumns) -> None:
         """Returns once `entry` is durable in Redis.
@@ -256,7 +256,7 @@ class EdgeJournal:
             JournalFull: the journal holds `max_events` unacknowledged events.
             JournalUnavailable: Redis did not confirm the write.
         """
-        self.check_admission(len(entry))
+        self._check_admission(len(entry))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiter(encode_entry(entry), entry, done))
         self._waiting_events += len(entry)
