@@ -45,8 +45,15 @@ class EventIntake:
             int(config.view_dedupe_window_s * 1000), config.view_dedupe_max_entries
         )
 
-    async def submit(self, batch: common_pb2.EventBatch) -> edge_pb2.SendEventsResponse:
+    async def submit(
+        self, batch: common_pb2.EventBatch, deadline_s: float | None = None
+    ) -> edge_pb2.SendEventsResponse:
         """Journals the valid events of `batch`; returns when they are durable.
+
+        `deadline_s` is the time the caller has left (None: no deadline): a call held
+        while a shard is behind is held for at most half of it, so a caller with a short
+        deadline hears RESOURCE_EXHAUSTED (nothing journaled, retry) rather than
+        DEADLINE_EXCEEDED (outcome unknown).
 
         Raises:
             MalformedBatch, JournalFull, JournalUnavailable: nothing was journaled.
@@ -54,7 +61,10 @@ class EventIntake:
         check_shape(batch, self._rules.max_batch_events)
         # Held, then refused, before any work while nothing should be journaled; `append`
         # checks again with the events that passed.
-        await self._journal.admit(self._admission_wait_s)
+        hold_s = self._admission_wait_s
+        if deadline_s is not None:
+            hold_s = min(hold_s, max(0.0, deadline_s / 2))
+        await self._journal.admit(hold_s)
         reels = None
         if self._directory is not None:
             reels = await self._directory.lookup(r for r in batch.reel_ids if 0 < r <= MAX_ID)

@@ -77,7 +77,7 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
     ) -> edge_pb2.SendEventsResponse:
         await self._check_users(batch.user_ids, context)
         try:
-            return await self._intake.submit(batch)
+            return await self._intake.submit(batch, context.time_remaining())
         except MalformedBatch as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except JournalFull as exc:

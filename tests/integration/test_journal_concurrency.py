@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from redis.asyncio import Redis
 
+from edge.config import EdgeConfig
 from edge.errors import JournalFull
 from edge.event_columns import EventColumns
+from edge.event_intake import EventIntake
 from edge.forwarding_pressure import ForwardingPressure
 from edge.journal import EdgeJournal
 from protos import common_pb2
@@ -179,3 +181,16 @@ async def test_a_shard_that_stops_counting_as_behind_releases_calls_without_an_a
     assert not held.done()
     pressure.behind = False  # e.g. it stopped acknowledging: no longer "working"
     await asyncio.wait_for(held, timeout=1)
+
+
+async def test_a_caller_with_a_short_deadline_is_refused_within_it(redis: Redis) -> None:
+    journal = await journal_behind(redis, SwitchedPressure())
+    intake = EventIntake(EdgeConfig(view_dedupe_window_s=0), journal, None)
+    batch = common_pb2.EventBatch(
+        reel_ids=[3], user_ids=[4], kinds=[common_pb2.EVENT_KIND_VIEW], watch_ms=[5_000]
+    )
+    started = time.monotonic()
+    with pytest.raises(JournalFull):
+        await intake.submit(batch, deadline_s=0.4)
+    # Held for half the caller's time, not the configured second.
+    assert 0.2 <= time.monotonic() - started < 0.35
