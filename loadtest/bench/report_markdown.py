@@ -88,6 +88,8 @@ SERVICE_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("edge_apply_batch_mean_ms", "edge ApplyBatch mean ms", 0),
     ("edge_batch_send_errors", "ApplyBatch errors", 0),
     ("edge_calls_per_journal_write", "client calls per journal write", 1),
+    ("edge_admission_holds", "calls held while a shard was behind", 0),
+    ("edge_pressure_refusals", "calls refused after a hold", 0),
     ("counter_batches_applied", "batches applied", 0),
     ("counter_commit_mean_ms", "shard group commit mean ms", 0),
     ("counter_snapshots", "snapshots", 0),

@@ -22,6 +22,8 @@ SUMMARIES: tuple[tuple[str, str, str], ...] = (
     ("edge_apply_batch_mean_ms", "edge_batch_send_seconds", "mean_ms"),
     ("edge_batch_send_errors", "edge_batch_send_errors_total", "rate"),
     ("edge_calls_per_journal_write", "edge_group_commit_calls", "mean"),
+    ("edge_admission_holds", "edge_admission_holds_total", "rate"),
+    ("edge_pressure_refusals", "edge_forwarding_pressure_refusals_total", "rate"),
     ("edge_journal_depth_events", "edge_journal_depth_events", "gauge"),
     ("counter_batches_applied", "counter_batches_applied_total", "rate"),
     ("counter_commit_mean_ms", "counter_commit_seconds", "mean_ms"),
