@@ -31,6 +31,7 @@ from edge.event_columns import EventColumns
 from edge.forwarding_pressure import ForwardingPressure
 from edge.journal_codec import decode_entry, encode_entry
 from protos import counter_pb2
+from reelstream.loop_lag import LAG_BUCKETS
 from reelstream.ring import ConsistentHashRing
 
 logger = logging.getLogger(__name__)
@@ -51,13 +52,13 @@ HOLD_RECHECK_S = 0.1
 JOURNAL_WRITE_SECONDS = Histogram(
     "edge_journal_write_seconds",
     "One group commit: waiting for the journal lock, then the RPUSH round trip (AOF fsync)",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+    buckets=LAG_BUCKETS,
 )
 CUT_SECONDS = Histogram(
     "edge_journal_cut_seconds",
     "One cut, by phase: building the shard batches, then the MULTI/EXEC round trip",
     ["phase"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+    buckets=LAG_BUCKETS,
 )
 JOURNAL_ERRORS = MetricCounter("edge_journal_errors_total", "Redis errors on the journal path")
 PRESSURE_REFUSALS = MetricCounter(
