@@ -9,30 +9,38 @@ until a count shows anywhere) grows until the journal is full (`make bench-count
 So an edge also holds new calls (edge/journal.py `admit`; RESOURCE_EXHAUSTED, "retry with
 backoff", if it lasts) while some shard is *working but behind* (`max_forward_backlog_events`,
 0 disables it; edge/config.py): it acknowledged a batch within the last window, its
-backlog is above `max_backlog_events` and grew over the last window. A shard
-that acknowledges nothing (down, moving) never triggers it: its events wait in the journal
-as before, and after an outage the backlog drains while the edge accepts, as long as it
+backlog is above `max_backlog_events` and larger than one window ago. A shard that
+acknowledges nothing (down, moving) never triggers it: its events wait in the journal as
+before, and after an outage the backlog drains while the edge accepts, as long as it
 shrinks.
+
+The window slides (a sample every tenth of it). Until session 20 it was fixed: a backlog
+that had shrunk over one window was accepted freely for the whole next one, so under a
+closed-loop overload it could climb in steps: +888,000 events over a 45 s peak at four
+(edge, shard) pairs with a 50,000 bound, against +307,000 and +321,000 with the window
+sliding (edges ahead of the counters in CPU priority; docs/benchmarks.md, session 20).
 Pure logic; the journal feeds it.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 
 WINDOW_S = 1.0
+SAMPLES_PER_WINDOW = 10
 
 
 class ForwardingPressure:
-    """Per-shard 'working but behind' detector over one-second windows."""
+    """Per-shard 'working but behind' detector over a sliding window."""
 
     def __init__(self, max_backlog_events: int, window_s: float = WINDOW_S) -> None:
         self._max_backlog = max_backlog_events
         self._window_s = window_s
+        self._sample_every_s = window_s / SAMPLES_PER_WINDOW
         self._last_ack: dict[int, float] = {}
-        self._window_start = -window_s
-        self._window_backlog: dict[int, int] = {}
-        self._growing: set[int] = set()
+        # (monotonic s, backlog) per shard, from one at or before the window's start on.
+        self._samples: dict[int, deque[tuple[float, int]]] = {}
 
     def acknowledged(self, shard: int, now: float) -> None:
         """A batch of `shard` was acknowledged at `now` (monotonic seconds)."""
@@ -45,16 +53,17 @@ class ForwardingPressure:
         """
         if self._max_backlog <= 0:
             return None
-        if now - self._window_start >= self._window_s:
-            self._growing = {
-                shard
-                for shard, events in backlog.items()
-                if events > self._window_backlog.get(shard, 0)
-            }
-            self._window_backlog = dict(backlog)
-            self._window_start = now
-        for shard in self._growing:
-            working = now - self._last_ack.get(shard, float("-inf")) <= self._window_s
-            if working and backlog.get(shard, 0) > self._max_backlog:
-                return shard
-        return None
+        lagging = None
+        for shard, events in backlog.items():
+            if self._behind(shard, events, now) and lagging is None:
+                lagging = shard
+        return lagging
+
+    def _behind(self, shard: int, backlog: int, now: float) -> bool:
+        samples = self._samples.setdefault(shard, deque())
+        if not samples or now - samples[-1][0] >= self._sample_every_s:
+            samples.append((now, backlog))
+        while len(samples) > 1 and samples[1][0] <= now - self._window_s:
+            samples.popleft()
+        working = now - self._last_ack.get(shard, float("-inf")) <= self._window_s
+        return working and backlog > self._max_backlog and backlog > samples[0][1]

@@ -1,40 +1,64 @@
-"""An edge refuses calls while a working shard falls behind, never because one is down."""
+"""An edge holds calls while a working shard falls behind, never because one is down."""
 
 from __future__ import annotations
 
 from edge.forwarding_pressure import ForwardingPressure
 
 
+def run_shard(
+    pressure: ForwardingPressure,
+    backlog: int,
+    growth_per_s: int,
+    start: float,
+    seconds: float,
+    acknowledging: bool = True,
+) -> tuple[int, float, int | None]:
+    """Feeds shard 0 for `seconds` in 100 ms steps; returns (backlog, now, last answer)."""
+    now, answer = start, None
+    for _ in range(round(seconds * 10)):
+        now += 0.1
+        backlog += growth_per_s // 10
+        if acknowledging:
+            pressure.acknowledged(0, now)
+        answer = pressure.lagging_shard({0: backlog, 1: 0}, now)
+    return backlog, now, answer
+
+
 def test_a_working_shard_behind_and_falling_further_is_reported() -> None:
     pressure = ForwardingPressure(max_backlog_events=1_000)
-    assert pressure.lagging_shard({0: 500, 1: 0}, now=0.0) is None
-    pressure.acknowledged(0, now=0.9)
-    # Next window: shard 0 grew past the bound and acknowledged within the window.
-    assert pressure.lagging_shard({0: 5_000, 1: 0}, now=1.0) == 0
-    # Below the bound again within the window: accepted.
-    assert pressure.lagging_shard({0: 900, 1: 0}, now=1.5) is None
+    backlog, now, answer = run_shard(pressure, 500, 10_000, 0.0, 1.0)
+    assert backlog > 1_000
+    assert answer == 0
+    # Below the bound again: accepted at once.
+    assert pressure.lagging_shard({0: 900, 1: 0}, now=now + 0.05) is None
 
 
-def test_a_shard_that_acknowledges_nothing_never_causes_refusals() -> None:
+def test_a_backlog_that_grows_again_is_held_within_the_window() -> None:
+    # The window slides: having shrunk over the last second buys no free second after it.
+    pressure = ForwardingPressure(max_backlog_events=1_000)
+    backlog, now, answer = run_shard(pressure, 80_000, -10_000, 0.0, 1.5)
+    assert answer is None
+    _, _, answer = run_shard(pressure, backlog, 30_000, now, 0.6)
+    assert answer == 0  # 0.4 s at -10,000/s and 0.6 s at +30,000/s: grew over the second
+
+
+def test_a_shard_that_acknowledges_nothing_never_causes_holds() -> None:
     # Down or moving: its events wait in the journal (the journal's own bound applies).
     pressure = ForwardingPressure(max_backlog_events=1_000)
-    pressure.lagging_shard({0: 0}, now=0.0)
-    assert pressure.lagging_shard({0: 50_000}, now=1.0) is None
-    pressure.acknowledged(0, now=0.5)
-    assert pressure.lagging_shard({0: 90_000}, now=2.5) is None  # last ack 2 s ago
+    _, now, answer = run_shard(pressure, 0, 50_000, 0.0, 2.0, acknowledging=False)
+    assert answer is None
+    pressure.acknowledged(0, now=now)
+    assert pressure.lagging_shard({0: 200_000}, now=now + 0.5) == 0
+    assert pressure.lagging_shard({0: 250_000}, now=now + 2.5) is None  # last ack 2 s ago
 
 
-def test_a_shrinking_backlog_is_accepted_even_above_the_bound() -> None:
-    # After an outage the backlog is large but drains: the edge keeps accepting.
+def test_a_backlog_draining_after_an_outage_is_accepted_above_the_bound() -> None:
     pressure = ForwardingPressure(max_backlog_events=1_000)
-    pressure.lagging_shard({0: 80_000}, now=0.0)
-    pressure.acknowledged(0, now=0.95)
-    assert pressure.lagging_shard({0: 60_000}, now=1.0) is None
-    pressure.acknowledged(0, now=1.9)
-    assert pressure.lagging_shard({0: 70_000}, now=2.0) == 0  # growing again
+    _, _, answer = run_shard(pressure, 800_000, -40_000, 0.0, 3.0)
+    assert answer is None
 
 
 def test_zero_disables_the_rule() -> None:
     pressure = ForwardingPressure(max_backlog_events=0)
-    pressure.acknowledged(0, now=0.0)
-    assert pressure.lagging_shard({0: 10**9}, now=5.0) is None
+    _, _, answer = run_shard(pressure, 10**6, 10**6, 0.0, 2.0)
+    assert answer is None
