@@ -36,7 +36,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from protos import counter_pb2, counter_pb2_grpc
 from reelstream.caller_policy import ADMIN
 from reelstream.channels import open_blocking_channel
-from reelstream.infra import cassandra_node, dev_certs, local_process, redis_server
+from reelstream.infra import cassandra_node, cpu_priority, dev_certs, local_process, redis_server
 from reelstream.infra.cassandra_runtime import default_base_dir
 from reelstream.scaling_bounds import (
     EDGE_CPU_TARGET,
@@ -217,7 +217,9 @@ def start_service(spec: ServiceSpec) -> int:
         spec.marker,
         *spec.args,
     ]
-    return local_process.spawn_detached(command, spec.pid_file, spec.log_file, REPO_ROOT)
+    return local_process.spawn_detached(
+        command, spec.pid_file, spec.log_file, REPO_ROOT, nice=cpu_priority.tier_nice(spec.module)
+    )
 
 
 def wait_serving(specs: list[ServiceSpec], timeout_s: float) -> None:

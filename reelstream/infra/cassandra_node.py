@@ -21,7 +21,7 @@ from cassandra import DriverException
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.policies import WhiteListRoundRobinPolicy
 
-from reelstream.infra import local_process
+from reelstream.infra import cpu_priority, local_process
 from reelstream.infra.cassandra_runtime import (
     CASSANDRA_VERSION,
     CassandraLaunchError,
@@ -77,6 +77,7 @@ def start_node(spec: CassandraNodeSpec, java: Path, classpath: Sequence[Path]) -
         spec.pid_file,
         spec.log_dir / "stdout.log",
         cwd=spec.node_dir,
+        nice=cpu_priority.tier_nice("cassandra"),
     )
     print(
         f"started {spec.name} ({spec.address}, heap {spec.heap_mb} MiB) pid {pid}; "

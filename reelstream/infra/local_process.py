@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from reelstream.infra import cpu_priority
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # `$0` is the log file; the server inherits the shell's new session and is re-parented to init.
@@ -66,11 +68,17 @@ def read_live_pid(pid_file: Path, marker: str) -> int | None:
     return pid if is_running(pid, marker) else None
 
 
-def spawn_detached(command: Sequence[str], pid_file: Path, log_file: Path, cwd: Path) -> int:
+def spawn_detached(
+    command: Sequence[str], pid_file: Path, log_file: Path, cwd: Path, nice: int = 0
+) -> int:
     """Starts `command` in a new session, appending its output to `log_file`; returns its pid.
 
-    The pid file is written atomically, so a reader never sees a partial number.
+    `nice` > 0 starts it, and its session, at that lower CPU priority
+    (reelstream/infra/cpu_priority.py). The pid file is written atomically, so a reader
+    never sees a partial number.
     """
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("a") as log:
         log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {command[0]}\n")
@@ -83,6 +91,8 @@ def spawn_detached(command: Sequence[str], pid_file: Path, log_file: Path, cwd: 
         start_new_session=True,
     )
     pid = int(launcher.stdout.strip())
+    if nice:
+        cpu_priority.nice_session(pid, nice)
     partial = pid_file.with_name(pid_file.name + ".tmp")
     partial.write_text(f"{pid}\n")
     partial.replace(pid_file)

@@ -1,0 +1,62 @@
+"""Background tiers start at a lower CPU priority, their session too; edges do not."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reelstream.infra import cpu_priority, local_process
+
+
+def test_counters_and_cassandra_are_background_edges_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("REELSTREAM_BACKGROUND_NICE", raising=False)
+    assert cpu_priority.tier_nice("counter") == 10
+    assert cpu_priority.tier_nice("cassandra") == 10
+    assert cpu_priority.tier_nice("edge") == 0
+    monkeypatch.setenv("REELSTREAM_BACKGROUND_NICE", "0")
+    assert cpu_priority.tier_nice("counter") == 0
+
+
+@pytest.mark.parametrize("raw", ["ten", "-5", "20"])
+def test_a_niceness_outside_0_to_19_is_refused(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REELSTREAM_BACKGROUND_NICE", raw)
+    with pytest.raises(cpu_priority.PriorityConfigError, match="REELSTREAM_BACKGROUND_NICE"):
+        cpu_priority.tier_nice("counter")
+
+
+def niceness_after_exec(pid: int) -> int:
+    """Field 19 of /proc/<pid>/stat once `pid` runs python (`nice` sets it, then execs)."""
+    deadline = time.monotonic() + 10
+    python = Path(sys.executable).name[:15]  # comm is cut to 15 characters
+    while Path(f"/proc/{pid}/comm").read_text().strip() != python:
+        assert time.monotonic() < deadline, f"the process never exec'd {python}"
+        time.sleep(0.01)
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])
+
+
+@pytest.mark.parametrize("nice", [0, 7])
+def test_a_detached_process_runs_at_the_asked_niceness(nice: int, tmp_path: Path) -> None:
+    marker = f"--label=nice-test-{nice}-{os.getpid()}"
+    pid_file = tmp_path / "sleeper.pid"
+    pid = local_process.spawn_detached(
+        [sys.executable, "-c", "import time; time.sleep(30)", marker],
+        pid_file,
+        tmp_path / "sleeper.log",
+        tmp_path,
+        nice=nice,
+    )
+    try:
+        assert local_process.read_live_pid(pid_file, marker) == pid
+        assert niceness_after_exec(pid) == nice
+        autogroup = Path(f"/proc/{pid}/autogroup")
+        if autogroup.exists():
+            assert autogroup.read_text().split()[-1] == str(nice)
+    finally:
+        local_process.terminate([(pid, marker)], grace_s=5.0)
