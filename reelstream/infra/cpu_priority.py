@@ -1,17 +1,17 @@
 """CPU priority of the local stack's tiers when they share one machine.
 
-Edges answer callers that wait (an acknowledgment is due within milliseconds); counter
-shards and Cassandra work in batches behind them (a group commit, a roll-up, a compaction
-can start a few milliseconds later and nobody waits for it alone). On a shared machine the
-launchers start those background tiers at a lower priority, so an edge (and its journal's
-Redis) that wakes up for a call gets a core first instead of queueing behind a group
-commit. The background tiers still get every cycle the edges leave, so their throughput
-only drops when the edges need the cores, which is when callers are waiting.
+Edges answer callers that wait (an acknowledgment is due within milliseconds); Cassandra
+works behind them in bulk (group commits of many batches, memtable flushes, compactions,
+roll-ups). On a shared machine the launchers start Cassandra at a lower priority, so an
+edge (and its journal's Redis) that wakes up for a call gets a core first instead of
+queueing behind Cassandra's threads. Cassandra still gets every cycle the others leave.
 
-Measured at about half the closed-loop peak, alternated (docs/benchmarks.md, session
-20): acknowledgment p99 at 280,000 events/s 86.9 and 78.2 ms at equal priority against
-26.7 and 25.4 ms with counters and Cassandra at nice 10 (at 220,000: 44.3 and 48.1
-against 24.7 and 36.9 ms).
+Measured at about half the closed-loop peak (280,000 events/s, 40 s, alternated;
+docs/benchmarks.md, session 20), acknowledgment p99 and freshness p99:
+- everything at equal priority (earlier runs): 86.9 and 78.2 ms; 976 and 688 ms;
+- counters and Cassandra at nice 10: 39.5 and 32.6 ms; 1,130 and 858 ms (the counters
+  are on the freshness path: their group commits waited for a core);
+- Cassandra alone at nice 10: 26.9 and 32.2 ms; 572 and 696 ms.
 
 `REELSTREAM_BACKGROUND_NICE` (0-19, default 10) sets the niceness; 0 runs every tier at
 the same priority. Linux shares the CPU between sessions first (autogroups) and every
@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 DEFAULT_BACKGROUND_NICE = 10
-BACKGROUND_TIERS = frozenset({"counter", "cassandra"})
+BACKGROUND_TIERS = frozenset({"cassandra"})
 
 
 class PriorityConfigError(ValueError):

@@ -1,4 +1,4 @@
-"""Background tiers start at a lower CPU priority, their session too; edges do not."""
+"""Cassandra starts at a lower CPU priority, its session too; edges and counters do not."""
 
 from __future__ import annotations
 
@@ -12,22 +12,22 @@ import pytest
 from reelstream.infra import cpu_priority, local_process
 
 
-def test_counters_and_cassandra_are_background_edges_are_not(
+def test_cassandra_is_background_edges_and_counters_are_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("REELSTREAM_BACKGROUND_NICE", raising=False)
-    assert cpu_priority.tier_nice("counter") == 10
     assert cpu_priority.tier_nice("cassandra") == 10
+    assert cpu_priority.tier_nice("counter") == 0
     assert cpu_priority.tier_nice("edge") == 0
     monkeypatch.setenv("REELSTREAM_BACKGROUND_NICE", "0")
-    assert cpu_priority.tier_nice("counter") == 0
+    assert cpu_priority.tier_nice("cassandra") == 0
 
 
 @pytest.mark.parametrize("raw", ["ten", "-5", "20"])
 def test_a_niceness_outside_0_to_19_is_refused(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REELSTREAM_BACKGROUND_NICE", raw)
     with pytest.raises(cpu_priority.PriorityConfigError, match="REELSTREAM_BACKGROUND_NICE"):
-        cpu_priority.tier_nice("counter")
+        cpu_priority.tier_nice("cassandra")
 
 
 def niceness_after_exec(pid: int) -> int:
