@@ -1,8 +1,8 @@
 """CPU priority of the local stack's tiers when they share one machine.
 
 Edges answer callers that wait (an acknowledgment is due within milliseconds); Cassandra
-works behind them in bulk (group commits of many batches, memtable flushes, compactions,
-roll-ups). On a shared machine the launchers start Cassandra at a lower priority, so an
+works behind them in bulk (the counters' group commits, memtable flushes, compactions,
+roll-up writes). On a shared machine the launchers start Cassandra at a lower priority, so an
 edge (and its journal's Redis) that wakes up for a call gets a core first instead of
 queueing behind Cassandra's threads. Cassandra still gets every cycle the others leave.
 

@@ -77,11 +77,11 @@ def spawn_detached(
     (reelstream/infra/cpu_priority.py). The pid file is written atomically, so a reader
     never sees a partial number.
     """
-    if nice:
-        command = ["nice", "-n", str(nice), *command]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("a") as log:
         log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {command[0]}\n")
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
     launcher = subprocess.run(
         ["/bin/sh", "-c", _SPAWN_SCRIPT, str(log_file), *command],
         cwd=cwd,
