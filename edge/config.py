@@ -55,7 +55,7 @@ class EdgeConfig(RegistryConfigFields):
     max_journal_events: int = 5_000_000
     """Events accepted but not yet acknowledged by shards; beyond it RESOURCE_EXHAUSTED
     (the bound that matters while shards are down)."""
-    max_forward_backlog_events: int = 50_000
+    max_forward_backlog_events: int = 25_000
     """A shard that acknowledges batches but has more than this many of the edge's events
     unacknowledged, and more than a second ago, makes the edge hold new calls (up to
     `admission_wait_s`, then RESOURCE_EXHAUSTED) until it catches up
@@ -65,7 +65,10 @@ class EdgeConfig(RegistryConfigFields):
     phases, alternated (docs/benchmarks.md, session 19), carried 416k and 427k events/s end
     to end with freshness p99 9.5 and 5.7 s without it, 414k and 420k with 2.3 and 3.0 s
     with it; refusing at once instead of holding had carried 575k and 558k against 705k
-    and 716k without, on a less loaded machine."""
+    and 716k without, on a less loaded machine. 25,000 rather than 50,000 (session 20,
+    alternated closed-loop peaks): freshness p99 1,038 and 973 ms against 1,332 and 1,171,
+    for 582k and 598k events/s end to end against 618k and 670k; at 330,000 events/s it
+    held 10 and 66 calls of ~13,000 (ack p99 25.6 and 31.4 ms)."""
     admission_wait_s: float = 1.0
     """How long a call is held while a shard is behind (`max_forward_backlog_events`)
     before it is refused with RESOURCE_EXHAUSTED."""
