@@ -23,6 +23,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # `$0` is the log file; the server inherits the shell's new session and is re-parented to init.
 _SPAWN_SCRIPT = '"$@" </dev/null >>"$0" 2>&1 & echo $!'
+# The same at a lower CPU priority (`$1`): the shell lowers its own first and the server
+# inherits it through the one fork and exec above. A `nice` wrapper adds a second exec, and
+# a server caught between the two shows an empty command line, so its launcher took it for
+# dead (the likely cause of two failed Cassandra starts in a day of benchmark runs).
+_NICE_SPAWN_SCRIPT = 'renice -n "$1" -p $$ >/dev/null || exit 1; shift; ' + _SPAWN_SCRIPT
 
 
 def var_dir() -> Path:
@@ -80,10 +85,9 @@ def spawn_detached(
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("a") as log:
         log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {command[0]}\n")
-    if nice:
-        command = ["nice", "-n", str(nice), *command]
+    script, priority = (_NICE_SPAWN_SCRIPT, [str(nice)]) if nice else (_SPAWN_SCRIPT, [])
     launcher = subprocess.run(
-        ["/bin/sh", "-c", _SPAWN_SCRIPT, str(log_file), *command],
+        ["/bin/sh", "-c", script, str(log_file), *priority, *command],
         cwd=cwd,
         capture_output=True,
         text=True,
