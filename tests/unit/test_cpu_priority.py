@@ -31,7 +31,7 @@ def test_a_niceness_outside_0_to_19_is_refused(raw: str, monkeypatch: pytest.Mon
 
 
 def niceness_after_exec(pid: int) -> int:
-    """Field 19 of /proc/<pid>/stat once `pid` runs python (`nice` sets it, then execs)."""
+    """Field 19 of /proc/<pid>/stat (the niceness) once `pid` has exec'd python."""
     deadline = time.monotonic() + 10
     python = Path(sys.executable).name[:15]  # comm is cut to 15 characters
     while Path(f"/proc/{pid}/comm").read_text().strip() != python:
