@@ -109,8 +109,11 @@ class CounterConfig(CassandraConfigFields):
     """Batches waiting for commit before ApplyBatch answers RESOURCE_EXHAUSTED."""
     max_group_batches: int = 128
     """Batches committed together in one lightweight transaction."""
-    watch_interval_s: float = 0.1
-    """How often changed counts are pushed to WatchCounts subscribers."""
+    watch_interval_s: float = 0.05
+    """How often changed counts are pushed to WatchCounts subscribers (and edges). 50 ms
+    rather than 100 (session 20, alternated closed-loop peaks): freshness p99 1,102 and
+    1,078 ms against 1,268 and 1,348, end to end 491k and 537k events/s against 497k
+    and 493k (docs/benchmarks.md)."""
     log_level: str = "INFO"
     """Root log level."""
 
