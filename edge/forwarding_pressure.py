@@ -54,6 +54,8 @@ class ForwardingPressure:
         if self._max_backlog <= 0:
             return None
         lagging = None
+        # Every shard is looked at, not just up to the first one behind: each look is
+        # also the sample its sliding window is made of.
         for shard, events in backlog.items():
             if self._behind(shard, events, now) and lagging is None:
                 lagging = shard

@@ -6,8 +6,8 @@ roll-up writes). On a shared machine the launchers start Cassandra at a lower pr
 edge (and its journal's Redis) that wakes up for a call gets a core first instead of
 queueing behind Cassandra's threads. Cassandra still gets every cycle the others leave.
 
-Measured at about half the closed-loop peak (280,000 events/s, 40 s, alternated;
-docs/benchmarks.md, session 20), acknowledgment p99 and freshness p99:
+Measured at about half the closed-loop peak (280,000 events/s, open loop for 30-40 s,
+two rounds each; docs/benchmarks.md, session 20), acknowledgment p99 and freshness p99:
 - everything at equal priority (earlier runs): 86.9 and 78.2 ms; 976 and 688 ms;
 - counters and Cassandra at nice 10: 39.5 and 32.6 ms; 1,130 and 858 ms (the counters
   are on the freshness path: their group commits waited for a core);
