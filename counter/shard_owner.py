@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from counter import stored_payloads
 from counter.config import CounterConfig
 from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
 from counter.shard_state import ShardState, reels_of
@@ -53,7 +54,9 @@ SNAPSHOT_SECONDS = Histogram("counter_snapshot_seconds", "Snapshot duration")
 @dataclass
 class _Pending:
     batch: counter_pb2.ApplyBatchRequest
-    payload: bytes
+    stored: asyncio.Future[bytes]
+    """The payload as `shard_batches` keeps it (counter/stored_payloads.py), compressed in
+    a worker thread while the batch waits for its group commit."""
     done: asyncio.Future[counter_pb2.ApplyBatchResponse]
     arrived_s: float
     """Event-loop time the batch started waiting for commit."""
@@ -215,7 +218,9 @@ class CounterShard:
                     },
                 )
             for batch_row in batch_rows:
-                batch = counter_pb2.ApplyBatchRequest.FromString(batch_row.payload)
+                batch = counter_pb2.ApplyBatchRequest.FromString(
+                    stored_payloads.decode(batch_row.payload or b"")
+                )
                 segment = sum(1 for seqs in thresholds if batch_row.seq > seqs.get(edge_id, 0))
                 await self.stored.restore_old_buckets(batch)
                 self.state.replay_batch(batch, segment, len(thresholds) + 1)
@@ -317,9 +322,10 @@ class CounterShard:
                 asyncio.get_running_loop().create_future()
             )
             done.add_done_callback(_retrieve_outcome)
-            pending = _Pending(
-                batch, batch.SerializeToString(deterministic=True), done, loop.time()
+            stored = loop.run_in_executor(
+                None, stored_payloads.encode, batch.SerializeToString(deterministic=True)
             )
+            pending = _Pending(batch, stored, done, loop.time())
             self._pending[key] = pending
             self._highest_pending[edge_id] = seq
             PENDING_BATCHES.set(len(self._pending))
@@ -370,8 +376,12 @@ class CounterShard:
         with COMMIT_SECONDS.time():
             try:
                 with COMMIT_PHASE_SECONDS.labels(phase="payloads").time():
+                    stored = await asyncio.gather(*(p.stored for p in group))
                     await self._store.write_batches(
-                        [(p.batch.batch_id.edge_id, p.batch.batch_id.seq, p.payload) for p in group]
+                        [
+                            (p.batch.batch_id.edge_id, p.batch.batch_id.seq, payload)
+                            for p, payload in zip(group, stored, strict=True)
+                        ]
                     )
                 with COMMIT_PHASE_SECONDS.labels(phase="lwt").time():
                     self.lease = await self._store.commit(lease, seqs, self.ttl_ms)

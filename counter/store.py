@@ -251,7 +251,8 @@ class CounterStore:
         follows its requests more than their bytes: on the benchmark's node (ad hoc, 48
         payloads of 40 KB a second) it spent 0.53-0.66 cores on one payload per request,
         0.41-0.51 on two and 0.24-0.25 on four. Each row is written whole or not at all,
-        as with one request per row; the group's commit waits for all of them."""
+        as with one request per row; the group's commit waits for all of them. Payloads
+        are stored as given (the shard owner compresses them: counter/stored_payloads.py)."""
         requests: list[list[tuple[str, int, bytes]]] = [[]]
         size = 0
         for entry in batches:
