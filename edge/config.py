@@ -68,7 +68,9 @@ class EdgeConfig(RegistryConfigFields):
     and 716k without, on a less loaded machine. 25,000 rather than 50,000 (session 20,
     alternated closed-loop peaks): freshness p99 1,038 and 973 ms against 1,332 and 1,171,
     for 582k and 598k events/s end to end against 618k and 670k; at 330,000 events/s it
-    held 10 and 66 calls of ~13,000 (ack p99 25.6 and 31.4 ms)."""
+    held 10 and 66 calls of ~13,000 (ack p99 25.6 and 31.4 ms). A shard not behind lately
+    holds calls only above twice this: a few seconds' stall at moderate load is not
+    overload (session 21, edge/forwarding_pressure.py)."""
     admission_wait_s: float = 1.0
     """How long a call is held while a shard is behind (`max_forward_backlog_events`)
     before it is refused with RESOURCE_EXHAUSTED."""

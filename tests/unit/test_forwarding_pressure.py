@@ -62,3 +62,29 @@ def test_zero_disables_the_rule() -> None:
     pressure = ForwardingPressure(max_backlog_events=0)
     _, _, answer = run_shard(pressure, 10**6, 10**6, 0.0, 2.0)
     assert answer is None
+
+
+def test_a_shard_slowed_down_briefly_is_held_only_above_twice_the_bound() -> None:
+    # A flush or a collection stalls the commits for a few seconds at moderate load:
+    # holding would only delay callers whose events are durable anyway.
+    pressure = ForwardingPressure(max_backlog_events=1_000)
+    backlog, now, answer = run_shard(pressure, 500, 1_000, 0.0, 1.4)
+    assert 1_000 < backlog <= 2_000
+    assert answer is None
+    backlog, now, answer = run_shard(pressure, backlog, 1_000, now, 0.8)
+    assert backlog > 2_000
+    assert answer == 0
+
+
+def test_once_overloaded_the_bound_itself_applies_until_it_stops_falling_behind() -> None:
+    pressure = ForwardingPressure(max_backlog_events=1_000)
+    _, now, answer = run_shard(pressure, 500, 20_000, 0.0, 0.3)
+    assert answer == 0  # beyond twice the bound: overload
+    _, now, answer = run_shard(pressure, 1_200, -1_000, now, 1.0)
+    assert answer is None  # shrinking
+    _, now, answer = run_shard(pressure, 1_200, 2_000, now, 0.2)
+    assert answer == 0  # above the bound and growing within the overload memory
+    _, now, answer = run_shard(pressure, 1_500, -1_000, now, 2.5)
+    assert answer is None
+    _, _, answer = run_shard(pressure, 1_200, 1_000, now, 0.5)
+    assert answer is None  # the memory ended: below twice the bound is accepted again
