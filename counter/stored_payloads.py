@@ -7,12 +7,12 @@ benchmark's 2-core machine a flush of ~600 MiB of them stalls the shards' commit
 seconds (at half the peak rate, a forced flush made the edges hold 507 calls; ack p99 119
 ms against 26 without). zlib at level 1 halves them (the benchmark's workload: 8.5-8.8
 bytes per event, 0.48-0.54 of that compressed), so the memtables fill half as fast and
-flushes come half as often: after the same 3.5 minutes of load, 330-361 MiB of payloads
-in the memtable against 606-628 (alternated runs, session 21, docs/benchmarks.md). A
-flush still stalls the commits about as much (forced flushes: 731 and 276 calls held
-against 646 and 283). The shard owner compresses in a worker thread (zlib releases the
-GIL) while a batch waits for its group commit; compressing a group's payloads inside its
-commit had made commits ~20 % slower.
+flushes come half as often: after the same load (60 s warm-up, 60 s peak, 60 s at half
+rate), 330-361 MiB of payloads in the memtable against 606-628 (alternated runs, session
+21, docs/benchmarks.md). A flush still stalls the commits about as much (forced flushes:
+731 and 276 calls held against 646 and 283). The shard owner compresses in a worker
+thread (zlib releases the GIL) while a batch waits for its group commit; compressing a
+group's payloads inside its commit had made commits ~20 % slower.
 
 Rows written before the tag existed hold the serialized request itself. A serialized
 protobuf message never starts with a zero byte (it would be field number 0, which does not
