@@ -130,7 +130,7 @@ cassandra-status: ## Cassandra nodes and their state
 
 redis-up: deps ## Start the edges' Redis instances (AOF on)
 	@for i in $$(seq 0 $$(($(EDGES) - 1))); do \
-	  $(BIN)/python -m reelstream.infra.redis_server up --name edge-$$i --port $$((6390 + i)); done
+	  $(BIN)/python -m reelstream.infra.redis_server up --journal --name edge-$$i --port $$((6390 + i)); done
 
 redis-down: ## Stop every Redis instance the project started
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m reelstream.infra.redis_server down --all; fi

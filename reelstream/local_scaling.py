@@ -82,7 +82,7 @@ class LocalStackActuator:
             new = [s for s in specs if s.name not in {r.name for r in running}][: desired - current]
             for spec in new:
                 index = int(spec.name.rsplit("-", 1)[1])
-                redis_server.up(name=spec.name, port=stack.edge_redis_port(index))
+                redis_server.up_journal(spec.name, stack.edge_redis_port(index))
                 stack.start_service(spec)
             stack.wait_serving(new, START_TIMEOUT_S)
             return

@@ -314,7 +314,7 @@ def up(
         stop_autoscaler()
     with scaling_lock(WAITING_FOR_AUTOSCALER):
         for j in range(edges):
-            redis_server.up(name=f"edge-{j}", port=edge_redis_port(j))
+            redis_server.up_journal(f"edge-{j}", edge_redis_port(j))
         specs = plan(edges, shards)
         for spec in specs:
             start_service(spec)
@@ -478,7 +478,7 @@ def resize(edges: int, shards: int, timeout_s: float = 120.0) -> None:
         target[f"edge-{j}"] for j in range(edges) if f"edge-{j}" not in _names(current_edges)
     ]
     for spec in new_edges:
-        redis_server.up(name=spec.name, port=edge_redis_port(_index(spec)))
+        redis_server.up_journal(spec.name, edge_redis_port(_index(spec)))
         start_service(spec)
         print(f"started {spec.name}", flush=True)
     wait_serving(new_edges, timeout_s)

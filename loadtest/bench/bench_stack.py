@@ -171,7 +171,7 @@ class BenchStack:
             admin.close()
         for index in range(self.edges):
             redis_server.wipe(edge_redis_name(index))
-            redis_server.up(name=edge_redis_name(index), port=self.redis_base_port + index)
+            redis_server.up_journal(edge_redis_name(index), self.redis_base_port + index)
         for module in ("counter", "spam", "edge"):
             group = [s for s in self.specs if s.module == module]
             if not group:

@@ -120,7 +120,7 @@ class Pipeline:
     def start_edge(self, index: int) -> ServiceSpec:
         spec = self.plan(index + 1, 1)[-1]
         redis_server.wipe(edge_redis_name(index))
-        redis_server.up(name=edge_redis_name(index), port=EDGE_REDIS_BASE_PORT + index)
+        redis_server.up_journal(edge_redis_name(index), EDGE_REDIS_BASE_PORT + index)
         stack.start_service(spec)
         return spec
 

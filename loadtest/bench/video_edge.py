@@ -138,7 +138,7 @@ def main() -> int:
         media = _make_media(folder)
         origin = FolderOrigin(media)
         server, origin_address = serve_folder(origin)
-        redis_server.up(name=REDIS_INSTANCE, port=REDIS_PORT)
+        redis_server.up_journal(REDIS_INSTANCE, REDIS_PORT)
         redis_url = f"redis://127.0.0.1:{REDIS_PORT}/0"
         try:
             print(f"\n[2/3] hot segments: {workers} edge workers vs nginx, {rounds} rounds")

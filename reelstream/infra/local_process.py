@@ -28,6 +28,9 @@ _SPAWN_SCRIPT = '"$@" </dev/null >>"$0" 2>&1 & echo $!'
 # a server caught between the two shows an empty command line, so its launcher took it for
 # dead (the likely cause of two failed Cassandra starts in a day of benchmark runs).
 _NICE_SPAWN_SCRIPT = 'renice -n "$1" -p $$ >/dev/null || exit 1; shift; ' + _SPAWN_SCRIPT
+# A higher priority (negative `$1`) needs CAP_SYS_NICE; without it the server starts at the
+# shell's own priority, and `spawn_detached` says so.
+_RAISED_SPAWN_SCRIPT = 'renice -n "$1" -p $$ >/dev/null 2>&1; shift; ' + _SPAWN_SCRIPT
 
 
 def var_dir() -> Path:
@@ -73,19 +76,31 @@ def read_live_pid(pid_file: Path, marker: str) -> int | None:
     return pid if is_running(pid, marker) else None
 
 
+def niceness(pid: int) -> int | None:
+    """The niceness of `pid` (field 19 of /proc/<pid>/stat), None once it has exited."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
 def spawn_detached(
     command: Sequence[str], pid_file: Path, log_file: Path, cwd: Path, nice: int = 0
 ) -> int:
     """Starts `command` in a new session, appending its output to `log_file`; returns its pid.
 
-    `nice` > 0 starts it, and its session, at that lower CPU priority
+    `nice` > 0 starts it, and its session, at that lower CPU priority; `nice` < 0 at that
+    higher one where the process may raise priorities, else at 0 with a printed note
     (reelstream/infra/cpu_priority.py). The pid file is written atomically, so a reader
     never sees a partial number.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("a") as log:
         log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {command[0]}\n")
-    script, priority = (_NICE_SPAWN_SCRIPT, [str(nice)]) if nice else (_SPAWN_SCRIPT, [])
+    script, priority = _SPAWN_SCRIPT, []
+    if nice:
+        script, priority = (_NICE_SPAWN_SCRIPT if nice > 0 else _RAISED_SPAWN_SCRIPT), [str(nice)]
     launcher = subprocess.run(
         ["/bin/sh", "-c", script, str(log_file), *priority, *command],
         cwd=cwd,
@@ -97,6 +112,8 @@ def spawn_detached(
     pid = int(launcher.stdout.strip())
     if nice:
         cpu_priority.nice_session(pid, nice)
+    if nice < 0 and (running := niceness(pid)) not in (nice, None):
+        print(f"{command[0]}: running at nice {running}, not {nice} (raising needs CAP_SYS_NICE)")
     partial = pid_file.with_name(pid_file.name + ".tmp")
     partial.write_text(f"{pid}\n")
     partial.replace(pid_file)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import redis
 
-from reelstream.infra import local_process
+from reelstream.infra import cpu_priority, local_process
 
 DEFAULT_PORT = 6390
 HOST = "127.0.0.1"
@@ -168,8 +168,13 @@ def up(
     *,
     base_dir: Path | None = None,
     timeout_s: float = 30.0,
+    nice: int = 0,
 ) -> RedisInstanceSpec:
-    """Starts the instance unless it already runs, and returns once it is ready."""
+    """Starts the instance unless it already runs, and returns once it is ready.
+
+    `nice` is the CPU priority it starts at: an edge's journal passes
+    `cpu_priority.tier_nice(cpu_priority.JOURNAL_TIER)` (reelstream/infra/cpu_priority.py).
+    """
     spec = instance_spec(name, port, base_dir=base_dir)
     pid = read_pid(spec)
     if pid is not None:
@@ -194,10 +199,19 @@ def up(
         spec.pid_file,
         spec.instance_dir / "stdout.log",
         cwd=spec.instance_dir,
+        nice=nice,
     )
     print(f"started redis {name} pid {pid} on {HOST}:{spec.port}; log {spec.log_file}")
     wait_until_ready(spec, timeout_s)
     return spec
+
+
+def up_journal(
+    name: str, port: int | None = None, *, base_dir: Path | None = None
+) -> RedisInstanceSpec:
+    """`up` for an edge's journal: at the journal tier's CPU priority, ahead of the rest of
+    the stack (every acknowledgment waits for it; reelstream/infra/cpu_priority.py)."""
+    return up(name, port, base_dir=base_dir, nice=cpu_priority.tier_nice(cpu_priority.JOURNAL_TIER))
 
 
 def _stop(spec: RedisInstanceSpec, grace_s: float) -> None:
@@ -230,9 +244,12 @@ def kill(name: str = "default", *, base_dir: Path | None = None) -> None:
 def restart(
     name: str = "default", *, base_dir: Path | None = None, timeout_s: float = 30.0
 ) -> RedisInstanceSpec:
-    """Stops the instance if it runs, starts it again (replaying its AOF) and waits for it."""
+    """Stops the instance if it runs, starts it again (replaying its AOF) and waits for it,
+    at the CPU priority it was running at (0 when it was not running)."""
+    pid = read_pid(instance_spec(name, base_dir=base_dir))
+    nice = (local_process.niceness(pid) if pid is not None else None) or 0
     down(name, base_dir=base_dir)
-    return up(name, base_dir=base_dir, timeout_s=timeout_s)
+    return up(name, base_dir=base_dir, timeout_s=timeout_s, nice=nice)
 
 
 def wipe(name: str = "default", *, base_dir: Path | None = None) -> None:
@@ -277,11 +294,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--all", action="store_true", help="down/wipe every known instance")
     parser.add_argument("--timeout", type=float, default=30.0, help="readiness timeout, s")
+    parser.add_argument(
+        "--journal",
+        action="store_true",
+        help="`up` at the CPU priority of an edge's journal (REELSTREAM_JOURNAL_NICE)",
+    )
     args = parser.parse_args(argv)
     try:
         match args.command:
             case "up":
-                up(args.name, args.port, timeout_s=args.timeout)
+                nice = cpu_priority.tier_nice(cpu_priority.JOURNAL_TIER) if args.journal else 0
+                up(args.name, args.port, timeout_s=args.timeout, nice=nice)
             case "down" if args.all:
                 down_all()
             case "down":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from reelstream.infra import cassandra_node, redis_server
+from reelstream.infra import cassandra_node, cpu_priority, local_process, redis_server
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +68,26 @@ def test_acknowledged_incr_survives_kill_9_and_restart(
     with _client(redis_instance) as client:
         assert client.get("video:1:views") == b"5"
         assert client.get("video:1:title") == b"cats"
+
+
+def test_a_journal_redis_runs_ahead_and_keeps_its_priority_over_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REELSTREAM_JOURNAL_NICE", "-3")
+    # Raising a priority needs CAP_SYS_NICE; without it the server runs at 0.
+    expected = -3 if cpu_priority.can_raise_priority() else 0
+    spec = redis_server.up_journal("journal-test", _free_port(), base_dir=tmp_path)
+    try:
+        pid = redis_server.read_pid(spec)
+        assert pid is not None
+        assert local_process.niceness(pid) == expected
+        redis_server.restart(spec.name, base_dir=tmp_path)
+        restarted = redis_server.read_pid(spec)
+        assert restarted is not None
+        assert restarted != pid
+        assert local_process.niceness(restarted) == expected
+    finally:
+        redis_server.down(spec.name, base_dir=tmp_path)
 
 
 @pytest.mark.timeout(600)  # the first run may resolve Cassandra's jars from Maven Central
