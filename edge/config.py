@@ -57,8 +57,8 @@ class EdgeConfig(RegistryConfigFields):
     (the bound that matters while shards are down)."""
     max_forward_backlog_events: int = 25_000
     """A shard that acknowledges batches but has more than this many of the edge's events
-    unacknowledged, and more than a second ago, makes the edge hold new calls (up to
-    `admission_wait_s`, then RESOURCE_EXHAUSTED) until it catches up
+    unacknowledged, and more than a second ago, makes the edge hold new calls with events
+    for it (up to `admission_wait_s`, then RESOURCE_EXHAUSTED) until it catches up
     (edge/forwarding_pressure.py): under overload the backlog, and the delay before counts
     show, stay bounded instead of growing until the journal is full. 0 disables it.
     Holding costs next to no throughput where refusing cost a fifth: closed-loop peak

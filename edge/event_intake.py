@@ -59,12 +59,12 @@ class EventIntake:
             MalformedBatch, JournalFull, JournalUnavailable: nothing was journaled.
         """
         check_shape(batch, self._rules.max_batch_events)
-        # Held, then refused, before any work while nothing should be journaled; `append`
-        # checks again with the events that passed.
+        # Held, then refused, before any work while a shard this call has events for is
+        # behind; `append` checks again with the events that passed.
         hold_s = self._admission_wait_s
         if deadline_s is not None:
             hold_s = min(hold_s, max(0.0, deadline_s / 2))
-        await self._journal.admit(hold_s)
+        await self._journal.admit(hold_s, batch.reel_ids)
         reels = None
         if self._directory is not None:
             reels = await self._directory.lookup(r for r in batch.reel_ids if 0 < r <= MAX_ID)

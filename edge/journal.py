@@ -17,9 +17,11 @@ import logging
 import secrets
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from prometheus_client import Counter as MetricCounter
 from prometheus_client import Gauge, Histogram
 from redis.asyncio import Redis
@@ -105,6 +107,30 @@ def _batch_from_payload(shard: int, seq: int, payload: bytes) -> OutboxBatch:
     )
     events = deltas.total + len(request.like_reel_ids)
     return OutboxBatch(shard, seq, payload, deltas, events)
+
+
+ReelIds = Sequence[int] | npt.NDArray[np.uint64]
+"""A call's reel ids: the request's repeated field, or a column of them."""
+
+
+class _CallShards:
+    """The shards a call's events go to, worked out only once some shard is behind (most
+    calls never need it)."""
+
+    def __init__(self, ring: ConsistentHashRing, reel_ids: ReelIds | None) -> None:
+        self._ring = ring
+        self._reel_ids = reel_ids
+        self._shards: frozenset[int] | None = None
+
+    def first_of(self, lagging: list[int]) -> int | None:
+        """The first of `lagging` the call has events for (any, when its reels are not
+        known), or None."""
+        if not lagging or self._reel_ids is None:
+            return lagging[0] if lagging else None
+        if self._shards is None:
+            reel_ids = np.asarray(self._reel_ids, dtype=np.uint64)
+            self._shards = frozenset(self._ring.shards_for(reel_ids).tolist())
+        return next((shard for shard in lagging if shard in self._shards), None)
 
 
 class EdgeJournal:
@@ -206,19 +232,19 @@ class EdgeJournal:
         JOURNAL_DEPTH.set(self.depth_events)
         self.outbox_changed.set()
 
-    def _check_admission(self, events: int) -> None:
-        """Raises what `append` would for `events` more events right now.
+    def _check_admission(self, events: int, call: _CallShards) -> None:
+        """Raises what `append` would for `events` more events of `call` right now.
 
         Raises:
             JournalFull: the journal holds `max_events` unacknowledged events, or a working
-                shard is behind (edge/forwarding_pressure.py).
+                shard that the call has events for is behind (edge/forwarding_pressure.py).
             JournalUnavailable: the edge is shutting down.
         """
         if self._closing:
             raise JournalUnavailable("edge is shutting down")
         if self.depth_events + events > self._max_events:
             raise JournalFull(f"journal holds {self.depth_events} unacknowledged events")
-        lagging = self._lagging_shard()
+        lagging = call.first_of(self._lagging_shards())
         if lagging is not None:
             PRESSURE_REFUSALS.inc()
             raise JournalFull(
@@ -226,19 +252,21 @@ class EdgeJournal:
                 " and falling further"
             )
 
-    def _lagging_shard(self) -> int | None:
-        return self._pressure.lagging_shard(self._shard_backlog, time.monotonic())
+    def _lagging_shards(self) -> list[int]:
+        return self._pressure.lagging_shards(self._shard_backlog, time.monotonic())
 
-    async def admit(self, max_wait_s: float) -> None:
-        """Holds a call while a working shard is behind, for up to `max_wait_s`, then
-        raises what `append` would. Intake waits here before it validates a call: under
-        overload, callers are slowed down to what the shards drain, instead of being
-        refused and resending (each resend costs the edge a whole call)."""
-        if self._lagging_shard() is not None:
+    async def admit(self, max_wait_s: float, reel_ids: ReelIds | None = None) -> None:
+        """Holds a call with events for `reel_ids` (None: for any shard) while a working
+        shard they go to is behind, for up to `max_wait_s`, then raises what `append`
+        would. Intake waits here before it validates a call: under overload, callers are
+        slowed down to what the shards drain, instead of being refused and resending (each
+        resend costs the edge a whole call)."""
+        call = _CallShards(self._ring, reel_ids)
+        if call.first_of(self._lagging_shards()) is not None:
             ADMISSION_HOLDS.inc()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + max_wait_s
-            while self._lagging_shard() is not None and not self._closing:
+            while call.first_of(self._lagging_shards()) is not None and not self._closing:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -248,7 +276,7 @@ class EdgeJournal:
                     # stopped acknowledging (a shard that is down does not hold calls).
                     async with asyncio.timeout(min(remaining, HOLD_RECHECK_S)):
                         await self._acknowledged_any.wait()
-        self._check_admission(0)
+        self._check_admission(0, call)
 
     async def append(self, entry: EventColumns) -> None:
         """Returns once `entry` is durable in Redis.
@@ -257,7 +285,7 @@ class EdgeJournal:
             JournalFull: the journal holds `max_events` unacknowledged events.
             JournalUnavailable: Redis did not confirm the write.
         """
-        self._check_admission(len(entry))
+        self._check_admission(len(entry), _CallShards(self._ring, entry.reel_ids))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiter(encode_entry(entry), entry, done))
         self._waiting_events += len(entry)

@@ -122,15 +122,17 @@ async def test_calls_are_journaled_while_a_cut_waits_for_redis(redis: Redis, whe
 
 
 class SwitchedPressure(ForwardingPressure):
-    """Says shard 0 is behind while `behind` is set (the rule itself is unit-tested in
-    test_forwarding_pressure.py; here, what the journal does with its answer)."""
+    """Says the `lagging` shards (every one by default) are behind while `behind` is set
+    (the rule itself is unit-tested in test_forwarding_pressure.py; here, what the journal
+    does with its answer)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lagging: tuple[int, ...] = RING.shard_ids) -> None:
         super().__init__(max_backlog_events=1)
         self.behind = False
+        self.lagging = list(lagging)
 
-    def lagging_shard(self, backlog: Mapping[int, int], now: float) -> int | None:
-        return 0 if self.behind else None
+    def lagging_shards(self, backlog: Mapping[int, int], now: float) -> list[int]:
+        return self.lagging if self.behind else []
 
 
 async def journal_behind(redis: Redis, pressure: SwitchedPressure) -> EdgeJournal:
@@ -163,6 +165,23 @@ async def test_a_call_held_while_a_shard_is_behind_goes_on_when_it_catches_up(
     await journal.acknowledge(batch)
     await asyncio.wait_for(held, timeout=5)
     assert time.monotonic() - started < 5
+
+
+def reels_of_shard(shard: int, count: int) -> list[int]:
+    return [reel for reel in range(1, 10_000) if RING.shard_for(reel) == shard][:count]
+
+
+async def test_only_calls_with_events_for_a_shard_behind_are_held(redis: Redis) -> None:
+    journal = await journal_behind(redis, SwitchedPressure(lagging=(2,)))
+    # Every event for other shards: adds nothing to shard 2's backlog, goes through.
+    elsewhere = [r for shard in (0, 1, 3) for r in reels_of_shard(shard, 3)]
+    await asyncio.wait_for(journal.admit(max_wait_s=10, reel_ids=elsewhere), timeout=1)
+    # One event for shard 2 among them: held, then refused.
+    with pytest.raises(JournalFull, match="counter shard 2"):
+        await journal.admit(max_wait_s=0.3, reel_ids=[*elsewhere, *reels_of_shard(2, 1)])
+    # Unknown reels: any shard behind holds the call.
+    with pytest.raises(JournalFull, match="counter shard 2"):
+        await journal.admit(max_wait_s=0.3)
 
 
 async def test_a_call_held_too_long_is_refused(redis: Redis) -> None:

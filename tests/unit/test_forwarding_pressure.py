@@ -20,7 +20,9 @@ def run_shard(
         backlog += growth_per_s // 10
         if acknowledging:
             pressure.acknowledged(0, now)
-        answer = pressure.lagging_shard({0: backlog, 1: 0}, now)
+        lagging = pressure.lagging_shards({0: backlog, 1: 0}, now)
+        assert lagging in ([], [0])
+        answer = lagging[0] if lagging else None
     return backlog, now, answer
 
 
@@ -30,7 +32,7 @@ def test_a_working_shard_behind_and_falling_further_is_reported() -> None:
     assert backlog > 1_000
     assert answer == 0
     # Below the bound again: accepted at once.
-    assert pressure.lagging_shard({0: 900, 1: 0}, now=now + 0.05) is None
+    assert pressure.lagging_shards({0: 900, 1: 0}, now=now + 0.05) == []
 
 
 def test_a_backlog_that_grows_again_is_held_within_the_window() -> None:
@@ -48,8 +50,8 @@ def test_a_shard_that_acknowledges_nothing_never_causes_holds() -> None:
     _, now, answer = run_shard(pressure, 0, 50_000, 0.0, 2.0, acknowledging=False)
     assert answer is None
     pressure.acknowledged(0, now=now)
-    assert pressure.lagging_shard({0: 200_000}, now=now + 0.5) == 0
-    assert pressure.lagging_shard({0: 250_000}, now=now + 2.5) is None  # last ack 2 s ago
+    assert pressure.lagging_shards({0: 200_000}, now=now + 0.5) == [0]
+    assert pressure.lagging_shards({0: 250_000}, now=now + 2.5) == []  # last ack 2 s ago
 
 
 def test_a_backlog_draining_after_an_outage_is_accepted_above_the_bound() -> None:
@@ -88,3 +90,15 @@ def test_once_overloaded_the_bound_itself_applies_until_it_stops_falling_behind(
     assert answer is None
     _, _, answer = run_shard(pressure, 1_200, 1_000, now, 0.5)
     assert answer is None  # the memory ended: below twice the bound is accepted again
+
+
+def test_every_shard_behind_is_reported() -> None:
+    # A call is held only for the shards it has events for, so each one behind counts.
+    pressure = ForwardingPressure(max_backlog_events=1_000)
+    answer: list[int] = []
+    for step in range(1, 11):
+        now = step * 0.1
+        for shard in (0, 1, 2):
+            pressure.acknowledged(shard, now)
+        answer = pressure.lagging_shards({0: 3_000 * step, 1: 500, 2: 4_000 * step}, now)
+    assert answer == [0, 2]
