@@ -22,7 +22,7 @@ s at nice 0, and the acknowledgment p99 was 21.2 and 22.0 ms against 28.9 and 25
 Raising a priority needs CAP_SYS_NICE (root has it); without it the launcher says so and
 the server runs at nice 0.
 
-`REELSTREAM_BACKGROUND_NICE` (0-19, default 10) and `REELSTREAM_JOURNAL_NICE` (-20-0,
+`REELSTREAM_BACKGROUND_NICE` (0-19, default 10) and `REELSTREAM_JOURNAL_NICE` (-20 to 0,
 default -10) set the two niceness values; 0 for both runs every tier at the same priority.
 Linux shares the CPU between sessions first (autogroups) and every launched server leads
 its own session, so the niceness is given to its session too.

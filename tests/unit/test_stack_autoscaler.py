@@ -154,7 +154,7 @@ def test_up_starts_the_autoscaler_last_and_no_autoscale_stops_it(
         return 1
 
     monkeypatch.setattr(cassandra_node, "up", lambda nodes, timeout_s: None)
-    monkeypatch.setattr(redis_server, "up", lambda name, port: None)
+    monkeypatch.setattr(redis_server, "up_journal", lambda name, port: None)
     monkeypatch.setattr(stack, "start_service", start_service)
     monkeypatch.setattr(stack, "wait_serving", lambda specs, timeout_s: events.append("serving"))
     monkeypatch.setattr(stack, "stop_autoscaler", lambda grace_s=0.0: events.append("stopped"))
@@ -377,7 +377,7 @@ def test_a_killed_edge_with_its_pid_file_left_is_started_again(
         "read_live_pid",
         lambda pid_file, marker: None if pid_file.stem == "edge-1" else 1,
     )
-    monkeypatch.setattr(redis_server, "up", lambda name, port: None)
+    monkeypatch.setattr(redis_server, "up_journal", lambda name, port: None)
 
     def start_service(spec: stack.ServiceSpec) -> int:
         started.append(spec.name)
