@@ -4,8 +4,8 @@ A throw-away Redis (`bench` on 127.0.0.1:6398, started with the project's launch
 the same `appendfsync always` durability and CPU priority as the edge journal, and wiped
 afterwards) gets `HINCRBY reel:<id> views 1` per counted view and `HINCRBY reel:<id> likes
 +-1` per like/unlike: one non-transactional pipeline of 1,000 commands per batch,
-`concurrency` pipelines in flight per process. A few (processes, in-flight) settings are tried briefly
-and the best is run for the full phase.
+`concurrency` pipelines in flight per process. A few (processes, in-flight) settings are
+tried briefly and the best is run for the full phase.
 """
 
 from __future__ import annotations
