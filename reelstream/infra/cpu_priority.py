@@ -18,7 +18,8 @@ waits for a round trip to it, and it runs in short bursts (at 220,000 events/s, 
 second of ~45 us each: 0.03 cores), so letting it run first costs the others little.
 Open loop at 220,000 events/s for 60 s after a closed-loop peak, two alternated rounds
 (docs/benchmarks.md, session 22): it waited for a core 4.8-5.9 s a minute against 7.3-8.3
-s at nice 0, and the acknowledgment p99 was 21.2 and 22.0 ms against 28.9 and 25.9.
+s at nice 0, and the acknowledgment p99 was 21.2 and 22.0 ms against 28.9 and 25.9. The
+closed-loop peak before it had its freshness p99 33 and 56 ms higher (1,023 and 1,080 ms).
 Raising a priority needs CAP_SYS_NICE (root has it); without it the launcher says so and
 the server runs at nice 0.
 
