@@ -16,10 +16,11 @@ session 22 any shard behind held every call. The benchmark's calls have 1,000 ev
 they touch every shard either way; its freshness probe sends one event at a time. Three
 alternated closed-loop peaks (60 s, after a 30 s warm-up; docs/benchmarks.md, session
 22): freshness p99 913, 960 and 902 ms against 1,040, 1,076 and 1,030 when any shard held
-every call. A shard that
-acknowledges nothing (down, moving) never triggers it: its events wait in the journal as
-before, and after an outage the backlog drains while the edge accepts, as long as it
-shrinks.
+every call.
+
+A shard that acknowledges nothing (down, moving) never triggers it: its events wait in the
+journal as before, and after an outage the backlog drains while the edge accepts, as long
+as it shrinks.
 
 Two levels, so that a shard slowed down for a few seconds does not hold calls: at
 moderate load a Cassandra memtable flush, a collection or a burst of roll-ups stalls the
