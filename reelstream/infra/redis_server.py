@@ -247,7 +247,7 @@ def restart(
     """Stops the instance if it runs, starts it again (replaying its AOF) and waits for it,
     at the CPU priority it was running at (0 when it was not running)."""
     pid = read_pid(instance_spec(name, base_dir=base_dir))
-    nice = (local_process.niceness(pid) if pid is not None else None) or 0
+    nice = (local_process.niceness(pid) or 0) if pid is not None else 0
     down(name, base_dir=base_dir)
     return up(name, base_dir=base_dir, timeout_s=timeout_s, nice=nice)
 
