@@ -55,7 +55,7 @@ class EdgeConfig(RegistryConfigFields):
     max_journal_events: int = 5_000_000
     """Events accepted but not yet acknowledged by shards; beyond it RESOURCE_EXHAUSTED
     (the bound that matters while shards are down)."""
-    max_forward_backlog_events: int = 25_000
+    max_forward_backlog_events: int = 20_000
     """A shard that acknowledges batches but has more than this many of the edge's events
     unacknowledged, and more than a second ago, makes the edge hold new calls with events
     for it (up to `admission_wait_s`, then RESOURCE_EXHAUSTED) until it catches up
@@ -70,7 +70,12 @@ class EdgeConfig(RegistryConfigFields):
     for 582k and 598k events/s end to end against 618k and 670k; at 330,000 events/s it
     held 10 and 66 calls of ~13,000 (ack p99 25.6 and 31.4 ms). A shard not behind lately
     holds calls only above twice this: a few seconds' stall at moderate load is not
-    overload (session 21, edge/forwarding_pressure.py)."""
+    overload (session 21, edge/forwarding_pressure.py). 20,000 since session 23, when the
+    edges went ahead of the counters in CPU priority (reelstream/infra/cpu_priority.py):
+    with 25,000 that took the peak's freshness p99 to 1,065 and 1,025 ms, against 987 and
+    976 with the edges at the counters' priority; with 20,000 it was 1,008 and 916, against
+    1,030 and 946 for the edges at the counters' priority and 25,000 (alternated 45 s
+    peaks; no call held at 250,000 events/s after them)."""
     admission_wait_s: float = 1.0
     """How long a call is held while a shard is behind (`max_forward_backlog_events`)
     before it is refused with RESOURCE_EXHAUSTED."""

@@ -20,11 +20,28 @@ Open loop at 220,000 events/s for 60 s after a closed-loop peak, two alternated 
 (docs/benchmarks.md, session 22): it waited for a core 4.8-5.9 s a minute against 7.3-8.3
 s at nice 0, and the acknowledgment p99 was 21.2 and 22.0 ms against 28.9 and 25.9. The
 closed-loop peak before it had its freshness p99 33 and 56 ms higher (1,023 and 1,080 ms).
+The edges themselves come next (nice -5), ahead of the counters. Timing each call of an
+open-loop phase at 250,000 events/s showed where the rest of the tail came from: the
+slowest calls came in bursts on one edge at a time, several calls in a row finishing
+together 30-65 ms after they were sent, while the edges' handlers took under 25 ms for
+99.7 % of calls and their event loops were late by more than 25 ms in at most 0.2 % of
+the samples. So most likely they waited in the edge's gRPC threads, which wait for a core
+about four times as long as they run (schedstat at 220,000 events/s, session 22).
+Alternated rounds at 250,000 events/s after a 45 s closed-loop peak (session 23,
+docs/benchmarks.md): acknowledgment p99 20.8, 21.8, 21.1 and 19.3 ms
+with the edges at -5 against 27.0, 27.4, 31.4 and 24.2 at 0. The edges then take more of
+the peak from the counters, whose commits are on the freshness path: the peak's freshness
+p99 went to 1,065 and 1,025 ms against 987 and 976, and the edges' forwarding bound went
+from 25,000 to 20,000 events with it (edge/config.py), which gave 1,008 and 916 against
+1,030 and 946. Giving the load generator -10 instead changed nothing (20.4 and 19.7 ms
+against 20.9 and 19.1 at 220,000 events/s), nor did a shorter GIL switch interval in the
+edges (0.5 ms: 22.2 and 22.8 against 19.9 and 24.7).
 Raising a priority needs CAP_SYS_NICE (root has it); without it the launcher says so and
 the server runs at nice 0.
 
-`REELSTREAM_BACKGROUND_NICE` (0-19, default 10) and `REELSTREAM_JOURNAL_NICE` (-20 to 0,
-default -10) set the two niceness values; 0 for both runs every tier at the same priority.
+`REELSTREAM_BACKGROUND_NICE` (0-19, default 10), `REELSTREAM_JOURNAL_NICE` (-20 to 0,
+default -10) and `REELSTREAM_EDGE_NICE` (-20 to 0, default -5) set the three niceness
+values; 0 for all of them runs every tier at the same priority.
 Linux shares the CPU between sessions first (autogroups) and every launched server leads
 its own session, so the niceness is given to its session too.
 """
@@ -37,8 +54,10 @@ from pathlib import Path
 
 DEFAULT_BACKGROUND_NICE = 10
 DEFAULT_JOURNAL_NICE = -10
+DEFAULT_EDGE_NICE = -5
 BACKGROUND_TIERS = frozenset({"cassandra"})
 JOURNAL_TIER = "journal-redis"
+EDGE_TIER = "edge"
 
 
 class PriorityConfigError(ValueError):
@@ -66,11 +85,18 @@ def journal_nice() -> int:
     return _nice_from_env("REELSTREAM_JOURNAL_NICE", DEFAULT_JOURNAL_NICE, -20, 0)
 
 
+def edge_nice() -> int:
+    """The niceness of the edges: `$REELSTREAM_EDGE_NICE`, default -5."""
+    return _nice_from_env("REELSTREAM_EDGE_NICE", DEFAULT_EDGE_NICE, -20, 0)
+
+
 def tier_nice(tier: str) -> int:
     """The niceness a process of `tier` ("edge", "counter", "cassandra", "journal-redis",
     ...) starts with."""
     if tier == JOURNAL_TIER:
         return journal_nice()
+    if tier == EDGE_TIER:
+        return edge_nice()
     return background_nice() if tier in BACKGROUND_TIERS else 0
 
 

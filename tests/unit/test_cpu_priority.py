@@ -1,5 +1,5 @@
-"""Cassandra starts at a lower CPU priority, its session too; the edges' journal Redis at a
-higher one; edges and counters at neither."""
+"""Cassandra starts at a lower CPU priority, its session too; the edges' journal Redis and
+the edges at higher ones; the counters at neither."""
 
 from __future__ import annotations
 
@@ -13,25 +13,35 @@ import pytest
 from reelstream.infra import cpu_priority, local_process
 
 
-def test_cassandra_is_background_edges_and_counters_are_not(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_cassandra_is_background_and_counters_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REELSTREAM_BACKGROUND_NICE", raising=False)
     assert cpu_priority.tier_nice("cassandra") == 10
     assert cpu_priority.tier_nice("counter") == 0
-    assert cpu_priority.tier_nice("edge") == 0
     monkeypatch.setenv("REELSTREAM_BACKGROUND_NICE", "0")
     assert cpu_priority.tier_nice("cassandra") == 0
+
+
+def test_edges_run_ahead_of_the_counters_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("REELSTREAM_EDGE_NICE", raising=False)
+    monkeypatch.delenv("REELSTREAM_JOURNAL_NICE", raising=False)
+    assert cpu_priority.tier_nice(cpu_priority.JOURNAL_TIER) < cpu_priority.tier_nice("edge")
+    assert cpu_priority.tier_nice("edge") == -5 < cpu_priority.tier_nice("counter")
+    monkeypatch.setenv("REELSTREAM_EDGE_NICE", "0")
+    assert cpu_priority.tier_nice("edge") == 0
+    assert cpu_priority.tier_nice(cpu_priority.JOURNAL_TIER) == -10
 
 
 def test_the_journal_redis_runs_ahead_unless_told_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("REELSTREAM_JOURNAL_NICE", raising=False)
+    monkeypatch.delenv("REELSTREAM_EDGE_NICE", raising=False)
     assert cpu_priority.tier_nice(cpu_priority.JOURNAL_TIER) == -10
     monkeypatch.setenv("REELSTREAM_JOURNAL_NICE", "0")
     assert cpu_priority.tier_nice(cpu_priority.JOURNAL_TIER) == 0
-    assert cpu_priority.tier_nice("edge") == 0
+    assert cpu_priority.tier_nice("edge") == -5
 
 
 @pytest.mark.parametrize("raw", ["ten", "-5", "20"])
@@ -42,12 +52,16 @@ def test_a_niceness_outside_0_to_19_is_refused(raw: str, monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("raw", ["high", "5", "-21"])
-def test_a_journal_niceness_outside_minus_20_to_0_is_refused(
-    raw: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("variable", "tier"),
+    [("REELSTREAM_JOURNAL_NICE", cpu_priority.JOURNAL_TIER), ("REELSTREAM_EDGE_NICE", "edge")],
+)
+def test_a_raised_niceness_outside_minus_20_to_0_is_refused(
+    raw: str, variable: str, tier: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REELSTREAM_JOURNAL_NICE", raw)
-    with pytest.raises(cpu_priority.PriorityConfigError, match="REELSTREAM_JOURNAL_NICE"):
-        cpu_priority.tier_nice(cpu_priority.JOURNAL_TIER)
+    monkeypatch.setenv(variable, raw)
+    with pytest.raises(cpu_priority.PriorityConfigError, match=variable):
+        cpu_priority.tier_nice(tier)
 
 
 def niceness_after_exec(pid: int) -> int:
