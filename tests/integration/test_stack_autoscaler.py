@@ -1,6 +1,7 @@
 """`reelstream up` runs the autoscaler as part of the stack: under a short spike on the only
 edge it starts a second edge, after the spike (a short scale-down window) it drains it
-again, and `reelstream down` leaves none of the stack's processes behind.
+again, every tier runs at its CPU priority (the edge it adds too), and `reelstream down`
+leaves none of the stack's processes behind.
 
 The stack is the real one (`reelstream/stack.py`: origin, counter, spam, moderation, edges,
 their Redis, on the stack's fixed loopback ports) in a var directory of its own and a
@@ -29,7 +30,7 @@ from protos import common_pb2, edge_pb2_grpc
 from reelstream import stack, stack_status
 from reelstream.autoscaler import last_decisions
 from reelstream.cassandra_client import CassandraClient, CassandraSettings
-from reelstream.infra import local_process, redis_server
+from reelstream.infra import cpu_priority, local_process, redis_server
 from reelstream.schema import apply_schema
 from tests.integration.conftest import REPO_ROOT
 
@@ -164,6 +165,23 @@ class Spike:
             thread.join(timeout=15)
 
 
+def assert_tier_priorities(pids: dict[str, tuple[int, str]]) -> None:
+    """The launchers gave each tier its CPU priority (reelstream/infra/cpu_priority.py),
+    also the edge and the Redis the autoscaler started; a raised one needs CAP_SYS_NICE."""
+    raised = cpu_priority.can_raise_priority()
+    for name, tier in [
+        ("edge-0", "edge"),
+        ("edge-1", "edge"),
+        ("redis-edge-0", cpu_priority.JOURNAL_TIER),
+        ("redis-edge-1", cpu_priority.JOURNAL_TIER),
+        ("counter-0", "counter"),
+    ]:
+        expected = cpu_priority.tier_nice(tier)
+        if expected < 0 and not raised:
+            expected = 0
+        assert local_process.niceness(pids[name][0]) == expected, f"{name} ({tier})"
+
+
 def test_up_runs_an_autoscaler_that_adds_an_edge_under_a_spike_and_removes_it_after(
     stack_env: dict[str, str],
 ) -> None:
@@ -200,6 +218,7 @@ def test_up_runs_an_autoscaler_that_adds_an_edge_under_a_spike_and_removes_it_af
             assert redis_pid is not None, f"{name}'s Redis is not running"
             pids[f"redis-{name}"] = (redis_pid, str(redis.config_file))
         assert "edge-1" in pids
+        assert_tier_priorities(pids)
         decisions = last_decisions(autoscaler.log_file)
         in_s = until(lambda: edge_gone("edge-1"), 90, "edge-1 drained after the spike")
         # The decision is logged once the stop has completed, which can be just after the
