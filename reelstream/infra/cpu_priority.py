@@ -28,14 +28,14 @@ together 30-65 ms after they were sent, while the edges' handlers took under 25 
 the samples. So most likely they waited in the edge's gRPC threads, which wait for a core
 about four times as long as they run (schedstat at 220,000 events/s, session 22).
 Alternated rounds at 250,000 events/s after a 45 s closed-loop peak (session 23,
-docs/benchmarks.md): acknowledgment p99 20.8, 21.8, 21.1 and 19.3 ms
-with the edges at -5 against 27.0, 27.4, 31.4 and 24.2 at 0. The edges then take more of
-the peak from the counters, whose commits are on the freshness path: the peak's freshness
-p99 went to 1,065 and 1,025 ms against 987 and 976, and the edges' forwarding bound went
-from 25,000 to 20,000 events with it (edge/config.py), which gave 1,008 and 916 against
-1,030 and 946. Giving the load generator -10 instead changed nothing (20.4 and 19.7 ms
-against 20.9 and 19.1 at 220,000 events/s), nor did a shorter GIL switch interval in the
-edges (0.5 ms: 22.2 and 22.8 against 19.9 and 24.7).
+docs/benchmarks.md): acknowledgment p99 20.8, 21.8, 21.1 and 19.3 ms with the edges at -5
+against 27.0, 27.4, 31.4 and 24.2 at 0. The edges then take more of the peak from the
+counters, whose commits are on the freshness path: the peak's freshness p99 went to 1,065
+and 1,025 ms against 987 and 976, and the edges' forwarding bound went from 25,000 to
+20,000 events with it (edge/config.py), which gave 1,008 and 916 against 1,030 and 946.
+Giving the load generator -10 instead changed nothing (20.4 and 19.7 ms against 20.9 and
+19.1 at 220,000 events/s), nor did a shorter GIL switch interval in the edges (0.5 ms:
+22.2 and 22.8 against 19.9 and 24.7).
 Raising a priority needs CAP_SYS_NICE (root has it); without it the launcher says so and
 the server runs at nice 0.
 
