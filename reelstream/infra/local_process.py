@@ -58,12 +58,23 @@ def _exists(pid: int) -> bool:
     return False
 
 
+# A process caught mid-exec (the spawn shell becoming the server) shows an empty command
+# line for an instant; an empty one of a live process is read again before it counts.
+_MID_EXEC_READS = 5
+_MID_EXEC_PAUSE_S = 0.002
+
+
 def is_running(pid: int, marker: str) -> bool:
     """True when `pid` is alive (not a zombie) and its command line contains `marker`."""
-    try:
-        cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return False
+    cmdline_file = Path("/proc") / str(pid) / "cmdline"
+    for _ in range(_MID_EXEC_READS):
+        try:
+            cmdline = cmdline_file.read_bytes()
+        except OSError:
+            return False
+        if cmdline or not _exists(pid):
+            break
+        time.sleep(_MID_EXEC_PAUSE_S)
     return _exists(pid) and marker.encode() in cmdline
 
 

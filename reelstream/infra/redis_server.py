@@ -149,14 +149,9 @@ def wait_until_ready(spec: RedisInstanceSpec, timeout_s: float = 30.0) -> None:
     """Polls PING/INFO until ready; fails early when the server process dies."""
     started = time.monotonic()
     next_report = started + 10.0
-    # A server caught mid-exec (sh -> redis-server) shows an empty command line for an
-    # instant: it counts as gone only when two polls in a row miss it.
-    missed = False
     while not is_ready(spec):
-        gone = read_pid(spec) is None
-        if gone and missed:
+        if read_pid(spec) is None:
             raise _fail(spec, "the server exited during start-up")
-        missed = gone
         now = time.monotonic()
         if now >= started + timeout_s:
             raise _fail(spec, f"not ready within {timeout_s:.0f} s")
