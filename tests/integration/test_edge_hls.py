@@ -372,15 +372,26 @@ def test_an_unreachable_origin_gets_503_with_retry_after(
 async def test_large_segments_go_out_by_sendfile_whole_and_in_ranges(
     edge: EdgeUnderTest, http: aiohttp.ClientSession, ladder: Path
 ) -> None:
+    """Sendfile takes what the socket accepts at once and the write path the rest, so how
+    much of one response the kernel sent depends on the socket's state at that moment (a
+    CI run once saw a keep-alive response go wholly by the write path). What must hold:
+    the bytes are right, the counter never counts more than the response's body, and
+    whole and ranged responses both go by sendfile when the socket lets them."""
     data = (ladder / "360p_001.m4s").read_bytes()
     assert len(data) > 2 * 64 * 1024, "the clip must have segments large enough for sendfile"
-    before = edge.metric("edge_http_sendfile_bytes_total")
-    async with http.get(edge.url(1, "360p_001.m4s")) as response:
-        assert await response.read() == data
-    async with http.get(edge.url(1, "360p_001.m4s"), headers={"Range": "bytes=1000-"}) as response:
-        assert response.status == 206
-        assert await response.read() == data[1000:]
-    assert edge.metric("edge_http_sendfile_bytes_total") - before == 2 * len(data) - 1000
+    for range_header, status, expected in ((None, 200, data), ("bytes=1000-", 206, data[1000:])):
+        by_sendfile = []
+        for _ in range(5):
+            before = edge.metric("edge_http_sendfile_bytes_total")
+            headers = {"Range": range_header} if range_header else {}
+            async with http.get(edge.url(1, "360p_001.m4s"), headers=headers) as response:
+                assert response.status == status
+                assert await response.read() == expected
+            by_sendfile.append(edge.metric("edge_http_sendfile_bytes_total") - before)
+            assert 0 <= by_sendfile[-1] <= len(expected), by_sendfile
+            if by_sendfile[-1] > 0:
+                break
+        assert by_sendfile[-1] > 0, f"{status}: no byte went by sendfile in {by_sendfile}"
 
 
 def test_a_slow_reader_gets_every_byte_on_a_kept_alive_connection(
