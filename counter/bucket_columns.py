@@ -19,6 +19,8 @@ called), Cassandra serves it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -33,6 +35,41 @@ BucketHorizons = dict[str, int]
 """Per width, the bucket start (ms) below which a clean bucket is kept only in Cassandra."""
 
 Slots = npt.NDArray[np.int64]
+Counts = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class DirtyBuckets:
+    """Changed buckets of some slots as columns, row i belonging to `owners[i]` (an index
+    into the slots asked for; rows grouped by it): a snapshot copy's buckets."""
+
+    width_names: tuple[str, ...]
+    owners: npt.NDArray[np.intp]
+    width_codes: npt.NDArray[np.uint8]
+    """Index of each row's width in `width_names`."""
+    starts: Counts
+    views: Counts
+    likes: Counts
+
+    @classmethod
+    def empty(cls) -> DirtyBuckets:
+        none = np.zeros(0, dtype=np.int64)
+        return cls((), none.astype(np.intp), none.astype(np.uint8), none, none, none)
+
+    def tuples(self, first: int = 0, stop: int | None = None) -> list[tuple[str, int, int, int]]:
+        """(width, start, views, likes) of rows first:stop."""
+        names = self.width_names
+        rows = slice(first, stop)
+        return [
+            (names[code], start, views, likes)
+            for code, start, views, likes in zip(
+                self.width_codes[rows].tolist(),
+                self.starts[rows].tolist(),
+                self.views[rows].tolist(),
+                self.likes[rows].tolist(),
+                strict=True,
+            )
+        ]
 
 
 class BucketColumn:
@@ -125,20 +162,42 @@ class BucketColumns:
 
     def take_dirty_of(self, slots: Slots) -> list[list[tuple[str, int, int, int]]]:
         """Per slot of `slots` (distinct), (width, start, views, likes) of its dirty
-        buckets, whose marks it clears: a few array operations per column for all of them,
-        not one step per column and slot."""
+        buckets, whose marks it clears."""
+        dirty = self.take_dirty_rows(slots)
         taken: list[list[tuple[str, int, int, int]]] = [[] for _ in range(len(slots))]
+        for owner, row in zip(dirty.owners.tolist(), dirty.tuples(), strict=True):
+            taken[owner].append(row)
+        return taken
+
+    def take_dirty_rows(self, slots: Slots) -> DirtyBuckets:
+        """The dirty buckets of `slots` (distinct) as columns, grouped by slot, and their
+        marks cleared: a few array operations per column for all of them, not one step
+        per column and slot, and no Python object per bucket."""
+        parts: list[tuple[npt.NDArray[np.intp], int, int, Counts, Counts]] = []
+        widths: dict[str, int] = {}
         for (width, start), column in self.columns.items():
             hits = np.flatnonzero(column.flags[slots] & DIRTY)
             if not len(hits):
                 continue
             hit_slots = slots[hits]
             column.flags[hit_slots] &= PRESENT
-            views = column.views[hit_slots].tolist()
-            likes = column.likes[hit_slots].tolist()
-            for index, views_of, likes_of in zip(hits.tolist(), views, likes, strict=True):
-                taken[index].append((width, start, views_of, likes_of))
-        return taken
+            code = widths.setdefault(width, len(widths))
+            parts.append((hits, code, start, column.views[hit_slots], column.likes[hit_slots]))
+        if not parts:
+            return DirtyBuckets.empty()
+        owners = np.concatenate([hits for hits, *_ in parts])
+        # Stable: a slot's rows keep the columns' order.
+        order = np.argsort(owners, kind="stable")
+        return DirtyBuckets(
+            tuple(widths),
+            owners[order],
+            np.concatenate([np.full(len(hits), code, np.uint8) for hits, code, *_ in parts])[order],
+            np.concatenate([np.full(len(hits), start, np.int64) for hits, _, start, *_ in parts])[
+                order
+            ],
+            np.concatenate([views for *_, views, _ in parts])[order],
+            np.concatenate([likes for *_, likes in parts])[order],
+        )
 
     def clear(self, slots: Slots) -> None:
         """Forgets everything of `slots` (their reels left memory; the slots are reused)."""

@@ -25,7 +25,7 @@ from counter.config import CounterConfig
 from counter.errors import LeaseExpired, NotOwner, Overloaded, SequenceGap, WrongShard
 from counter.shard_state import ShardState, reels_of
 from counter.snapshot_job import SnapshotJob, take_rollups
-from counter.store import CounterStore, Lease, ReelRollup, group_rollups, now_ms
+from counter.store import CounterStore, Lease, group_rollups, now_ms
 from counter.stored_reels import StoredReels
 from counter.write_pacer import WritePacer
 from protos import counter_pb2
@@ -102,8 +102,8 @@ class CounterShard:
         self._fenced = asyncio.Event()
         self._snapshot_id = 0
         self._job: SnapshotJob | None = None
-        # One writer of the job at a time: a write's acknowledgment drops the first copies
-        # of `job.unwritten`, which must be the ones it wrote.
+        # One writer of the job at a time: a write's acknowledgment drops the job's first
+        # unwritten copies, which must be the ones it wrote.
         self._snapshot_lock = asyncio.Lock()
         self._indexed: set[int] = set()
         self.stored = StoredReels(config, store, self.state)
@@ -493,15 +493,13 @@ class CounterShard:
         job = self._job
         return job.reel_ids() if job is not None else set()
 
-    def _copy_reels(self, reel_ids: list[int]) -> list[ReelRollup]:
+    def _copy_reels(self, reel_ids: list[int]) -> None:
         """Copies reels of the current job as of its cut and clears their dirty marks."""
         job = self._job
         assert job is not None, "only reels of a cut job are uncopied"
         self.state.uncopied.difference_update(reel_ids)
         new_reels = {reel_id for reel_id in reel_ids if reel_id not in self._indexed}
-        copies = take_rollups(reel_ids, self.state, new_reels)
-        job.unwritten.extend(copies)
-        return copies
+        job.add(take_rollups(reel_ids, self.state, new_reels))
 
     def _copy_some(self, limit: int) -> None:
         """Copies up to `limit` reels of the current job that no change has copied yet."""
@@ -541,10 +539,10 @@ class CounterShard:
             # Cassandra however many shards the process hosts. A retried job goes on
             # from its first chunk not acknowledged (written again: idempotent).
             chunk = max(256, 16 * reels_per_write)
-            while job.unwritten or self.state.uncopied:
-                if chunk > len(job.unwritten):
-                    self._copy_some(chunk - len(job.unwritten))
-                entries = job.unwritten[:chunk]
+            while job.unwritten_count or self.state.uncopied:
+                if chunk > job.unwritten_count:
+                    self._copy_some(chunk - job.unwritten_count)
+                entries = job.next_rollups(chunk)
                 if paced:
                     await self._pacer.wait_for(len(entries))
                 await self._store.index_reels([e.reel_id for e in entries if e.new_reel])
