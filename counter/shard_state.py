@@ -34,6 +34,9 @@ BUCKET_WIDTHS_MS: dict[str, int] = {"minute": MINUTE_MS, "hour": HOUR_MS, "day":
 # Row kinds inside a reel's partition of `reel_state`.
 KIND_LIKE = 0
 KIND_BY_WIDTH: dict[str, int] = {"minute": 1, "hour": 2, "day": 3}
+# A reel's buffered viewer ids are merged once they reach its distinct viewers held
+# exactly, at least VIEWER_BUFFER_MIN and at most VIEWER_BUFFER_LIMIT (see ReelState).
+VIEWER_BUFFER_MIN = 16
 VIEWER_BUFFER_LIMIT = 256
 # Columns of `ShardState.totals`.
 VIEWS, LIKES, VIEWS_REMOVED, LIKES_REMOVED = range(4)
@@ -80,10 +83,16 @@ class ReelState:
     dirty_users: set[int] | frozenset[int] = NO_USERS
     # Distinct viewers; new ids wait in a buffer and are merged in bulk (cheaper per event).
     viewers: UniqueViewers = field(default_factory=UniqueViewers)
-    # 8 bytes per id: a reel's ids wait here until 256 or its next snapshot copy, and
-    # under load snapshots take minutes, so as Python ints (~40 bytes each) the buffers
-    # were most of the counters' RSS growth in `make bench-counters` (session 14).
+    # 8 bytes per id: a reel's ids wait here until `viewer_flush_at` or its next snapshot
+    # copy, and under load snapshots take minutes, so as Python ints (~40 bytes each) the
+    # buffers were most of the counters' RSS growth in `make bench-counters` (session 14).
     viewer_buffer: array[int] | None = None
+    # As many ids as the reel's exact set holds (16 to 256): a buffer then never holds
+    # more than the set it merges into, however often the same viewers come back (a
+    # fixed 256 let a tail reel's buffer grow by the same few ids for minutes: 40 MiB of
+    # repeats per shard after 30 passes over the benchmark's batches, session 24), and
+    # a merge (a sort of set and buffer) still costs O(1) per buffered id.
+    viewer_flush_at: int = VIEWER_BUFFER_MIN
     viewers_dirty: bool = False
     viewers_merged_at: float = 0.0
 
@@ -94,12 +103,18 @@ class ReelState:
         if buffer is None:
             self.viewer_buffer = buffer = array("Q")
         buffer.frombytes(user_ids)
-        if len(buffer) >= VIEWER_BUFFER_LIMIT:
+        if len(buffer) >= self.viewer_flush_at:
             self.flush_viewers()
 
     def flush_viewers(self) -> UniqueViewers:
         if self.viewer_buffer:
             self.viewers.add_list(self.viewer_buffer)
+            held = self.viewers.exact_ids()
+            self.viewer_flush_at = (
+                VIEWER_BUFFER_LIMIT
+                if held is None
+                else min(VIEWER_BUFFER_LIMIT, max(VIEWER_BUFFER_MIN, held))
+            )
         self.viewer_buffer = None
         self.viewers_merged_at = time.monotonic()
         return self.viewers
@@ -359,7 +374,7 @@ class ShardState:
                 buffer = reel.viewer_buffer = array("Q")
             buffer.frombytes(user_ids[8 * start : 8 * end])
             reel.viewers_dirty = True
-            if len(buffer) >= VIEWER_BUFFER_LIMIT:
+            if len(buffer) >= reel.viewer_flush_at:
                 reel.flush_viewers()
         changed.update(runs)
 

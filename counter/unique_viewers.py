@@ -77,13 +77,18 @@ class UniqueViewers:
         if self._registers is None and len(self._exact) + len(user_ids) <= SMALL_MERGE_LIMIT:
             merged = set(self._exact.tolist())
             merged.update(user_ids)
-            self._exact = np.array(sorted(merged), dtype=np.uint64)
+            if len(merged) > len(self._exact):  # else: only viewers seen before
+                self._exact = np.array(sorted(merged), dtype=np.uint64)
             return
         if isinstance(user_ids, array):
             # A view of the array's memory, released when `add` returns (it keeps none).
             self.add(np.frombuffer(user_ids, dtype=np.uint64))
         else:
             self.add(np.fromiter(user_ids, dtype=np.uint64, count=len(user_ids)))
+
+    def exact_ids(self) -> int | None:
+        """How many ids the exact set holds; None once the viewers are a sketch."""
+        return len(self._exact) if self._registers is None else None
 
     def count(self) -> int:
         if self._registers is None:

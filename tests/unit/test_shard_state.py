@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from counter.config import CounterConfig
 from counter.reel_records import ReelRecord
-from counter.shard_state import ReelNotLoaded, ShardState, bucket_horizons
+from counter.shard_state import VIEWER_BUFFER_MIN, ReelNotLoaded, ShardState, bucket_horizons
 from counter.snapshot_job import take_rollups
 from counter.unique_viewers import UniqueViewers
 from protos import counter_pb2
@@ -378,6 +378,24 @@ def test_a_snapshot_copy_includes_waiting_viewers_and_writes_the_set_only_when_c
     assert second[2].viewers is not None
     assert UniqueViewers.from_bytes(second[2].viewers).count() == 2
     assert not second[2].new_reel
+
+
+def test_a_reels_buffer_never_holds_more_viewers_than_its_set_however_often_they_return() -> None:
+    state = ShardState()
+    longest = 0
+    for _ in range(40):
+        state.apply_batch(viewers_batch([(1, 10), (1, 11), (1, 12)]))
+        longest = max(longest, len(state.reels[1].viewer_buffer or ()))
+    assert longest < VIEWER_BUFFER_MIN
+    assert state.counts([1])[0].unique_viewers == 3
+    # A reel with 100 distinct viewers buffers up to 100 ids before merging.
+    state.apply_batch(viewers_batch([(2, user) for user in range(100)]))
+    state.reels[2].flush_viewers()
+    state.apply_batch(viewers_batch([(2, user) for user in range(99)]))
+    assert len(state.reels[2].viewer_buffer or ()) == 99
+    state.apply_batch(viewers_batch([(2, 500)]))
+    assert not state.reels[2].viewer_buffer
+    assert state.counts([2])[0].unique_viewers == 101
 
 
 def test_viewer_pairs_not_grouped_by_reel_are_all_counted() -> None:
