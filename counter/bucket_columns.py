@@ -158,16 +158,7 @@ class BucketColumns:
 
     def take_dirty(self, slot: int) -> list[tuple[str, int, int, int]]:
         """(width, start, views, likes) of the slot's dirty buckets, whose marks it clears."""
-        return self.take_dirty_of(np.array([slot], dtype=np.int64))[0]
-
-    def take_dirty_of(self, slots: Slots) -> list[list[tuple[str, int, int, int]]]:
-        """Per slot of `slots` (distinct), (width, start, views, likes) of its dirty
-        buckets, whose marks it clears."""
-        dirty = self.take_dirty_rows(slots)
-        taken: list[list[tuple[str, int, int, int]]] = [[] for _ in range(len(slots))]
-        for owner, row in zip(dirty.owners.tolist(), dirty.tuples(), strict=True):
-            taken[owner].append(row)
-        return taken
+        return self.take_dirty_rows(np.array([slot], dtype=np.int64)).tuples()
 
     def take_dirty_rows(self, slots: Slots) -> DirtyBuckets:
         """The dirty buckets of `slots` (distinct) as columns, grouped by slot, and their

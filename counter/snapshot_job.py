@@ -5,7 +5,8 @@ Under load nearly every reel of a job changes again before the job has written i
 copy-on-write copies most of them within seconds and the job holds them for the minutes it
 takes to write. Copies are therefore kept as columns (`RollupChunk`): as a `ReelRollup`
 object per reel (a tuple per bucket, ints, a bytes object per viewer set) a copy cost
-~680 bytes of RSS per reel, and rows are made only for the few hundred reels being written.
+656-664 bytes of RSS per reel, as columns 136-139 (session 24, docs/benchmarks.md), and
+rows are made only for the reels being written (a chunk of up to 2,048).
 """
 
 from __future__ import annotations

@@ -225,17 +225,12 @@ def start_service(spec: ServiceSpec) -> int:
 def wait_serving(specs: list[ServiceSpec], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     waiting = list(specs)
-    # A process caught mid-exec (shell -> env -> python) can show an empty command line for
-    # an instant: it counts as gone only when two polls in a row miss it.
-    missed: set[str] = set()
     while waiting:
         waiting = [s for s in waiting if health(s.address) != "SERVING"]
         for spec in waiting:
-            if local_process.read_live_pid(spec.pid_file, spec.marker) is not None:
-                missed.discard(spec.name)
-            elif spec.name not in missed:
-                missed.add(spec.name)
-            else:
+            # A process caught mid-exec is not missed here: `local_process.is_running`
+            # reads its empty command line again.
+            if local_process.read_live_pid(spec.pid_file, spec.marker) is None:
                 log = "\n".join(local_process.tail(spec.log_file, 20))
                 raise RuntimeError(f"{spec.name} exited during start-up; its log ends:\n{log}")
         if waiting and time.monotonic() > deadline:

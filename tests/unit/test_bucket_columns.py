@@ -68,12 +68,17 @@ def test_taking_many_slots_at_once_gives_each_slot_its_own_dirty_buckets() -> No
     columns.add_views((MINUTE, HOUR), slots(1, 2, 5), np.array([1, 2, 3], dtype=np.int64))
     columns.add(5, (OLD_MINUTE,), views=0, likes=4)
     columns.put(6, OLD_MINUTE, views=9, likes=9)  # held, not dirty
-    taken = columns.take_dirty_of(slots(5, 6, 1, 7))
-    assert [sorted(buckets) for buckets in taken] == [
+    taken = columns.take_dirty_rows(slots(5, 6, 1, 7))
+    # Rows grouped by the index of their slot in the slots asked for.
+    assert taken.owners.tolist() == sorted(taken.owners.tolist())
+    by_slot: list[list[tuple[str, int, int, int]]] = [[], [], [], []]
+    for owner, row in zip(taken.owners.tolist(), taken.tuples(), strict=True):
+        by_slot[owner].append(row)
+    assert [sorted(buckets) for buckets in by_slot] == [
         [("hour", 3_600_000, 3, 0), ("minute", 60_000, 0, 4), ("minute", 6_000_000, 3, 0)],
         [],
         [("hour", 3_600_000, 1, 0), ("minute", 6_000_000, 1, 0)],
         [],
     ]
-    assert columns.take_dirty_of(slots(5, 1)) == [[], []]
+    assert len(columns.take_dirty_rows(slots(5, 1)).owners) == 0
     assert sorted(columns.take_dirty(2)) == [("hour", 3_600_000, 2, 0), ("minute", 6_000_000, 2, 0)]
